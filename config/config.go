@@ -1,0 +1,253 @@
+// Package config reads sailmaker's configuration: one YAML file, then
+// environment overrides, then flags (applied by the commands). With no file at
+// all the embedded defaults serve: a registry and a buildkitd on this machine,
+// state under /var/lib/sailmaker.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultStateDir is where sailmaker keeps its state when nothing says otherwise.
+const DefaultStateDir = "/var/lib/sailmaker"
+
+// DefaultRegistryAddr is the embedded registry's address.
+const DefaultRegistryAddr = "127.0.0.1:5000"
+
+// Config is the whole configuration.
+type Config struct {
+	// StateDir holds the embedded registry's content, buildkitd's state, the
+	// input cache and the pid files of what `dev up` started.
+	StateDir string         `yaml:"stateDir"`
+	Registry RegistryConfig `yaml:"registry"`
+	BuildKit BuildKitConfig `yaml:"buildkit"`
+	Debian   DebianConfig   `yaml:"debian"`
+	Go       GoConfig       `yaml:"go"`
+	Git      GitConfig      `yaml:"git"`
+}
+
+// RegistryConfig says where images go.
+type RegistryConfig struct {
+	// Address is host[:port] of the internal registry that ${REGISTRY} names.
+	// Default 127.0.0.1:5000, the embedded registry.
+	Address string `yaml:"address"`
+	// Insecure allows plain HTTP to Address. It is implied for loopback
+	// addresses; for anything else it must be said.
+	Insecure bool `yaml:"insecure"`
+	// Allow lists further registries (host[:port]) that image references may
+	// name. Address is always allowed; nothing else is.
+	Allow []string `yaml:"allow"`
+	// Root is the embedded registry's content directory (default
+	// <stateDir>/registry).
+	Root string `yaml:"root"`
+}
+
+// BuildKitConfig says how to reach buildkitd.
+type BuildKitConfig struct {
+	// Address is unix:///path or tcp://host:port. Default: the buildkitd that
+	// `sailmaker dev up` starts, unix://<stateDir>/buildkitd/buildkitd.sock.
+	Address string `yaml:"address"`
+	// CACert, Cert and Key are the mTLS files for a tcp:// address.
+	CACert     string `yaml:"caCert"`
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	ServerName string `yaml:"serverName"`
+}
+
+// DebianConfig says where Debian packages come from.
+type DebianConfig struct {
+	// Mirror is a Debian mirror URL (http://mirror.internal/debian). Empty
+	// means this machine's own apt sources, as apt uses them.
+	Mirror string `yaml:"mirror"`
+}
+
+// GoConfig says where Go modules and toolchains come from.
+type GoConfig struct {
+	// Proxy and SumDB are GOPROXY and GOSUMDB for fetching inputs outside
+	// the build. Empty means the values `go env` reports.
+	Proxy string `yaml:"proxy"`
+	SumDB string `yaml:"sumdb"`
+}
+
+// GitConfig holds URL rewrites for air-gapped sources.
+type GitConfig struct {
+	Mirrors []GitMirror `yaml:"mirrors"`
+}
+
+// GitMirror rewrites any git URL that starts with InsteadOf to start with URL
+// instead, like git's url.<URL>.insteadOf.
+type GitMirror struct {
+	URL       string `yaml:"url"`
+	InsteadOf string `yaml:"insteadOf"`
+}
+
+// Load reads the config file at path (empty: $SAILMAKER_CONFIG, then
+// <state-dir>/config.yaml if it exists, else defaults), applies environment
+// overrides and fills defaults.
+func Load(path string) (*Config, error) {
+	cfg := &Config{}
+	if path == "" {
+		path = os.Getenv("SAILMAKER_CONFIG")
+	}
+	if path == "" {
+		candidate := filepath.Join(stateDirFromEnv(), "config.yaml")
+		if _, err := os.Stat(candidate); err == nil {
+			path = candidate
+		}
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	cfg.applyEnv()
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Default returns the embedded defaults with environment overrides applied.
+func Default() *Config {
+	cfg := &Config{}
+	cfg.applyEnv()
+	cfg.fillDefaults()
+	return cfg
+}
+
+func stateDirFromEnv() string {
+	if d := os.Getenv("SAILMAKER_STATE_DIR"); d != "" {
+		return d
+	}
+	return DefaultStateDir
+}
+
+func (c *Config) applyEnv() {
+	if v := os.Getenv("SAILMAKER_STATE_DIR"); v != "" {
+		c.StateDir = v
+	}
+	if v := os.Getenv("SAILMAKER_REGISTRY"); v != "" {
+		c.Registry.Address = v
+	}
+	if v := os.Getenv("BUILDKIT_HOST"); v != "" {
+		c.BuildKit.Address = v
+	}
+	if v := os.Getenv("SAILMAKER_DEBIAN_MIRROR"); v != "" {
+		c.Debian.Mirror = v
+	}
+	if v := os.Getenv("SAILMAKER_GOPROXY"); v != "" {
+		c.Go.Proxy = v
+	}
+	if v := os.Getenv("SAILMAKER_GOSUMDB"); v != "" {
+		c.Go.SumDB = v
+	}
+}
+
+func (c *Config) fillDefaults() {
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.Registry.Address == "" {
+		c.Registry.Address = DefaultRegistryAddr
+	}
+	if c.Registry.Root == "" {
+		c.Registry.Root = filepath.Join(c.StateDir, "registry")
+	}
+	if c.BuildKit.Address == "" {
+		c.BuildKit.Address = "unix://" + filepath.Join(c.StateDir, "buildkitd", "buildkitd.sock")
+	}
+}
+
+// Validate rejects settings that cannot work, instead of guessing.
+func (c *Config) Validate() error {
+	if !filepath.IsAbs(c.StateDir) {
+		return fmt.Errorf("stateDir %q must be an absolute path", c.StateDir)
+	}
+	if strings.Contains(c.Registry.Address, "/") {
+		return fmt.Errorf("registry.address %q must be host[:port], without a scheme or path", c.Registry.Address)
+	}
+	if !strings.HasPrefix(c.BuildKit.Address, "unix://") && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
+		return fmt.Errorf("buildkit.address %q must start with unix:// or tcp://", c.BuildKit.Address)
+	}
+	tlsFiles := c.BuildKit.CACert != "" || c.BuildKit.Cert != "" || c.BuildKit.Key != ""
+	if tlsFiles && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
+		return fmt.Errorf("buildkit.caCert/cert/key are for a tcp:// address, not %q", c.BuildKit.Address)
+	}
+	if (c.BuildKit.Cert == "") != (c.BuildKit.Key == "") {
+		return errors.New("buildkit.cert and buildkit.key go together")
+	}
+	for i, m := range c.Git.Mirrors {
+		if m.URL == "" || m.InsteadOf == "" {
+			return fmt.Errorf("git.mirrors[%d]: url and insteadOf are both required", i)
+		}
+	}
+	return nil
+}
+
+// AllowedRegistries is the allow-list image references are checked against.
+func (c *Config) AllowedRegistries() []string {
+	return append([]string{c.Registry.Address}, c.Registry.Allow...)
+}
+
+// RegistryInsecure says whether plain HTTP may be used for host: loopback
+// always, others only with registry.insecure for the configured address.
+func (c *Config) RegistryInsecure(host string) bool {
+	if IsLoopback(host) {
+		return true
+	}
+	return c.Registry.Insecure && host == c.Registry.Address
+}
+
+// IsLoopback reports whether host[:port] names this machine's loopback.
+func IsLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// RewriteGitURL applies the configured mirrors: the longest matching
+// insteadOf prefix wins, as with git.
+func (c *Config) RewriteGitURL(u string) string {
+	best := -1
+	for i, m := range c.Git.Mirrors {
+		if strings.HasPrefix(u, m.InsteadOf) && (best < 0 || len(m.InsteadOf) > len(c.Git.Mirrors[best].InsteadOf)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return u
+	}
+	m := c.Git.Mirrors[best]
+	return m.URL + strings.TrimPrefix(u, m.InsteadOf)
+}
+
+// BuildKitDir is where the buildkitd that `dev up` starts keeps its state.
+func (c *Config) BuildKitDir() string { return filepath.Join(c.StateDir, "buildkitd") }
+
+// CacheDir is the content-addressed input cache.
+func (c *Config) CacheDir() string { return filepath.Join(c.StateDir, "cache") }
