@@ -1,0 +1,87 @@
+# sailmaker's Makefile. Two commands matter on a fresh machine (as root):
+#   make demo   install what is missing, build, start buildkitd and the registry,
+#               build the base images and the sample recipe
+#   make test   all tests, unit and integration (real buildkitd and registry)
+
+# The one place BuildKit is pinned: the daemon and CLI built into bin/ and the
+# client library in go.mod must both be this version (checked by check-pins).
+BUILDKIT_VERSION := v0.33.1
+
+BIN       := $(CURDIR)/bin
+STATE_DIR ?= /var/lib/sailmaker
+GO        ?= go
+SAILMAKER := $(BIN)/sailmaker
+export SAILMAKER_BIN_DIR := $(BIN)
+
+GO_SOURCES := $(shell find . -name '*.go' -not -path './testdata/*' -not -path './tools/*' -not -path './bench/out/*') \
+              $(shell find recipes -name '*.yaml' -o -name '*.patch') go.mod go.sum
+
+.PHONY: all build tools deps check-pins demo down status test test-unit bench fuzz lint clean
+
+all: build tools
+
+build: $(SAILMAKER)
+
+$(SAILMAKER): $(GO_SOURCES)
+	$(GO) build -o $@ ./cmd/sailmaker
+
+tools: $(BIN)/buildkitd $(BIN)/buildctl
+
+# buildkitd and buildctl from the pinned module (go install pkg@version refuses
+# BuildKit's exclude directives, so they are built inside a small tools module).
+$(BIN)/buildkitd $(BIN)/buildctl &: tools/buildkit/go.mod tools/buildkit/go.sum | check-pins
+	cd tools/buildkit && $(GO) build -trimpath -o $(BIN)/ github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+
+check-pins:
+	@tools_v=$$(awk '$$1=="require" && $$2=="github.com/moby/buildkit" {print $$3}' tools/buildkit/go.mod); \
+	 main_v=$$($(GO) list -m -f '{{.Version}}' github.com/moby/buildkit); \
+	 if [ "$$tools_v" != "$(BUILDKIT_VERSION)" ] || [ "$$main_v" != "$(BUILDKIT_VERSION)" ]; then \
+	   echo "BuildKit pins disagree: Makefile $(BUILDKIT_VERSION), tools/buildkit/go.mod $$tools_v, go.mod $$main_v."; \
+	   echo "Run: (cd tools/buildkit && go get github.com/moby/buildkit@$(BUILDKIT_VERSION) && go mod tidy) && go get github.com/moby/buildkit@$(BUILDKIT_VERSION) && go mod tidy"; \
+	   exit 1; fi
+
+# Debian packages sailmaker needs on the host: runc for buildkitd's OCI worker,
+# mmdebstrap for base images, git and make for sources, docker-registry (the
+# distribution registry) for tests against an independent server.
+DEB_PACKAGES := runc mmdebstrap git make docker-registry ca-certificates
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Missing Debian packages:$$missing. Run as root (sudo make ...) or install them with apt-get."; exit 1; fi; \
+	  echo "Installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# The main job on the embedded defaults. What it starts stays up; `make down`
+# stops it; running it again reuses what is there.
+demo: deps build tools
+	$(SAILMAKER) --state-dir $(STATE_DIR) dev up
+	$(SAILMAKER) --state-dir $(STATE_DIR) base build
+	$(SAILMAKER) --state-dir $(STATE_DIR) demo
+
+down:
+	@if [ -x $(SAILMAKER) ]; then $(SAILMAKER) --state-dir $(STATE_DIR) dev down; else echo "nothing to stop: $(SAILMAKER) is not built"; fi
+
+status: build
+	$(SAILMAKER) --state-dir $(STATE_DIR) dev status
+
+# All tests: unit and integration. Integration tests start their own buildkitd
+# (from bin/) and registries; they fail, not skip, when those cannot start.
+TEST_FLAGS ?=
+test: deps build tools
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 50m $(TEST_FLAGS) ./...
+
+# Unit tests only (no buildkitd, no mmdebstrap).
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
+
+bench: deps build tools
+	$(SAILMAKER) --state-dir $(STATE_DIR) dev up
+	$(SAILMAKER) --state-dir $(STATE_DIR) bench
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,86 @@
+// Package builder turns a recipe into images: it fetches and verifies every
+// input outside the build, runs upstream's make targets in BuildKit with no
+// network, and assembles the images the way upstream's Dockerfiles do.
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sailmaker/sailmaker/builder/buildkitd"
+	"github.com/sailmaker/sailmaker/config"
+)
+
+// Connect opens a client to the configured buildkitd and checks that it
+// answers, saying what to do when it does not.
+func Connect(ctx context.Context, cfg *config.Config) (*client.Client, error) {
+	var opts []client.ClientOpt
+	if strings.HasPrefix(cfg.BuildKit.Address, "tcp://") && cfg.BuildKit.CACert != "" {
+		opts = append(opts, client.WithServerConfig(cfg.BuildKit.ServerName, cfg.BuildKit.CACert))
+		if cfg.BuildKit.Cert != "" {
+			opts = append(opts, client.WithCredentials(cfg.BuildKit.Cert, cfg.BuildKit.Key))
+		}
+	}
+	if err := buildkitd.Ping(ctx, cfg.BuildKit.Address, opts...); err != nil {
+		return nil, fmt.Errorf("buildkitd at %s is not answering (start it with `sailmaker dev up` or `make demo`, or set buildkit.address): %w", cfg.BuildKit.Address, err)
+	}
+	c, err := client.New(ctx, cfg.BuildKit.Address, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", cfg.BuildKit.Address, err)
+	}
+	return c, nil
+}
+
+// Progress says how solve progress is shown.
+type Progress struct {
+	Out  io.Writer
+	Mode progressui.DisplayMode // auto (a terminal display on a terminal), plain, quiet
+}
+
+// Solve marshals st and solves it, draining progress into the display, all
+// under one errgroup so that cancelling ctx reaches BuildKit.
+func Solve(ctx context.Context, c *client.Client, st llb.State, opt client.SolveOpt, p Progress) (*client.SolveResponse, error) {
+	def, err := st.Marshal(ctx, llb.LinuxAmd64)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling build definition: %w", err)
+	}
+	return SolveDef(ctx, c, def, opt, p)
+}
+
+// SolveDef is Solve for a marshalled definition.
+func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt client.SolveOpt, p Progress) (*client.SolveResponse, error) {
+	if p.Out == nil {
+		p.Out = io.Discard
+		p.Mode = progressui.QuietMode
+	}
+	if p.Mode == "" {
+		p.Mode = progressui.AutoMode
+	}
+	ch := make(chan *client.SolveStatus)
+	eg, ctx := errgroup.WithContext(ctx)
+	var resp *client.SolveResponse
+	eg.Go(func() error {
+		var err error
+		resp, err = c.Solve(ctx, def, opt, ch)
+		return err
+	})
+	eg.Go(func() error {
+		d, err := progressui.NewDisplay(p.Out, p.Mode)
+		if err != nil {
+			d, _ = progressui.NewDisplay(p.Out, progressui.PlainMode)
+		}
+		_, err = d.UpdateFrom(context.WithoutCancel(ctx), ch)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}

@@ -1,0 +1,233 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sailmaker/sailmaker/config"
+)
+
+// ErrTagMoved is returned when a tag already names another digest and the
+// push was not forced.
+var ErrTagMoved = errors.New("tag already points to a different digest")
+
+// Client pushes to and reads from the internal registries, with credentials
+// from the docker keychain (config.json and credential helpers).
+type Client struct {
+	cfg       *config.Config
+	keychain  authn.Keychain
+	transport http.RoundTripper
+	log       logrus.FieldLogger
+}
+
+// Option configures a Client.
+type Option func(*Client) error
+
+// WithTransport sets the HTTP transport (tests inject failures or records).
+// Default: remote.DefaultTransport.
+func WithTransport(t http.RoundTripper) Option {
+	return func(c *Client) error {
+		if t == nil {
+			return errors.New("WithTransport: nil transport")
+		}
+		c.transport = t
+		return nil
+	}
+}
+
+// WithLogger sets the logger. Default: discard nothing, logrus' standard logger.
+func WithLogger(l logrus.FieldLogger) Option {
+	return func(c *Client) error { c.log = l; return nil }
+}
+
+// NewClient makes a client for the registries cfg allows.
+func NewClient(cfg *config.Config, opts ...Option) (*Client, error) {
+	c := &Client{cfg: cfg, keychain: authn.DefaultKeychain, transport: remote.DefaultTransport, log: logrus.StandardLogger()}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Config is the configuration the client was made with.
+func (c *Client) Config() *config.Config { return c.cfg }
+
+// ParseRef parses an image reference that must be fully qualified and on an
+// allowed registry; plain HTTP is used for loopback registries (and the
+// configured one when registry.insecure says so).
+func (c *Client) ParseRef(s string) (name.Reference, error) {
+	if err := CheckRef(s, c.cfg.AllowedRegistries()); err != nil {
+		return nil, err
+	}
+	var opts []name.Option
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.RegistryInsecure(ref.Context().RegistryStr()) {
+		opts = append(opts, name.Insecure)
+	}
+	return name.ParseReference(s, opts...)
+}
+
+// Tag is ParseRef for <configured registry>/<repo>:<tag>.
+func (c *Client) Tag(repo, tag string) (name.Tag, error) {
+	ref, err := c.ParseRef(c.cfg.Registry.Address + "/" + repo + ":" + tag)
+	if err != nil {
+		return name.Tag{}, err
+	}
+	return ref.(name.Tag), nil
+}
+
+// Remote are the go-containerregistry options for ctx.
+func (c *Client) Remote(ctx context.Context) []remote.Option {
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain), remote.WithTransport(c.transport)}
+}
+
+// Resolve returns the digest ref points to, or ok=false if it does not exist.
+func (c *Client) Resolve(ctx context.Context, ref name.Reference) (v1.Hash, bool, error) {
+	desc, err := remote.Head(ref, c.Remote(ctx)...)
+	if err != nil {
+		var terr *transport.Error
+		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+			return v1.Hash{}, false, nil
+		}
+		return v1.Hash{}, false, fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	return desc.Digest, true, nil
+}
+
+// Image reads an image.
+func (c *Client) Image(ctx context.Context, ref name.Reference) (v1.Image, error) {
+	img, err := remote.Image(ref, c.Remote(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// Pending is an image to be pushed under a tag.
+type Pending struct {
+	Tag   name.Tag
+	Image v1.Image
+}
+
+// Pushed says what a push did for one image.
+type Pushed struct {
+	Tag      name.Tag
+	Digest   v1.Hash
+	Size     int64 // manifest, config and layers
+	Previous *v1.Hash
+	// Unchanged is true when the tag already named this digest: nothing
+	// was uploaded.
+	Unchanged bool
+	// Forced is true when the tag was moved from another digest by force.
+	Forced bool
+	// BytesUploaded counts blob bytes sent to the registry.
+	BytesUploaded int64
+}
+
+// PushAll pushes images by digest, then moves their tags. Tags are checked
+// first, all of them: if any names a different digest and force is false,
+// nothing is pushed and ErrTagMoved is returned. Tags are only written after
+// every image's content is in the registry, so a failure leaves no tag
+// pointing at a half-pushed image.
+func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]Pushed, error) {
+	out := make([]Pushed, len(images))
+	for i, p := range images {
+		d, err := p.Image.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("digest of %s: %w", p.Tag, err)
+		}
+		size, err := imageSize(p.Image)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Pushed{Tag: p.Tag, Digest: d, Size: size}
+		cur, ok, err := c.Resolve(ctx, p.Tag)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if cur == d {
+			out[i].Unchanged = true
+			continue
+		}
+		prev := cur
+		out[i].Previous = &prev
+		if !force {
+			return nil, fmt.Errorf("%s: %w (%s, new build is %s); tags are immutable: pass --force to move it (recorded)", p.Tag, ErrTagMoved, cur, d)
+		}
+		out[i].Forced = true
+	}
+	for i, p := range images {
+		if out[i].Unchanged {
+			continue
+		}
+		byDigest := p.Tag.Context().Digest(out[i].Digest.String())
+		var uploaded atomic.Int64
+		updates := make(chan v1.Update, 16)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var last int64
+			for u := range updates {
+				if u.Complete > last {
+					last = u.Complete
+				}
+			}
+			uploaded.Store(last)
+		}()
+		err := remote.Write(byDigest, p.Image, append(c.Remote(ctx), remote.WithProgress(updates))...)
+		<-done
+		if err != nil {
+			return nil, fmt.Errorf("pushing %s: %w", byDigest, err)
+		}
+		out[i].BytesUploaded = uploaded.Load()
+		c.log.WithFields(logrus.Fields{"image": p.Tag.Context().String(), "digest": out[i].Digest.String()}).Info("pushed")
+	}
+	for i, p := range images {
+		if out[i].Unchanged {
+			continue
+		}
+		if err := remote.Tag(p.Tag, p.Image, c.Remote(ctx)...); err != nil {
+			return nil, fmt.Errorf("tagging %s: %w", p.Tag, err)
+		}
+		fields := logrus.Fields{"tag": p.Tag.String(), "digest": out[i].Digest.String()}
+		if out[i].Forced {
+			fields["previous"] = out[i].Previous.String()
+			c.log.WithFields(fields).Warn("tag moved by --force")
+		}
+	}
+	return out, nil
+}
+
+func imageSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(raw)) + m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
