@@ -1,0 +1,31 @@
+package recipes
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The examples in docs/recipes.md parse.
+func TestDocsExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/recipes.md")
+	require.NoError(t, err)
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	require.Len(t, blocks, 2)
+
+	recipe := strings.Replace(blocks[0][1], "sha256: <64 hex>", "sha256: "+strings.Repeat("0", 64), 1)
+	dir := fstest.MapFS{"patches/0001-example.patch": {Data: []byte("diff\n")}}
+	r, err := Parse("recipes.md", []byte(recipe), WithDir(dir))
+	require.NoError(t, err)
+	assert.Equal(t, "istio@1.24.2", r.ID())
+	assert.Len(t, r.Patches(), 1)
+
+	b, err := ParseBase("recipes.md", []byte(blocks[1][1]))
+	require.NoError(t, err)
+	assert.Equal(t, "base/bookworm", b.Metadata.Name)
+}

@@ -1,0 +1,203 @@
+package recipes
+
+import "strings"
+
+// APIVersion is the apiVersion every recipe document carries.
+const APIVersion = "sailmaker.dev/v1alpha1"
+
+// The kinds of document this package reads.
+const (
+	KindRecipe    = "Recipe"
+	KindBaseImage = "BaseImage"
+)
+
+// Metadata names a document.
+type Metadata struct {
+	// Name is the recipe's name (Recipe) or the repository in the internal
+	// registry (BaseImage).
+	Name string `yaml:"name" json:"name"`
+	// Version is the upstream release (Recipe) or the image tag (BaseImage).
+	Version string `yaml:"version" json:"version"`
+}
+
+// Recipe (kind Recipe) describes how to build one upstream release.
+type Recipe struct {
+	APIVersion string     `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string     `yaml:"kind" json:"kind"`
+	Metadata   Metadata   `yaml:"metadata" json:"metadata"`
+	Spec       RecipeSpec `yaml:"spec" json:"spec"`
+
+	file     string            // where the recipe was read from, for messages
+	patches  []Patch           // the contents of Spec.Source.Patches, in order
+	warnings []ValidationError // see Warnings
+	raw      *Recipe           // the recipe before variable expansion
+	lines    lineIndex         // field path -> line, for messages after parsing
+}
+
+// RecipeSpec is the body of a Recipe.
+type RecipeSpec struct {
+	Source    Source    `yaml:"source" json:"source"`
+	Toolchain Toolchain `yaml:"toolchain" json:"toolchain"`
+	Make      Make      `yaml:"make" json:"make"`
+	Inputs    Inputs    `yaml:"inputs,omitempty" json:"inputs,omitzero"`
+	Images    []Image   `yaml:"images" json:"images"`
+}
+
+// Source pins the upstream source tree.
+type Source struct {
+	// Git is an http(s), file or ssh URL (or git@host:path).
+	Git string `yaml:"git" json:"git"`
+	// Tag is the release tag; it must resolve to Commit.
+	Tag string `yaml:"tag" json:"tag"`
+	// Commit is the 40-hex commit the tag names.
+	Commit string `yaml:"commit" json:"commit"`
+	// Patches are applied in order with `git apply`; paths are relative to
+	// the recipe file's directory.
+	Patches []string `yaml:"patches,omitempty" json:"patches,omitempty"`
+}
+
+// Toolchain names the image the build runs in.
+type Toolchain struct {
+	// Builder is a fully qualified image reference.
+	Builder string `yaml:"builder" json:"builder"`
+	// Go is the Go version in that image.
+	Go string `yaml:"go" json:"go"`
+}
+
+// Make says how make is run.
+type Make struct {
+	// Variables are passed as VAR=value, sorted by name.
+	Variables map[string]string `yaml:"variables,omitempty" json:"variables,omitempty"`
+	// Targets are relative to the source root.
+	Targets []string `yaml:"targets" json:"targets"`
+}
+
+// Inputs are artifacts fetched outside the build and verified by checksum.
+type Inputs struct {
+	Envoy *Envoy `yaml:"envoy,omitempty" json:"envoy,omitempty"`
+}
+
+// Envoy is the prebuilt Envoy tarball proxyv2 needs.
+type Envoy struct {
+	// URL may use ${PROXY_REPO_SHA}.
+	URL string `yaml:"url" json:"url"`
+	// ProxySHA is istio.deps' PROXY_REPO_SHA (40 hex).
+	ProxySHA string `yaml:"proxySHA" json:"proxySHA"`
+	// SHA256 is the tarball's sha256 (64 lowercase hex). It may be empty
+	// only when Unconfirmed is set.
+	SHA256 string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
+	// Binary is the path of the envoy binary inside the tarball.
+	Binary string `yaml:"binary" json:"binary"`
+	// Unconfirmed says SHA256 has not been confirmed against the internal
+	// mirror. Such a recipe validates, with a warning; building it needs an
+	// explicit override.
+	Unconfirmed bool `yaml:"unconfirmed,omitempty" json:"unconfirmed,omitempty"`
+}
+
+// Image is one image the recipe produces.
+type Image struct {
+	Name       string            `yaml:"name" json:"name"`
+	Repository string            `yaml:"repository" json:"repository"`
+	Tag        string            `yaml:"tag" json:"tag"`
+	Base       string            `yaml:"base" json:"base"`
+	Files      []File            `yaml:"files" json:"files"`
+	User       string            `yaml:"user,omitempty" json:"user,omitempty"`
+	Entrypoint []string          `yaml:"entrypoint,omitempty" json:"entrypoint,omitempty"`
+	Cmd        []string          `yaml:"cmd,omitempty" json:"cmd,omitempty"`
+	Env        map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Labels     map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Workdir    string            `yaml:"workdir,omitempty" json:"workdir,omitempty"`
+}
+
+// File is one file copied into an image.
+type File struct {
+	// From is build:PATH, source:PATH or input:envoy.
+	From string `yaml:"from" json:"from"`
+	// To is the absolute path in the image.
+	To string `yaml:"to" json:"to"`
+	// Mode is an octal string; empty means 0755 for build: and input:,
+	// 0644 for source:.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+}
+
+// The kinds of File source.
+const (
+	FromBuild  = "build"
+	FromSource = "source"
+	FromInput  = "input"
+)
+
+// Source splits From into its kind (build, source or input) and path. A
+// From without a known prefix gives an empty kind.
+func (f File) Source() (kind, path string) {
+	for _, k := range []string{FromBuild, FromSource, FromInput} {
+		if p, ok := strings.CutPrefix(f.From, k+":"); ok {
+			return k, p
+		}
+	}
+	return "", f.From
+}
+
+// FileMode is the mode the file gets in the image: Mode, or the default for
+// its kind. It returns 0 for a Mode that does not parse (which validation
+// refuses).
+func (f File) FileMode() uint32 {
+	if f.Mode == "" {
+		if kind, _ := f.Source(); kind == FromSource {
+			return 0o644
+		}
+		return 0o755
+	}
+	m, err := parseMode(f.Mode)
+	if err != nil {
+		return 0
+	}
+	return m
+}
+
+// Patch is one patch file of a recipe, read when the recipe was loaded.
+type Patch struct {
+	// Path is as written in the recipe.
+	Path string
+	// SHA256 is the lowercase hex sha256 of Data.
+	SHA256 string
+	Data   []byte
+}
+
+// BaseImage (kind BaseImage) describes an internal base image built from
+// Debian packages.
+type BaseImage struct {
+	APIVersion string        `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string        `yaml:"kind" json:"kind"`
+	Metadata   Metadata      `yaml:"metadata" json:"metadata"`
+	Spec       BaseImageSpec `yaml:"spec" json:"spec"`
+
+	file string // where it was read from, for messages
+}
+
+// BaseImageSpec is the body of a BaseImage.
+type BaseImageSpec struct {
+	Suite    string   `yaml:"suite" json:"suite"`
+	Variant  string   `yaml:"variant" json:"variant"`
+	Packages []string `yaml:"packages" json:"packages"`
+	// SourceDateEpoch is the fixed timestamp for reproducible output.
+	SourceDateEpoch int64  `yaml:"sourceDateEpoch" json:"sourceDateEpoch"`
+	Users           []User `yaml:"users,omitempty" json:"users,omitempty"`
+	// Sudoers are lines for /etc/sudoers.d/sailmaker.
+	Sudoers []string          `yaml:"sudoers,omitempty" json:"sudoers,omitempty"`
+	Go      *GoToolchain      `yaml:"go,omitempty" json:"go,omitempty"`
+	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Labels  map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// User is a user created in a base image (with a group of the same name and
+// id).
+type User struct {
+	Name string `yaml:"name" json:"name"`
+	UID  int    `yaml:"uid" json:"uid"`
+}
+
+// GoToolchain adds a Go toolchain to a base image.
+type GoToolchain struct {
+	Version string `yaml:"version" json:"version"`
+}

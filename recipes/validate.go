@@ -1,0 +1,435 @@
+package recipes
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	hex40RE      = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	hex64RE      = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	goVersionRE  = regexp.MustCompile(`^1\.[0-9]+(\.[0-9]+)?((rc|beta)[0-9]+)?$`)
+	dockerTagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	repoPathRE   = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	nameRE       = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$`)
+	varNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userSpecRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$`)
+	scpLikeRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[^:]`)
+	suiteRE      = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	debPackageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$`)
+	unixUserRE   = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	modeRE       = regexp.MustCompile(`^[0-7]{3,5}$`)
+)
+
+// variants are the mmdebstrap (and debootstrap) variants a base image may use.
+var variants = map[string]bool{
+	"extract": true, "custom": true, "essential": true, "apt": true, "required": true,
+	"minbase": true, "buildd": true, "important": true, "debootstrap": true, "standard": true,
+}
+
+func validateRecipe(c *collector, r *Recipe, o *options) {
+	validateMetadata(c, r.Metadata, false)
+	s := &r.Spec
+
+	if msg := checkGitURL(s.Source.Git); msg != "" {
+		c.errorf("spec.source.git", "%s", msg)
+	}
+	if msg := checkTag(s.Source.Tag); msg != "" {
+		c.errorf("spec.source.tag", "%s", msg)
+	}
+	if msg := checkHex(s.Source.Commit, 40); msg != "" {
+		c.errorf("spec.source.commit", "%s", msg)
+	}
+	seen := map[string]bool{}
+	for i, p := range s.Source.Patches {
+		f := fmt.Sprintf("spec.source.patches[%d]", i)
+		if msg := checkRelPath(p); msg != "" {
+			c.errorf(f, "%s", msg)
+		} else if seen[path.Clean(p)] {
+			c.errorf(f, "%s is listed twice", p)
+		}
+		seen[path.Clean(p)] = true
+	}
+
+	if s.Toolchain.Builder == "" {
+		c.errorf("spec.toolchain.builder", "required: the image the build runs in, such as ${REGISTRY}/builder/go1.23.4:1")
+	} else if err := CheckImageRef(s.Toolchain.Builder, o.allowed); err != nil {
+		c.errorf("spec.toolchain.builder", "%v", err)
+	}
+	if msg := checkGoVersion(s.Toolchain.Go); msg != "" {
+		c.errorf("spec.toolchain.go", "%s", msg)
+	}
+
+	for _, k := range sortedKeys(s.Make.Variables) {
+		f := joinKey("spec.make.variables", k)
+		if !varNameRE.MatchString(k) {
+			c.errorf(f, "%q is not a make variable name", k)
+		} else if strings.ContainsAny(s.Make.Variables[k], "\n\r\x00") {
+			c.errorf(f, "must be a single line")
+		}
+	}
+	if len(s.Make.Targets) == 0 {
+		c.errorf("spec.make.targets", "at least one target is required")
+	}
+	for i, t := range s.Make.Targets {
+		if msg := checkRelPath(t); msg != "" {
+			c.errorf(fmt.Sprintf("spec.make.targets[%d]", i), "%s", msg)
+		}
+	}
+
+	if e := s.Inputs.Envoy; e != nil {
+		validateEnvoy(c, e)
+	}
+
+	if len(s.Images) == 0 {
+		c.errorf("spec.images", "at least one image is required")
+	}
+	names := map[string]bool{}
+	for i := range s.Images {
+		f := fmt.Sprintf("spec.images[%d]", i)
+		img := &s.Images[i]
+		if img.Name != "" && names[img.Name] {
+			c.errorf(f+".name", "another image is already named %q", img.Name)
+		}
+		names[img.Name] = true
+		validateImage(c, f, img, s.Inputs.Envoy != nil, o)
+	}
+}
+
+func validateMetadata(c *collector, m Metadata, base bool) {
+	switch {
+	case m.Name == "":
+		c.errorf("metadata.name", "required")
+	case base && !repoPathRE.MatchString(m.Name):
+		c.errorf("metadata.name", "%q is not a repository path (lowercase letters, digits, separators, and /)", m.Name)
+	case !base && !nameRE.MatchString(m.Name):
+		c.errorf("metadata.name", "%q is not a valid name (lowercase letters, digits, '.', '_' and '-')", m.Name)
+	}
+	switch {
+	case m.Version == "":
+		c.errorf("metadata.version", "required")
+	case !dockerTagRE.MatchString(m.Version):
+		c.errorf("metadata.version", "%q is not usable as an image tag (letters, digits, '_', '.', '-'; at most 128)", m.Version)
+	}
+}
+
+func validateEnvoy(c *collector, e *Envoy) {
+	const f = "spec.inputs.envoy"
+	if e.URL == "" {
+		c.errorf(f+".url", "required")
+	} else if u, err := url.Parse(e.URL); err != nil {
+		c.errorf(f+".url", "not a URL: %v", err)
+	} else {
+		switch {
+		case u.Scheme == "file" && u.Path != "":
+		case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+		default:
+			c.errorf(f+".url", "must be an http://, https:// or file:// URL, not %q", e.URL)
+		}
+	}
+	if msg := checkHex(e.ProxySHA, 40); msg != "" {
+		c.errorf(f+".proxySHA", "%s", msg)
+	}
+	if !e.Unconfirmed || e.SHA256 != "" {
+		if msg := checkHex(e.SHA256, 64); msg != "" {
+			if e.SHA256 == "" {
+				msg += " (or set unconfirmed: true until it is known)"
+			}
+			c.errorf(f+".sha256", "%s", msg)
+		}
+	}
+	if msg := checkRelPath(e.Binary); msg != "" {
+		c.errorf(f+".binary", "%s", msg)
+	}
+}
+
+func validateImage(c *collector, f string, img *Image, haveEnvoy bool, o *options) {
+	switch {
+	case img.Name == "":
+		c.errorf(f+".name", "required")
+	case !nameRE.MatchString(img.Name):
+		c.errorf(f+".name", "%q is not a valid name (lowercase letters, digits, '.', '_' and '-')", img.Name)
+	}
+	switch first, _, _ := strings.Cut(img.Repository, "/"); {
+	case img.Repository == "":
+		c.errorf(f+".repository", "required")
+	case strings.ContainsAny(first, ".:") || first == "localhost":
+		c.errorf(f+".repository", "%q names a registry; give only the repository path, images are pushed to the configured registry", img.Repository)
+	case !repoPathRE.MatchString(img.Repository) || len(img.Repository) > 255:
+		c.errorf(f+".repository", "%q is not a valid repository path (lowercase letters, digits, separators, and /)", img.Repository)
+	}
+	switch {
+	case img.Tag == "":
+		c.errorf(f+".tag", "required")
+	case !dockerTagRE.MatchString(img.Tag):
+		c.errorf(f+".tag", "%q is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)", img.Tag)
+	}
+	if img.Base == "" {
+		c.errorf(f+".base", "required: the base image, such as ${REGISTRY}/base/bookworm:1")
+	} else if err := CheckImageRef(img.Base, o.allowed); err != nil {
+		c.errorf(f+".base", "%v", err)
+	}
+
+	if len(img.Files) == 0 {
+		c.errorf(f+".files", "at least one file is required")
+	}
+	dests := map[string]bool{}
+	for i, file := range img.Files {
+		ff := fmt.Sprintf("%s.files[%d]", f, i)
+		switch kind, p := file.Source(); kind {
+		case FromBuild, FromSource:
+			if msg := checkRelPath(p); msg != "" {
+				c.errorf(ff+".from", "%s:%s: %s", kind, p, msg)
+			}
+		case FromInput:
+			if p != "envoy" {
+				c.errorf(ff+".from", "unknown input %q; the only input is input:envoy", p)
+			} else if !haveEnvoy {
+				c.errorf(ff+".from", "input:envoy needs spec.inputs.envoy")
+			}
+		default:
+			if file.From == "" {
+				c.errorf(ff+".from", "required")
+			} else {
+				c.errorf(ff+".from", "%q must start with build:, source: or input:", file.From)
+			}
+		}
+		switch {
+		case file.To == "":
+			c.errorf(ff+".to", "required")
+		case !path.IsAbs(file.To) || path.Clean(file.To) != file.To || file.To == "/":
+			c.errorf(ff+".to", "%q must be a clean absolute path to a file", file.To)
+		case dests[file.To]:
+			c.errorf(ff+".to", "another file already goes to %s", file.To)
+		}
+		dests[file.To] = true
+		if file.Mode != "" {
+			if _, err := parseMode(file.Mode); err != nil {
+				c.errorf(ff+".mode", "%v", err)
+			}
+		}
+	}
+
+	if img.User != "" && !userSpecRE.MatchString(img.User) {
+		c.errorf(f+".user", "%q must be user or user:group (names or numeric ids)", img.User)
+	}
+	if len(img.Entrypoint) > 0 && !path.IsAbs(img.Entrypoint[0]) {
+		c.errorf(f+".entrypoint[0]", "%q must be an absolute path", img.Entrypoint[0])
+	}
+	validateEnv(c, f+".env", img.Env)
+	validateLabels(c, f+".labels", img.Labels)
+	if img.Workdir != "" && !path.IsAbs(img.Workdir) {
+		c.errorf(f+".workdir", "%q must be an absolute path", img.Workdir)
+	}
+}
+
+func validateEnv(c *collector, f string, env map[string]string) {
+	for _, k := range sortedKeys(env) {
+		if !varNameRE.MatchString(k) {
+			c.errorf(joinKey(f, k), "%q is not an environment variable name", k)
+		} else if strings.ContainsRune(env[k], 0) {
+			c.errorf(joinKey(f, k), "must not contain NUL")
+		}
+	}
+}
+
+func validateLabels(c *collector, f string, labels map[string]string) {
+	for _, k := range sortedKeys(labels) {
+		if strings.TrimSpace(k) == "" || hasControl(k) {
+			c.errorf(joinKey(f, k), "%q is not a label name", k)
+		}
+	}
+}
+
+func validateBase(c *collector, b *BaseImage) {
+	validateMetadata(c, b.Metadata, true)
+	s := &b.Spec
+	switch {
+	case s.Suite == "":
+		c.errorf("spec.suite", "required: the Debian suite, such as bookworm")
+	case !suiteRE.MatchString(s.Suite):
+		c.errorf("spec.suite", "%q is not a Debian suite name", s.Suite)
+	}
+	switch {
+	case s.Variant == "":
+		c.errorf("spec.variant", "required, such as minbase")
+	case !variants[s.Variant]:
+		c.errorf("spec.variant", "unknown variant %q (known: %s)", s.Variant, strings.Join(sortedKeys(variants), ", "))
+	}
+	if len(s.Packages) == 0 {
+		c.errorf("spec.packages", "at least one package is required")
+	}
+	pkgs := map[string]bool{}
+	for i, p := range s.Packages {
+		f := fmt.Sprintf("spec.packages[%d]", i)
+		name, _, _ := strings.Cut(p, "=")
+		switch {
+		case !debPackageRE.MatchString(p):
+			c.errorf(f, "%q is not a Debian package name (optionally name=version)", p)
+		case pkgs[name]:
+			c.errorf(f, "%s is listed twice", name)
+		}
+		pkgs[name] = true
+	}
+	if s.SourceDateEpoch <= 0 {
+		c.errorf("spec.sourceDateEpoch", "required: a positive Unix time, for reproducible output")
+	}
+	users, uids := map[string]bool{}, map[int]bool{}
+	for i, u := range s.Users {
+		f := fmt.Sprintf("spec.users[%d]", i)
+		switch {
+		case u.Name == "":
+			c.errorf(f+".name", "required")
+		case !unixUserRE.MatchString(u.Name):
+			c.errorf(f+".name", "%q is not a user name", u.Name)
+		case users[u.Name]:
+			c.errorf(f+".name", "user %s is listed twice", u.Name)
+		}
+		users[u.Name] = true
+		switch {
+		case u.UID < 1 || u.UID > 65533:
+			c.errorf(f+".uid", "must be between 1 and 65533, not %d", u.UID)
+		case uids[u.UID]:
+			c.errorf(f+".uid", "uid %d is used twice", u.UID)
+		}
+		uids[u.UID] = true
+	}
+	for i, l := range s.Sudoers {
+		if strings.TrimSpace(l) == "" || hasControl(l) {
+			c.errorf(fmt.Sprintf("spec.sudoers[%d]", i), "must be one non-empty line")
+		}
+	}
+	if s.Go != nil {
+		if msg := checkGoVersion(s.Go.Version); msg != "" {
+			c.errorf("spec.go.version", "%s", msg)
+		}
+	}
+	validateEnv(c, "spec.env", s.Env)
+	validateLabels(c, "spec.labels", s.Labels)
+}
+
+// checkGitURL returns what is wrong with a source URL, or "".
+func checkGitURL(s string) string {
+	if s == "" {
+		return "required"
+	}
+	if strings.ContainsAny(s, " \t") || hasControl(s) {
+		return "must not contain whitespace"
+	}
+	if !strings.Contains(s, "://") && scpLikeRE.MatchString(s) {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("not a URL: %v", err)
+	}
+	switch u.Scheme {
+	case "http", "https", "ssh":
+		if u.Host == "" || strings.HasPrefix(u.Host, "-") {
+			return fmt.Sprintf("%q has no valid host", s)
+		}
+		return ""
+	case "file":
+		if u.Path == "" {
+			return fmt.Sprintf("%q has no path", s)
+		}
+		return ""
+	}
+	return fmt.Sprintf("%q must be an http://, https://, file:// or ssh:// URL, or git@host:path", s)
+}
+
+// checkTag returns what is wrong with a tag name, or "". A tag is one valid
+// git ref component (see git check-ref-format).
+func checkTag(t string) string {
+	switch {
+	case t == "":
+		return "required"
+	case strings.HasPrefix(t, "-"):
+		return fmt.Sprintf("%q must not start with \"-\"", t)
+	case strings.Contains(t, ".."):
+		return fmt.Sprintf("%q must not contain \"..\"", t)
+	case strings.Contains(t, "/"):
+		return fmt.Sprintf("%q must not contain \"/\"", t)
+	case strings.ContainsAny(t, " \t\n\r\f\v") || hasControl(t):
+		return fmt.Sprintf("%q must not contain whitespace or control characters", t)
+	case strings.ContainsAny(t, "~^:?*[\\"):
+		return fmt.Sprintf("%q must not contain any of ~ ^ : ? * [ \\", t)
+	case strings.HasPrefix(t, "."), strings.HasSuffix(t, "."), strings.HasSuffix(t, ".lock"):
+		return fmt.Sprintf("%q must not start or end with \".\", nor end with \".lock\"", t)
+	case strings.Contains(t, "@{"), t == "@":
+		return fmt.Sprintf("%q must not be \"@\" or contain \"@{\"", t)
+	}
+	return ""
+}
+
+func checkHex(s string, n int) string {
+	re := hex40RE
+	if n == 64 {
+		re = hex64RE
+	}
+	switch {
+	case s == "":
+		return fmt.Sprintf("required: %d lowercase hex digits", n)
+	case !re.MatchString(s):
+		return fmt.Sprintf("must be %d lowercase hex digits", n)
+	}
+	return ""
+}
+
+func checkGoVersion(v string) string {
+	switch {
+	case v == "":
+		return "required: a Go version such as 1.23.4"
+	case !goVersionRE.MatchString(v):
+		return fmt.Sprintf("%q is not a Go version such as 1.23.4", v)
+	}
+	return ""
+}
+
+// checkRelPath returns what is wrong with a path that must stay inside a
+// directory, or "".
+func checkRelPath(p string) string {
+	switch {
+	case p == "":
+		return "required"
+	case hasControl(p):
+		return "must not contain control characters"
+	case path.IsAbs(p) || strings.HasPrefix(p, "\\"):
+		return fmt.Sprintf("%q must be a relative path", p)
+	case strings.Contains(p, "\\"):
+		return fmt.Sprintf("%q must use / as separator", p)
+	}
+	for _, e := range strings.Split(p, "/") {
+		if e == ".." {
+			return fmt.Sprintf("%q must not contain \"..\"", p)
+		}
+	}
+	if path.Clean(p) == "." {
+		return fmt.Sprintf("%q must name a file", p)
+	}
+	return ""
+}
+
+func parseMode(s string) (uint32, error) {
+	if !modeRE.MatchString(s) {
+		return 0, fmt.Errorf("%q is not an octal mode such as \"0755\"", s)
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o7777 {
+		return 0, fmt.Errorf("%q is not an octal mode such as \"0755\"", s)
+	}
+	return uint32(m), nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,320 @@
+package recipes
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// validDoc is a valid recipe; the cases below change it and name the line
+// of the change.
+const validDoc = `apiVersion: sailmaker.dev/v1alpha1
+kind: Recipe
+metadata:
+  name: istio
+  version: 1.24.2
+spec:
+  source:
+    git: https://github.com/istio/istio.git
+    tag: 1.24.2
+    commit: 7754674f65d38523e49b692cbb95a5bb1e2a93b8
+  toolchain:
+    builder: ${REGISTRY}/builder/go1.23.4:1
+    go: 1.23.4
+  make:
+    variables:
+      VERSION: 1.24.2
+    targets:
+      - out/linux_amd64/pilot-discovery
+      - out/linux_amd64/pilot-agent
+  inputs:
+    envoy:
+      url: https://artifacts.example/envoy-alpha-${PROXY_REPO_SHA}.tar.gz
+      proxySHA: 1ed7d44031746a2ad74707202464b4bfdcb38e82
+      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+      binary: usr/local/bin/envoy
+  images:
+    - name: pilot
+      repository: istio/pilot
+      tag: ${VERSION}
+      base: ${REGISTRY}/base/bookworm:1
+      files:
+        - from: build:out/linux_amd64/pilot-discovery
+          to: /usr/local/bin/pilot-discovery
+      user: "1337:1337"
+      entrypoint: [/usr/local/bin/pilot-discovery]
+    - name: proxyv2
+      repository: istio/proxyv2
+      tag: ${VERSION}
+      base: ${REGISTRY}/base/bookworm:1
+      files:
+        - from: input:envoy
+          to: /usr/local/bin/envoy
+          mode: "0755"
+      env:
+        ISTIO_META_ISTIO_PROXY_SHA: ${PROXY_REPO_SHA}
+`
+
+func TestValidDoc(t *testing.T) {
+	r, err := Parse("my.yaml", []byte(validDoc))
+	require.NoError(t, err)
+	assert.Equal(t, "istio@1.24.2", r.ID())
+	assert.Equal(t, "127.0.0.1:5000/builder/go1.23.4:1", r.Spec.Toolchain.Builder)
+	assert.Equal(t, "1.24.2", r.Spec.Images[0].Tag)
+	assert.Equal(t, "https://artifacts.example/envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82.tar.gz", r.Spec.Inputs.Envoy.URL)
+	assert.Equal(t, "1ed7d44031746a2ad74707202464b4bfdcb38e82", r.Spec.Images[1].Env["ISTIO_META_ISTIO_PROXY_SHA"])
+	assert.Empty(t, r.Warnings(), "the proxyv2 image takes no build: file that is not a target")
+	file, line := r.Position("spec.inputs.envoy.sha256")
+	assert.Equal(t, "my.yaml", file)
+	assert.Equal(t, 24, line)
+}
+
+func TestValidationErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new string // replaced once in validDoc
+		line     int
+		field    string
+		msg      string
+	}{
+		{"apiVersion", "apiVersion: sailmaker.dev/v1alpha1", "apiVersion: v1", 1, "apiVersion", "must be sailmaker.dev/v1alpha1"},
+		{"kind", "kind: Recipe", "kind: BaseImage", 2, "kind", "must be Recipe"},
+		{"missing kind", "kind: Recipe\n", "", 1, "kind", "required"},
+		{"missing name", "  name: istio\n", "", 3, "metadata.name", "required"},
+		{"bad name", "name: istio\n", "name: Istio\n", 4, "metadata.name", "not a valid name"},
+		{"missing version", "  version: 1.24.2\n", "", 3, "metadata.version", "required"},
+		{"bad version", "version: 1.24.2", "version: 1.24.2+x", 5, "metadata.version", "image tag"},
+		{"variable in version", "version: 1.24.2", "version: ${TAG}", 5, "metadata.version", "variables are not expanded"},
+		{"unknown metadata field", "metadata:\n", "metadata:\n  bogus: 1\n", 4, "metadata.bogus", "unknown field"},
+		{"unknown top-level field", "spec:\n", "status: {}\nspec:\n", 6, "status", "unknown field"},
+		{"duplicate field", "  name: istio\n", "  name: istio\n  name: other\n", 5, "metadata.name", "duplicate field"},
+		{"mapping expected", "  source:\n", "  source: []\n  sourcex:\n", 7, "spec.source", "must be a mapping, not a list"},
+		{"list expected", "targets:\n", "targets: x\n    bogus:\n", 17, "spec.make.targets", "must be a list"},
+		{"git scheme", "git: https://github.com/istio/istio.git", "git: ftp://github.com/istio/istio.git", 8, "spec.source.git", "must be an http://, https://, file:// or ssh:// URL"},
+		{"git option injection", "git: https://github.com/istio/istio.git", "git: ssh://-oProxyCommand=x/y", 8, "spec.source.git", "no valid host"},
+		{"git missing", "    git: https://github.com/istio/istio.git\n", "", 7, "spec.source.git", "required"},
+		{"tag dotdot", "tag: 1.24.2", "tag: 1..24", 9, "spec.source.tag", `must not contain ".."`},
+		{"tag slash", "tag: 1.24.2", "tag: release/1.24", 9, "spec.source.tag", `must not contain "/"`},
+		{"tag dash", "tag: 1.24.2", "tag: -1.24.2", 9, "spec.source.tag", `must not start with "-"`},
+		{"tag space", "tag: 1.24.2", `tag: "1.24 2"`, 9, "spec.source.tag", "whitespace"},
+		{"tag lock", "tag: 1.24.2", "tag: 1.24.2.lock", 9, "spec.source.tag", ".lock"},
+		{"tag caret", "tag: 1.24.2", "tag: 1.24^2", 9, "spec.source.tag", "must not contain any of"},
+		{"tag at-brace", "tag: 1.24.2", "tag: 1@{2}", 9, "spec.source.tag", `"@{"`},
+		{"commit short", "commit: 7754674f65d38523e49b692cbb95a5bb1e2a93b8", "commit: 7754674f", 10, "spec.source.commit", "40 lowercase hex"},
+		{"commit upper", "commit: 7754674f65d38523e49b692cbb95a5bb1e2a93b8", "commit: 7754674F65D38523E49B692CBB95A5BB1E2A93B8", 10, "spec.source.commit", "40 lowercase hex"},
+		{"patch absolute", "  toolchain:\n", "    patches: [/etc/passwd]\n  toolchain:\n", 11, "spec.source.patches[0]", "must be a relative path"},
+		{"patch dotdot", "  toolchain:\n", "    patches:\n      - ok.patch\n      - ../x.patch\n  toolchain:\n", 13, "spec.source.patches[1]", `must not contain ".."`},
+		{"patch without dir", "  toolchain:\n", "    patches: [0001.patch]\n  toolchain:\n", 11, "spec.source.patches[0]", "not read from a directory"},
+		{"builder docker hub", "builder: ${REGISTRY}/builder/go1.23.4:1", "builder: docker.io/library/golang:1.23", 12, "spec.toolchain.builder", "Docker Hub is never used"},
+		{"builder unqualified", "builder: ${REGISTRY}/builder/go1.23.4:1", "builder: golang:1.23", 12, "spec.toolchain.builder", "not fully qualified"},
+		{"builder not allowed", "builder: ${REGISTRY}/builder/go1.23.4:1", "builder: quay.io/istio/builder:1", 12, "spec.toolchain.builder", "registry is not allowed"},
+		{"builder no tag", "builder: ${REGISTRY}/builder/go1.23.4:1", "builder: ${REGISTRY}/builder/go1.23.4", 12, "spec.toolchain.builder", "neither a tag nor a digest"},
+		{"go version", "go: 1.23.4", "go: latest", 13, "spec.toolchain.go", "not a Go version"},
+		{"go missing", "    go: 1.23.4\n", "", 11, "spec.toolchain.go", "required"},
+		{"make variable name", "      VERSION: 1.24.2\n", "      VERSION: 1.24.2\n      BAD-NAME: x\n", 17, "spec.make.variables.BAD-NAME", "not a make variable name"},
+		{"targets empty", "targets:\n      - out/linux_amd64/pilot-discovery\n      - out/linux_amd64/pilot-agent\n", "targets: []\n", 17, "spec.make.targets", "at least one target"},
+		{"target dotdot", "- out/linux_amd64/pilot-agent", "- ../pilot-agent", 19, "spec.make.targets[1]", `must not contain ".."`},
+		{"target absolute", "- out/linux_amd64/pilot-agent", "- /out/pilot-agent", 19, "spec.make.targets[1]", "must be a relative path"},
+		{"envoy url scheme", "url: https://artifacts.example/envoy-alpha-${PROXY_REPO_SHA}.tar.gz", "url: gs://bucket/envoy.tar.gz", 22, "spec.inputs.envoy.url", "must be an http://, https:// or file:// URL"},
+		{"envoy url missing", "      url: https://artifacts.example/envoy-alpha-${PROXY_REPO_SHA}.tar.gz\n", "", 21, "spec.inputs.envoy.url", "required"},
+		{"proxySHA", "proxySHA: 1ed7d44031746a2ad74707202464b4bfdcb38e82", "proxySHA: 1ed7d440", 23, "spec.inputs.envoy.proxySHA", "40 lowercase hex"},
+		{"proxySHA variable", "proxySHA: 1ed7d44031746a2ad74707202464b4bfdcb38e82", "proxySHA: ${COMMIT}", 23, "spec.inputs.envoy.proxySHA", "variables are not expanded"},
+		{"sha256 upper", "sha256: 0123456789abcdef", "sha256: 0123456789ABCDEF", 24, "spec.inputs.envoy.sha256", "must be 64 lowercase hex digits"},
+		{"sha256 short", "sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "sha256: 0123", 24, "spec.inputs.envoy.sha256", "must be 64 lowercase hex digits"},
+		{"sha256 missing", "      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", "", 21, "spec.inputs.envoy.sha256", "unconfirmed: true"},
+		{"unconfirmed not bool", "      binary: usr/local/bin/envoy\n", "      binary: usr/local/bin/envoy\n      unconfirmed: maybe\n", 26, "spec.inputs.envoy.unconfirmed", "must be true or false"},
+		{"binary absolute", "binary: usr/local/bin/envoy", "binary: /usr/local/bin/envoy", 25, "spec.inputs.envoy.binary", "must be a relative path"},
+		{"no images", "  images:\n", "  images: []\n  imagesx:\n", 26, "spec.images", "at least one image"},
+		{"duplicate image", "- name: proxyv2", "- name: pilot", 36, "spec.images[1].name", `already named "pilot"`},
+		{"image name", "- name: proxyv2", "- name: Proxy_V2!", 36, "spec.images[1].name", "not a valid name"},
+		{"repository upper", "repository: istio/pilot", "repository: istio/Pilot", 28, "spec.images[0].repository", "not a valid repository path"},
+		{"repository with registry", "repository: istio/pilot", "repository: docker.io/istio/pilot", 28, "spec.images[0].repository", "names a registry"},
+		{"repository missing", "      repository: istio/pilot\n", "", 27, "spec.images[0].repository", "required"},
+		{"tag after expansion", "tag: ${VERSION}", "tag: ${VERSION}+build", 29, "spec.images[0].tag", "not a valid image tag"},
+		{"unknown variable", "tag: ${VERSION}", "tag: ${NOPE}", 29, "spec.images[0].tag", "unknown variable ${NOPE}"},
+		{"unterminated variable", "tag: ${VERSION}", "tag: ${VERSION", 29, "spec.images[0].tag", "unterminated"},
+		{"base missing", "      base: ${REGISTRY}/base/bookworm:1\n", "", 27, "spec.images[0].base", "required"},
+		{"base docker hub", "base: ${REGISTRY}/base/bookworm:1", "base: docker.io/library/debian:bookworm", 30, "spec.images[0].base", "Docker Hub is never used"},
+		{"base index docker hub", "base: ${REGISTRY}/base/bookworm:1", "base: index.docker.io/library/debian:bookworm", 30, "spec.images[0].base", "Docker Hub is never used"},
+		{"base unqualified", "base: ${REGISTRY}/base/bookworm:1", "base: library/alpine:3", 30, "spec.images[0].base", "not fully qualified"},
+		{"files empty", "files:\n        - from: build:out/linux_amd64/pilot-discovery\n          to: /usr/local/bin/pilot-discovery\n", "files: []\n", 31, "spec.images[0].files", "at least one file"},
+		{"files not a list", "files:\n        - from: build:out/linux_amd64/pilot-discovery\n          to: /usr/local/bin/pilot-discovery\n", "files: yes\n", 31, "spec.images[0].files", "must be a list"},
+		{"from prefix", "from: build:out/linux_amd64/pilot-discovery", "from: out/linux_amd64/pilot-discovery", 32, "spec.images[0].files[0].from", "must start with build:, source: or input:"},
+		{"from dotdot", "from: build:out/linux_amd64/pilot-discovery", "from: source:../../etc/shadow", 32, "spec.images[0].files[0].from", `must not contain ".."`},
+		{"from unknown input", "from: input:envoy", "from: input:ztunnel", 41, "spec.images[1].files[0].from", "unknown input"},
+		{"input without envoy", "  inputs:\n    envoy:\n      url: https://artifacts.example/envoy-alpha-${PROXY_REPO_SHA}.tar.gz\n      proxySHA: 1ed7d44031746a2ad74707202464b4bfdcb38e82\n      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n      binary: usr/local/bin/envoy\n", "", 35, "spec.images[1].files[0].from", "input:envoy needs spec.inputs.envoy"},
+		{"PROXY_REPO_SHA without envoy", "  inputs:\n    envoy:\n      url: https://artifacts.example/envoy-alpha-${PROXY_REPO_SHA}.tar.gz\n      proxySHA: 1ed7d44031746a2ad74707202464b4bfdcb38e82\n      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n      binary: usr/local/bin/envoy\n", "", 39, "spec.images[1].env.ISTIO_META_ISTIO_PROXY_SHA", "${PROXY_REPO_SHA} has no value"},
+		{"to relative", "to: /usr/local/bin/envoy", "to: usr/local/bin/envoy", 42, "spec.images[1].files[0].to", "clean absolute path"},
+		{"to unclean", "to: /usr/local/bin/envoy", "to: /usr/local/../bin/envoy", 42, "spec.images[1].files[0].to", "clean absolute path"},
+		{"to duplicate", "          mode: \"0755\"\n", "          mode: \"0755\"\n        - from: build:out/linux_amd64/pilot-agent\n          to: /usr/local/bin/envoy\n", 45, "spec.images[1].files[1].to", "already goes to"},
+		{"mode", `mode: "0755"`, `mode: "0999"`, 43, "spec.images[1].files[0].mode", "octal mode"},
+		{"mode word", `mode: "0755"`, `mode: rwx`, 43, "spec.images[1].files[0].mode", "octal mode"},
+		{"entrypoint relative", "entrypoint: [/usr/local/bin/pilot-discovery]", "entrypoint: [pilot-discovery]", 35, "spec.images[0].entrypoint[0]", "absolute path"},
+		{"user", `user: "1337:1337"`, `user: "a b"`, 34, "spec.images[0].user", "user or user:group"},
+		{"workdir", `user: "1337:1337"`, "user: \"1337:1337\"\n      workdir: tmp", 35, "spec.images[0].workdir", "absolute path"},
+		{"env name", "ISTIO_META_ISTIO_PROXY_SHA: ${PROXY_REPO_SHA}", "ISTIO META: x", 45, `spec.images[1].env["ISTIO META"]`, "not an environment variable name"},
+		{"unknown image field", `user: "1337:1337"`, "user: \"1337:1337\"\n      ports: [8080]", 35, "spec.images[0].ports", "unknown field"},
+		{"merge key", "  toolchain:\n", "  toolchain:\n    <<: {go: 1.23.4}\n", 12, "spec.toolchain.<<", "merge keys"},
+		{"syntax", "  name: istio\n", "  name: istio: x\n", 4, "", "invalid YAML"},
+		{"two documents", "        ISTIO_META_ISTIO_PROXY_SHA: ${PROXY_REPO_SHA}\n", "        ISTIO_META_ISTIO_PROXY_SHA: ${PROXY_REPO_SHA}\n---\nkind: Recipe\n", 46, "", "only one document"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, validDoc, tc.old)
+			doc := strings.Replace(validDoc, tc.old, tc.new, 1)
+			_, err := Parse("my.yaml", []byte(doc))
+			require.Error(t, err)
+			var errs ValidationErrors
+			require.True(t, errors.As(err, &errs), "%T is not ValidationErrors", err)
+			for _, e := range errs {
+				if e.Field == tc.field && strings.Contains(e.Msg, tc.msg) {
+					assert.Equal(t, "my.yaml", e.File)
+					assert.Equal(t, tc.line, e.Line, "line of %v", e)
+					return
+				}
+			}
+			t.Errorf("no error for field %q containing %q; got:\n%v", tc.field, tc.msg, err)
+		})
+	}
+}
+
+func TestValidationErrorsAreAllCollected(t *testing.T) {
+	doc := strings.NewReplacer(
+		"commit: 7754674f65d38523e49b692cbb95a5bb1e2a93b8", "commit: nope",
+		"sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "sha256: NOPE",
+		"base: ${REGISTRY}/base/bookworm:1", "base: golang:1.23",
+	).Replace(validDoc)
+	_, err := Parse("my.yaml", []byte(doc))
+	var errs ValidationErrors
+	require.ErrorAs(t, err, &errs)
+	assert.Len(t, errs, 4, "%v", err) // commit, sha256 and both bases
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 4)
+	assert.Equal(t, "my.yaml:10: spec.source.commit: must be 40 lowercase hex digits", lines[0])
+	assert.Equal(t, "my.yaml:24: spec.inputs.envoy.sha256: must be 64 lowercase hex digits", lines[1])
+	assert.True(t, strings.HasPrefix(lines[2], "my.yaml:30: spec.images[0].base: "), lines[2])
+	assert.True(t, strings.HasPrefix(lines[3], "my.yaml:39: spec.images[1].base: "), lines[3])
+}
+
+func TestValidVariants(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new string
+		opts           []Option
+	}{
+		{"ssh URL", "git: https://github.com/istio/istio.git", "git: ssh://git@github.com/istio/istio.git", nil},
+		{"scp-like URL", "git: https://github.com/istio/istio.git", "git: git@github.com:istio/istio.git", nil},
+		{"file URL", "git: https://github.com/istio/istio.git", "git: file:///srv/git/istio.git", nil},
+		{"http URL", "git: https://github.com/istio/istio.git", "git: http://git.internal/istio.git", nil},
+		{"base by digest", "base: ${REGISTRY}/base/bookworm:1", "base: ${REGISTRY}/base/bookworm@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", nil},
+		{"allowed registry", "base: ${REGISTRY}/base/bookworm:1", "base: mirror.internal/base/bookworm:1", []Option{WithAllowedRegistries([]string{"mirror.internal"})}},
+		{"localhost registry", "base: ${REGISTRY}/base/bookworm:1", "base: localhost/base/bookworm:1", []Option{WithAllowedRegistries([]string{"localhost"})}},
+		{"configured registry", "base: ${REGISTRY}/base/bookworm:1", "base: registry.internal:5000/base/bookworm:1", []Option{WithRegistry("registry.internal:5000")}},
+		{"unconfirmed without sha256", "      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", "      unconfirmed: true\n", nil},
+		{"json-ish flow", "  toolchain:\n    builder: ${REGISTRY}/builder/go1.23.4:1\n    go: 1.23.4\n", "  \"toolchain\": {\"builder\": \"${REGISTRY}/builder/go1.23.4:1\", \"go\": \"1.23.4\"}\n", nil},
+		{"numeric scalars", `mode: "0755"`, "mode: 0755", nil},
+		{"dollar without brace", `user: "1337:1337"`, "user: \"1337:1337\"\n      cmd: [\"$HOME\"]", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, validDoc, tc.old)
+			_, err := Parse("my.yaml", []byte(strings.Replace(validDoc, tc.old, tc.new, 1)), tc.opts...)
+			assert.NoError(t, err)
+		})
+	}
+}
+
+func TestUnconfirmedWarning(t *testing.T) {
+	doc := strings.Replace(validDoc,
+		"      sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+		"      unconfirmed: true\n", 1)
+	r, err := Parse("my.yaml", []byte(doc))
+	require.NoError(t, err)
+	require.Len(t, r.Warnings(), 1)
+	assert.Equal(t, "my.yaml:24: spec.inputs.envoy.unconfirmed: the Envoy tarball's sha256 has not been confirmed against the internal mirror; building needs an explicit override", r.Warnings()[0])
+
+	before := r.Digest()
+	sum := strings.Repeat("ab", 32)
+	require.NoError(t, r.ConfirmEnvoySHA256(sum))
+	assert.Empty(t, r.Warnings())
+	assert.Equal(t, sum, r.Spec.Inputs.Envoy.SHA256)
+	assert.False(t, r.Spec.Inputs.Envoy.Unconfirmed)
+	assert.NotEqual(t, before, r.Digest())
+	require.NoError(t, r.ConfirmEnvoySHA256(sum), "the same value again")
+	assert.Error(t, r.ConfirmEnvoySHA256(strings.Repeat("cd", 32)), "a confirmed sha256 is not overridden")
+	assert.Error(t, r.ConfirmEnvoySHA256("nope"))
+}
+
+func TestOtherWarnings(t *testing.T) {
+	doc := strings.NewReplacer(
+		"      VERSION: 1.24.2\n", "      TARGET_ARCH: amd64\n",
+		"from: build:out/linux_amd64/pilot-discovery", "from: build:out/linux_amd64/other",
+		"- from: input:envoy", "- from: build:out/linux_amd64/pilot-agent",
+	).Replace(validDoc)
+	r, err := Parse("my.yaml", []byte(doc))
+	require.NoError(t, err)
+	w := strings.Join(r.Warnings(), "\n")
+	assert.Contains(t, w, "my.yaml:32: spec.images[0].files[0].from: out/linux_amd64/other is not one of spec.make.targets")
+	assert.Contains(t, w, "my.yaml:21: spec.inputs.envoy: no image uses input:envoy")
+	assert.Contains(t, w, "my.yaml:15: spec.make.variables: VERSION is not set")
+}
+
+func TestParseBase(t *testing.T) {
+	b, err := LoadBase("testdata/base.yaml", WithRegistry("registry.internal"))
+	require.NoError(t, err)
+	assert.Equal(t, "registry.internal/base/test:2", b.Spec.Labels["org.opencontainers.image.source"])
+	assert.Equal(t, "registry.internal/base/test:2", b.Ref("registry.internal"))
+	assert.Regexp(t, `^sha256:[0-9a-f]{64}$`, b.Digest())
+
+	bookworm, err := embedded.ReadFile("bases/bookworm.yaml")
+	require.NoError(t, err)
+	valid := string(bookworm)
+	for _, tc := range []struct {
+		name, old, new string
+		field, msg     string
+	}{
+		{"kind", "kind: BaseImage", "kind: Recipe", "kind", "must be BaseImage"},
+		{"name", "name: base/bookworm", "name: Base/Bookworm", "metadata.name", "not a repository path"},
+		{"version", `version: "1"`, `version: "1/2"`, "metadata.version", "image tag"},
+		{"suite", "suite: bookworm", "suite: Bookworm!", "spec.suite", "not a Debian suite"},
+		{"variant", "variant: minbase", "variant: tiny", "spec.variant", "unknown variant"},
+		{"packages", "packages: [ca-certificates, iptables, iproute2, sudo]", "packages: []", "spec.packages", "at least one package"},
+		{"package name", "packages: [ca-certificates, iptables, iproute2, sudo]", "packages: [ca-certificates, 'rm -rf']", "spec.packages[1]", "not a Debian package name"},
+		{"package twice", "packages: [ca-certificates, iptables, iproute2, sudo]", "packages: [sudo, sudo=1.9]", "spec.packages[1]", "listed twice"},
+		{"epoch", "sourceDateEpoch: 1734146883", "sourceDateEpoch: soon", "spec.sourceDateEpoch", "must be an integer"},
+		{"epoch missing", "  sourceDateEpoch: 1734146883\n", "", "spec.sourceDateEpoch", "required"},
+		{"uid", "uid: 1337", "uid: 0", "spec.users[0].uid", "between 1 and 65533"},
+		{"user name", "name: istio-proxy", "name: Istio Proxy", "spec.users[0].name", "not a user name"},
+		{"sudoers", `- "istio-proxy ALL=NOPASSWD: /usr/sbin/iptables*, /usr/sbin/ip6tables*"`, `- ""`, "spec.sudoers[0]", "one non-empty line"},
+		{"go", "  sudoers:", "  go: {version: tip}\n  sudoers:", "spec.go.version", "not a Go version"},
+		{"unknown", "  sudoers:", "  recommends: true\n  sudoers:", "spec.recommends", "unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, valid, tc.old)
+			_, err := ParseBase("bookworm.yaml", []byte(strings.Replace(valid, tc.old, tc.new, 1)))
+			var errs ValidationErrors
+			require.ErrorAs(t, err, &errs)
+			for _, e := range errs {
+				if e.Field == tc.field && strings.Contains(e.Msg, tc.msg) {
+					assert.Positive(t, e.Line)
+					return
+				}
+			}
+			t.Errorf("no error for %q containing %q; got:\n%v", tc.field, tc.msg, err)
+		})
+	}
+}
+
+func TestValidationErrorFormat(t *testing.T) {
+	assert.Equal(t, "my.yaml:14: spec.inputs.envoy.sha256: must be 64 lowercase hex digits",
+		ValidationError{File: "my.yaml", Line: 14, Field: "spec.inputs.envoy.sha256", Msg: "must be 64 lowercase hex digits"}.Error())
+	assert.Equal(t, "my.yaml: empty document", ValidationError{File: "my.yaml", Msg: "empty document"}.Error())
+	assert.Equal(t, "spec.go: required", ValidationError{Field: "spec.go", Msg: "required"}.Error())
+}
+
+func TestParseDegenerate(t *testing.T) {
+	for _, doc := range []string{"", "---\n", "[]", "42", "null", "{}", "a: &a [*a]"} {
+		_, err := Parse("x.yaml", []byte(doc))
+		assert.Error(t, err, "%q", doc)
+	}
+}
