@@ -42,6 +42,8 @@ func Connect(ctx context.Context, cfg *config.Config) (*client.Client, error) {
 type Progress struct {
 	Out  io.Writer
 	Mode progressui.DisplayMode // auto (a terminal display on a terminal), plain, quiet
+	// Log, if set, also receives the output of every build step.
+	Log io.Writer
 }
 
 // Solve marshals st and solves it, draining progress into the display, all
@@ -64,7 +66,12 @@ func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt cl
 		p.Mode = progressui.AutoMode
 	}
 	ch := make(chan *client.SolveStatus)
+	display := ch
 	eg, ctx := errgroup.WithContext(ctx)
+	if p.Log != nil {
+		display = make(chan *client.SolveStatus)
+		eg.Go(func() error { teeLogs(ch, display, p.Log); return nil })
+	}
 	var resp *client.SolveResponse
 	eg.Go(func() error {
 		var err error
@@ -76,7 +83,7 @@ func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt cl
 		if err != nil {
 			d, _ = progressui.NewDisplay(p.Out, progressui.PlainMode)
 		}
-		_, err = d.UpdateFrom(context.WithoutCancel(ctx), ch)
+		_, err = d.UpdateFrom(context.WithoutCancel(ctx), display)
 		return err
 	})
 	if err := eg.Wait(); err != nil {

@@ -1,0 +1,215 @@
+package builder
+
+import (
+	"archive/tar"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sailmaker/sailmaker/builder/layer"
+	"github.com/sailmaker/sailmaker/recipes"
+)
+
+// Labels and annotations sailmaker puts on every image it builds. The OCI
+// ones are standard; BuildKit does not set base.name/base.digest, so we do.
+const (
+	AnnotationSource       = "org.opencontainers.image.source"
+	AnnotationRevision     = "org.opencontainers.image.revision"
+	AnnotationVersion      = "org.opencontainers.image.version"
+	AnnotationCreated      = "org.opencontainers.image.created"
+	AnnotationTitle        = "org.opencontainers.image.title"
+	AnnotationBaseName     = "org.opencontainers.image.base.name"
+	AnnotationBaseDigest   = "org.opencontainers.image.base.digest"
+	LabelRecipe            = "dev.sailmaker.recipe"
+	LabelRecipeDigest      = "dev.sailmaker.recipe.digest"
+	LabelTag               = "dev.sailmaker.source.tag"
+	LabelBuilder           = "dev.sailmaker.builder"
+	LabelBuilderDigest     = "dev.sailmaker.builder.digest"
+	LabelGoVersion         = "dev.sailmaker.go.version"
+	LabelEnvoySHA256       = "dev.sailmaker.envoy.sha256"
+	LabelEnvoyURL          = "dev.sailmaker.envoy.url"
+	LabelProxySHA          = "dev.sailmaker.envoy.proxy-sha"
+	LabelInputs            = "dev.sailmaker.inputs"
+	LabelMakeTargets       = "dev.sailmaker.make.targets"
+	LabelEnvoyOverride     = "dev.sailmaker.envoy.sha256.override"
+	LabelBuiltBy           = "dev.sailmaker.built-by"
+	builtByValue           = "sailmaker"
+	assemblyFormatRevision = "1" // bump when the image layout changes, so no-op detection rebuilds
+)
+
+// Provenance is what went into an image, recorded as labels and annotations.
+type Provenance struct {
+	RecipeID      string
+	RecipeDigest  string
+	SourceURL     string
+	Tag           string
+	Commit        string
+	Version       string
+	Created       time.Time
+	Builder       string
+	BuilderDigest string
+	GoVersion     string
+	EnvoySHA256   string
+	EnvoyURL      string
+	ProxySHA      string
+	EnvoyOverride bool
+	MakeTargets   []string
+	InputsKey     string
+}
+
+// BaseImage is a base image resolved to its digest.
+type BaseImage struct {
+	Ref    string // as the recipe names it
+	Digest v1.Hash
+	Image  v1.Image
+}
+
+// Assemble lays the recipe's files for one image on its base, the way
+// upstream's Dockerfile does, in one reproducible layer. outDir is the
+// exported compile result; envoyDir holds the verified Envoy.
+func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir, workDir string) (v1.Image, error) {
+	var files []layer.File
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
+	for _, f := range img.Files {
+		kind, rel := f.Source()
+		var src string
+		switch kind {
+		case recipes.FromBuild, recipes.FromSource:
+			src = filepath.Join(outDir, kind, rel)
+		case recipes.FromInput:
+			if rel != "envoy" || envoyDir == "" {
+				return nil, fmt.Errorf("image %s: unknown input %q", img.Name, f.From)
+			}
+			src = filepath.Join(envoyDir, "envoy")
+		default:
+			return nil, fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+		}
+		fh, err := os.Open(src)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
+		}
+		closers = append(closers, fh)
+		fi, err := fh.Stat()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: fh, Size: fi.Size()})
+	}
+	l, err := layer.Write(filepath.Join(workDir, img.Name+".tar.gz"), func(tw *tar.Writer) error {
+		return layer.WriteFiles(tw, files, p.Created)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range img.Files {
+		names = append(names, f.To)
+	}
+	out, err := mutate.Append(base.Image, mutate.Addendum{
+		Layer:     l,
+		MediaType: types.OCILayer,
+		History: v1.History{
+			Created:   v1.Time{Time: p.Created},
+			CreatedBy: "sailmaker: COPY " + strings.Join(names, " "),
+			Comment:   p.RecipeID,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cf, err := out.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: p.Created}
+	cf.Config.User = img.User
+	cf.Config.Entrypoint = img.Entrypoint
+	cf.Config.Cmd = img.Cmd
+	if img.Workdir != "" {
+		cf.Config.WorkingDir = img.Workdir
+	}
+	cf.Config.Env = mergeEnv(cf.Config.Env, img.Env)
+	labels := map[string]string{}
+	for k, v := range cf.Config.Labels {
+		labels[k] = v
+	}
+	ann := annotations(img, base, p)
+	for k, v := range ann {
+		labels[k] = v
+	}
+	for k, v := range img.Labels {
+		labels[k] = v
+	}
+	cf.Config.Labels = labels
+	out, err = mutate.ConfigFile(out, cf)
+	if err != nil {
+		return nil, err
+	}
+	return mutate.Annotations(out, ann).(v1.Image), nil
+}
+
+func annotations(img recipes.Image, base BaseImage, p Provenance) map[string]string {
+	a := map[string]string{
+		AnnotationSource:     p.SourceURL,
+		AnnotationRevision:   p.Commit,
+		AnnotationVersion:    p.Version,
+		AnnotationCreated:    p.Created.UTC().Format(time.RFC3339),
+		AnnotationTitle:      img.Name,
+		AnnotationBaseName:   base.Ref,
+		AnnotationBaseDigest: base.Digest.String(),
+		LabelRecipe:          p.RecipeID,
+		LabelRecipeDigest:    p.RecipeDigest,
+		LabelTag:             p.Tag,
+		LabelBuilder:         p.Builder,
+		LabelBuilderDigest:   p.BuilderDigest,
+		LabelGoVersion:       p.GoVersion,
+		LabelInputs:          p.InputsKey,
+		LabelMakeTargets:     strings.Join(p.MakeTargets, " "),
+		LabelBuiltBy:         builtByValue,
+	}
+	if p.EnvoySHA256 != "" {
+		a[LabelEnvoySHA256] = p.EnvoySHA256
+		a[LabelEnvoyURL] = p.EnvoyURL
+		a[LabelProxySHA] = p.ProxySHA
+		if p.EnvoyOverride {
+			a[LabelEnvoyOverride] = "true"
+		}
+	}
+	return a
+}
+
+// mergeEnv sets vars over base, keeping base's order and appending new
+// names sorted.
+func mergeEnv(base []string, vars map[string]string) []string {
+	out := make([]string, 0, len(base)+len(vars))
+	seen := map[string]bool{}
+	for _, e := range base {
+		k, _, _ := strings.Cut(e, "=")
+		if v, ok := vars[k]; ok {
+			e = k + "=" + v
+		}
+		seen[k] = true
+		out = append(out, e)
+	}
+	var extra []string
+	for k, v := range vars {
+		if !seen[k] {
+			extra = append(extra, k+"="+v)
+		}
+	}
+	sort.Strings(extra)
+	return append(out, extra...)
+}

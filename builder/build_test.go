@@ -1,0 +1,130 @@
+package builder_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/builder/base"
+	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
+)
+
+// fakeBases pushes small stand-ins for the builder and base images: these
+// tests stop before anything would run in them.
+func fakeBases(t *testing.T, e *testenv.Env) {
+	ctx := context.Background()
+	for _, n := range []string{"builder/go1.23.4", "base/bookworm"} {
+		img, err := random.Image(64, 1)
+		require.NoError(t, err)
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		cf.Config.Labels = map[string]string{base.LabelGoVersion: "1.23.4"}
+		img, err = mutate.ConfigFile(img, cf)
+		require.NoError(t, err)
+		tag, err := e.Registry.Tag(n, "1")
+		require.NoError(t, err)
+		_, err = e.Registry.PushAll(ctx, []registry.Pending{{Tag: tag, Image: img}}, false)
+		require.NoError(t, err)
+	}
+}
+
+type setup struct {
+	env   *testenv.Env
+	repo  *fixture.Repo
+	envoy []byte
+	sum   string
+	srv   *fixture.ArtifactServer
+}
+
+func newSetup(t *testing.T) *setup {
+	e := testenv.Registry(t)
+	// No buildkitd answers here: these failures must come before BuildKit.
+	fakeBases(t, e)
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
+	envoy, sum := fixture.EnvoyTarball(t, repo.ProxySHA)
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
+	return &setup{env: e, repo: repo, envoy: envoy, sum: sum, srv: srv}
+}
+
+func (s *setup) recipe(t *testing.T, envoySHA string) *recipes.Recipe {
+	file := fixture.WriteRecipe(t, s.repo, s.srv.URL+"/envoy/", envoySHA, s.env.Config.Registry.Address)
+	r, err := recipes.Load(file, recipes.WithRegistry(s.env.Config.Registry.Address))
+	require.NoError(t, err)
+	return r
+}
+
+func (s *setup) build(r *recipes.Recipe, mod func(*builder.Options)) error {
+	o := builder.Options{Config: s.env.Config, Registry: s.env.Registry}
+	if mod != nil {
+		mod(&o)
+	}
+	_, err := builder.Build(context.Background(), r, o)
+	return err
+}
+
+func TestWrongEnvoyChecksumFailsBeforeBuildKit(t *testing.T) {
+	s := newSetup(t)
+	wrong := strings.Repeat("ab", 32)
+	err := s.build(s.recipe(t, wrong), nil)
+	require.ErrorIs(t, err, builder.ErrChecksum)
+	assert.Contains(t, err.Error(), s.sum, "names the artifact's real sum")
+	assert.Contains(t, err.Error(), wrong, "names the pinned sum")
+	assert.Contains(t, err.Error(), fixture.EnvoyTarballName(s.repo.ProxySHA), "names the file")
+	assert.NotContains(t, err.Error(), "buildkitd")
+}
+
+func TestEnvoyFileIsCheckedToo(t *testing.T) {
+	s := newSetup(t)
+	other, _ := fixture.EnvoyTarball(t, strings.Repeat("0", 40))
+	p := t.TempDir() + "/envoy.tar.gz"
+	require.NoError(t, writeFile(p, append(other, 0)))
+	err := s.build(s.recipe(t, s.sum), func(o *builder.Options) { o.EnvoyFile = p })
+	require.ErrorIs(t, err, builder.ErrChecksum)
+	assert.Contains(t, err.Error(), p)
+}
+
+func TestUnconfirmedEnvoyNeedsAChecksum(t *testing.T) {
+	s := newSetup(t)
+	err := s.build(s.recipe(t, ""), nil)
+	require.ErrorContains(t, err, "unconfirmed")
+	require.ErrorContains(t, err, "--envoy-sha256")
+}
+
+func TestMovedTagIsRefused(t *testing.T) {
+	s := newSetup(t)
+	r := s.recipe(t, s.sum)
+	s.repo.MoveTag(t, "retag the release")
+	err := s.build(r, nil)
+	require.ErrorIs(t, err, builder.ErrTagMoved)
+	assert.Contains(t, err.Error(), s.repo.Commit, "names where the tag points now")
+	assert.Contains(t, err.Error(), r.Spec.Source.Commit, "names the pinned commit")
+}
+
+func TestProxySHAMustMatchIstioDeps(t *testing.T) {
+	s := newSetup(t)
+	s.repo.ProxySHA = strings.Repeat("1", 40) // the recipe now pins another Envoy build
+	err := s.build(s.recipe(t, s.sum), nil)
+	require.ErrorContains(t, err, "PROXY_REPO_SHA")
+}
+
+func TestMissingBaseImageSaysHowToBuildIt(t *testing.T) {
+	e := testenv.Registry(t)
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
+	file := fixture.WriteRecipe(t, repo, "http://127.0.0.1:1/", strings.Repeat("a", 64), e.Config.Registry.Address)
+	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
+	require.NoError(t, err)
+	_, err = builder.Build(context.Background(), r, builder.Options{Config: e.Config, Registry: e.Registry})
+	require.ErrorContains(t, err, "sailmaker base build")
+}
+
+func writeFile(p string, b []byte) error { return os.WriteFile(p, b, 0o644) }

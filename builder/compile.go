@@ -1,0 +1,214 @@
+package builder
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/tonistiigi/fsutil"
+
+	"github.com/sailmaker/sailmaker/recipes"
+)
+
+// Paths inside the compile container.
+const (
+	srcDir     = "/src"
+	modDir     = "/go/pkg/mod"
+	envoyInDir = "/inputs/envoy"
+	outDir     = "/out"
+	goCacheDir = "/root/.cache/go-build"
+)
+
+// CompileSpec is one run of upstream's make targets.
+type CompileSpec struct {
+	Recipe *recipes.Recipe
+	Inputs *Inputs
+	// Builder is the builder image by digest; BuilderEnv its config's Env.
+	Builder    string
+	BuilderEnv []string
+	// CacheID names the Go build cache mount; a fresh one gives a cold build.
+	CacheID string
+	// NoCache makes BuildKit run the step again even if it has the result.
+	NoCache bool
+}
+
+// CompileState is the LLB for the compile step: the builder image, the source
+// (with .git), the module cache and Envoy mounted in, network disabled. Its
+// result is a tree with build/<path> for each build: file the images take
+// and source/<path> for each source: file.
+func CompileState(s CompileSpec) llb.State {
+	r := s.Recipe
+	var opts []llb.RunOption
+	opts = append(opts,
+		llb.Args([]string{"/bin/sh", "-euc", compileScript(r, s.Inputs)}),
+		llb.Dir(srcDir),
+		llb.Network(llb.NetModeNone),
+		llb.WithCustomName(fmt.Sprintf("make %s (no network)", strings.Join(r.Spec.Make.Targets, " "))),
+		llb.AddMount(modDir, llb.Local("gomodcache", llb.SharedKeyHint("gomod-"+s.Inputs.GoSumSHA)), llb.Readonly),
+		llb.AddMount(goCacheDir, llb.Scratch(), llb.AsPersistentCacheDir(s.CacheID, llb.CacheMountLocked)),
+	)
+	for _, e := range compileEnv(s) {
+		k, v, _ := strings.Cut(e, "=")
+		opts = append(opts, llb.AddEnv(k, v))
+	}
+	if s.Inputs.EnvoyDir != "" {
+		opts = append(opts, llb.AddMount(envoyInDir, llb.Local("envoy", llb.SharedKeyHint("envoy-"+s.Inputs.EnvoySHA256)), llb.Readonly))
+	}
+	if s.NoCache {
+		opts = append(opts, llb.IgnoreCache)
+	}
+	src := llb.Local("source", llb.SharedKeyHint("src-"+s.Inputs.Commit))
+	run := llb.Image(s.Builder).Run(append(opts, llb.AddMount(srcDir, src))...)
+	return run.AddMount(outDir, llb.Scratch())
+}
+
+// compileEnv is the builder image's environment plus what makes the build
+// offline and reproducible.
+func compileEnv(s CompileSpec) []string {
+	env := map[string]string{}
+	for _, e := range s.BuilderEnv {
+		k, v, _ := strings.Cut(e, "=")
+		env[k] = v
+	}
+	for k, v := range map[string]string{
+		"HOME":              "/root",
+		"GOCACHE":           goCacheDir,
+		"GOMODCACHE":        modDir,
+		"GOPROXY":           "off",
+		"GOSUMDB":           "off",
+		"GOTOOLCHAIN":       "local",
+		"GOFLAGS":           "-mod=readonly",
+		"SOURCE_DATE_EPOCH": fmt.Sprint(s.Inputs.CommitTime),
+		// The source is owned by whoever fetched it; git must still read it.
+		"GIT_CONFIG_COUNT":   "1",
+		"GIT_CONFIG_KEY_0":   "safe.directory",
+		"GIT_CONFIG_VALUE_0": "*",
+	} {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// compileScript places Envoy where upstream's init script looks for it,
+// runs the make targets as absolute paths, and copies what the images need
+// to /out.
+func compileScript(r *recipes.Recipe, in *Inputs) string {
+	var b strings.Builder
+	arch := r.Spec.Make.Variables["TARGET_ARCH"]
+	if arch == "" {
+		arch = "amd64"
+	}
+	release := path.Join("out", "linux_"+arch, "release")
+	if in.EnvoyDir != "" {
+		fmt.Fprintf(&b, "mkdir -p %s\n", shq(release))
+		fmt.Fprintf(&b, "cp %s/envoy %s\n", envoyInDir, shq(path.Join(release, "envoy-"+in.ProxySHA)))
+		fmt.Fprintf(&b, "cp %s/envoy %s\n", envoyInDir, shq(path.Join(release, "envoy")))
+	}
+	b.WriteString("make")
+	vars := make([]string, 0, len(r.Spec.Make.Variables))
+	for k := range r.Spec.Make.Variables {
+		vars = append(vars, k)
+	}
+	sort.Strings(vars)
+	for _, k := range vars {
+		b.WriteString(" " + shq(k+"="+r.Spec.Make.Variables[k]))
+	}
+	for _, t := range r.Spec.Make.Targets {
+		b.WriteString(" " + shq(path.Join(srcDir, t)))
+	}
+	b.WriteString("\n")
+	for _, img := range r.Spec.Images {
+		for _, f := range img.Files {
+			kind, p := f.Source()
+			if kind != recipes.FromBuild && kind != recipes.FromSource {
+				continue
+			}
+			dst := path.Join(outDir, kind, p)
+			fmt.Fprintf(&b, "mkdir -p %s && cp -L %s %s\n", shq(path.Dir(dst)), shq(path.Join(srcDir, p)), shq(dst))
+		}
+	}
+	return b.String()
+}
+
+// compileMounts are the local directories the compile step reads.
+func compileMounts(in *Inputs) (map[string]fsutil.FS, error) {
+	m := map[string]fsutil.FS{}
+	for name, dir := range map[string]string{"source": in.SourceDir, "gomodcache": in.GoModCache, "envoy": in.EnvoyDir} {
+		if dir == "" {
+			continue
+		}
+		fs, err := fsutil.NewFS(dir)
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", dir, err)
+		}
+		m[name] = fs
+	}
+	return m, nil
+}
+
+// logTail keeps the last bytes of the build's output, to explain failures.
+type logTail struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	if over := l.buf.Len() - l.max; over > 0 {
+		l.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// teeLogs copies vertex logs from a status stream into w and forwards every
+// status to out.
+func teeLogs(in <-chan *client.SolveStatus, out chan<- *client.SolveStatus, w io.Writer) {
+	defer close(out)
+	for s := range in {
+		for _, l := range s.Logs {
+			_, _ = w.Write(l.Data)
+		}
+		out <- s
+	}
+}
+
+// networkHints are phrases a build prints when it tries to reach the network.
+var networkHints = []string{
+	"no such host", "network is unreachable", "Temporary failure in name resolution",
+	"Could not resolve host", "dial tcp", "dial udp", "connection refused", "i/o timeout",
+	"Failed to connect", "unable to resolve",
+}
+
+// explainFailure turns a failed compile into an error that says the build
+// had no network when its output shows it tried to use one.
+func explainFailure(err error, log string) error {
+	tail := lastLines(log, 25)
+	for _, h := range networkHints {
+		if strings.Contains(log, h) {
+			return fmt.Errorf("the build tried to reach the network, but sailmaker builds have no network: every download must be a recipe input, fetched and verified before the build (%w)\nlast lines of the build:\n%s", err, tail)
+		}
+	}
+	return fmt.Errorf("the build failed (it ran with no network; upstream's make targets ran in the builder image): %w\nlast lines of the build:\n%s", err, tail)
+}
