@@ -151,7 +151,7 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 		if err != nil {
 			return nil, fmt.Errorf("digest of %s: %w", p.Tag, err)
 		}
-		size, err := imageSize(p.Image)
+		size, err := ImageSize(p.Image)
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +216,8 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 	return out, nil
 }
 
-func imageSize(img v1.Image) (int64, error) {
+// ImageSize is the bytes of an image: manifest, config and layers.
+func ImageSize(img v1.Image) (int64, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return 0, err
