@@ -125,7 +125,7 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 	log := o.Log.WithFields(logrus.Fields{"git": fetchURL, "tag": src.Tag})
 	log.Info("fetching source")
 	remoteRef := "refs/sailmaker/remote-tags/" + src.Tag
-	if _, err := git(ctx, mirror, "fetch", "-q", "--no-tags", "--force", fetchURL, "refs/tags/"+src.Tag+":"+remoteRef); err != nil {
+	if _, err := git(ctx, mirror, "fetch", "-q", "--depth=1", "--no-tags", "--force", fetchURL, "refs/tags/"+src.Tag+":"+remoteRef); err != nil {
 		return fmt.Errorf("fetching tag %s from %s (for an air-gapped source, map it with git.mirrors in the config): %w", src.Tag, fetchURL, err)
 	}
 	got, err := git(ctx, mirror, "rev-parse", remoteRef+"^{commit}")
@@ -136,7 +136,7 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 		return fmt.Errorf("%w: tag %s of %s now points to %s, but the recipe pins %s; refusing to build (check upstream, then update the recipe's commit)", ErrTagMoved, src.Tag, src.Git, got, src.Commit)
 	}
 	// The checkout needs the tag itself for `git describe`.
-	if _, err := git(ctx, mirror, "fetch", "-q", "--force", fetchURL, "refs/tags/"+src.Tag+":refs/tags/"+src.Tag); err != nil {
+	if _, err := git(ctx, mirror, "fetch", "-q", "--depth=1", "--no-tags", "--force", fetchURL, "refs/tags/"+src.Tag+":refs/tags/"+src.Tag); err != nil {
 		return err
 	}
 	in.Commit = got
@@ -334,7 +334,6 @@ func download(ctx context.Context, u string) ([]byte, error) {
 	}
 	return io.ReadAll(resp.Body)
 }
-
 
 // ExtractFile returns one regular file from a tarball, gzip-compressed or not.
 func ExtractFile(data []byte, name string) ([]byte, error) {

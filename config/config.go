@@ -92,14 +92,19 @@ type GitMirror struct {
 
 // Load reads the config file at path (empty: $SAILMAKER_CONFIG, then
 // <state-dir>/config.yaml if it exists, else defaults), applies environment
-// overrides and fills defaults.
-func Load(path string) (*Config, error) {
+// overrides, then stateDir (the --state-dir flag; empty: none), and fills
+// defaults, which derive from the state directory.
+func Load(path, stateDir string) (*Config, error) {
 	cfg := &Config{}
 	if path == "" {
 		path = os.Getenv("SAILMAKER_CONFIG")
 	}
 	if path == "" {
-		candidate := filepath.Join(stateDirFromEnv(), "config.yaml")
+		dir := stateDir
+		if dir == "" {
+			dir = stateDirFromEnv()
+		}
+		candidate := filepath.Join(dir, "config.yaml")
 		if _, err := os.Stat(candidate); err == nil {
 			path = candidate
 		}
@@ -116,6 +121,13 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	cfg.applyEnv()
+	if stateDir != "" {
+		abs, err := filepath.Abs(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.StateDir = abs
+	}
 	cfg.fillDefaults()
 	if err := cfg.Validate(); err != nil {
 		if path != "" {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"text/tabwriter"
 
-
 	"github.com/sailmaker/sailmaker/registry"
 )
 
@@ -87,4 +86,3 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 }
-

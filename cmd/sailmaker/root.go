@@ -19,14 +19,7 @@ type globalOptions struct {
 }
 
 func (g *globalOptions) load() (*config.Config, error) {
-	cfg, err := config.Load(g.configFile)
-	if err != nil {
-		return nil, err
-	}
-	if g.stateDir != "" {
-		cfg.StateDir = g.stateDir
-	}
-	return cfg, nil
+	return config.Load(g.configFile, g.stateDir)
 }
 
 func newRootCmd() *cobra.Command {
