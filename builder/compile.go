@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/tonistiigi/fsutil"
@@ -64,8 +65,30 @@ func CompileState(s CompileSpec) llb.State {
 		opts = append(opts, llb.IgnoreCache)
 	}
 	src := llb.Local("source", llb.SharedKeyHint("src-"+s.Inputs.Commit))
-	run := llb.Image(s.Builder).Run(append(opts, llb.AddMount(srcDir, src))...)
+	run := ImageState(s.Builder, nil).Run(append(opts, llb.AddMount(srcDir, src))...)
 	return run.AddMount(outDir, llb.Scratch())
+}
+
+// ImageState is llb.Image(ref) with the image config's environment, working
+// directory and user applied, as a Dockerfile FROM would: plain LLB does not
+// read the image config, so a command would not find what the image put on
+// its PATH. ref should be pinned by digest.
+func ImageState(ref string, cf *v1.ConfigFile) llb.State {
+	st := llb.Image(ref)
+	if cf == nil {
+		return st
+	}
+	for _, e := range cf.Config.Env {
+		k, v, _ := strings.Cut(e, "=")
+		st = st.AddEnv(k, v)
+	}
+	if cf.Config.WorkingDir != "" {
+		st = st.Dir(cf.Config.WorkingDir)
+	}
+	if cf.Config.User != "" {
+		st = st.User(cf.Config.User)
+	}
+	return st
 }
 
 // compileEnv is the builder image's environment plus what makes the build

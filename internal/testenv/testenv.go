@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
@@ -58,6 +59,9 @@ func Registry(t testing.TB) *Env {
 	t.Helper()
 	ctx := context.Background()
 	state := t.TempDir()
+	// The embedded registry logs every request (and every 404 as an error)
+	// through logrus' standard logger; tests read results, not those lines.
+	logrus.SetLevel(logrus.FatalLevel)
 	srv, err := registry.NewServer(ctx, filepath.Join(state, "registry"))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start("127.0.0.1:0"))
