@@ -2,7 +2,9 @@ package builder_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -128,3 +130,41 @@ func TestMissingBaseImageSaysHowToBuildIt(t *testing.T) {
 }
 
 func writeFile(p string, b []byte) error { return os.WriteFile(p, b, 0o644) }
+
+// Patches are applied in order with git apply; one that does not apply
+// stops the build before BuildKit.
+func TestPatches(t *testing.T) {
+	s := newSetup(t)
+	dir := t.TempDir()
+	readme, err := os.ReadFile(filepath.Join(s.repo.Dir, "README.md"))
+	require.NoError(t, err)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(readme), "\n"), "\n")
+	good := fmt.Sprintf("--- a/README.md\n+++ b/README.md\n@@ -1,%d +1,%d @@\n", len(lines), len(lines)+1)
+	for _, l := range lines {
+		good += " " + strings.TrimSuffix(l, "\n") + "\n"
+	}
+	good += "+patched by sailmaker\n"
+	bad := "--- a/no-such-file\n+++ b/no-such-file\n@@ -1 +1 @@\n-x\n+y\n"
+	yaml := fixture.RecipeYAML(s.repo, s.srv.URL+"/envoy/", s.sum, s.env.Config.Registry.Address)
+	for name, patch := range map[string]string{"good": good, "bad": bad} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".patch"), []byte(patch), 0o644))
+	}
+	withPatch := func(p string) *recipes.Recipe {
+		y := strings.Replace(yaml, "    commit: ", "    patches: ["+p+"]\n    commit: ", 1)
+		f := filepath.Join(dir, "recipe-"+p+".yaml")
+		require.NoError(t, os.WriteFile(f, []byte(y), 0o644))
+		r, err := recipes.Load(f, recipes.WithRegistry(s.env.Config.Registry.Address))
+		require.NoError(t, err)
+		return r
+	}
+	err = s.build(withPatch("bad.patch"), nil)
+	require.ErrorContains(t, err, "bad.patch does not apply")
+
+	in, err := builder.FetchInputs(context.Background(), withPatch("good.patch"), builder.InputOptions{Config: s.env.Config})
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(in.SourceDir, "README.md"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(b), "patched by sailmaker\n"), "patched")
+	_, err = os.Stat(filepath.Join(in.SourceDir, ".git"))
+	assert.NoError(t, err, "the checkout keeps .git for upstream's version stamping")
+}
