@@ -155,7 +155,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 func TestBuildWithoutNetwork(t *testing.T) {
 	e := testenv.Start(t)
 	e.Bases(t)
-	repo := fixture.Upstream(t, fixture.UpstreamOptions{Dir: "upstream-network", Tag: "1.0.1"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Overlay: "upstream-network", Tag: "1.0.1"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
 	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)

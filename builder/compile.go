@@ -15,6 +15,8 @@ import (
 	"github.com/tonistiigi/fsutil"
 
 	"github.com/sailmaker/sailmaker/recipes"
+
+	"github.com/sailmaker/sailmaker/internal/tail"
 )
 
 // Paths inside the compile container.
@@ -227,7 +229,7 @@ var networkHints = []string{
 // explainFailure turns a failed compile into an error that says the build
 // had no network when its output shows it tried to use one.
 func explainFailure(err error, log string) error {
-	tail := lastLines(log, 25)
+	tail := tail.Lines(log, 25)
 	for _, h := range networkHints {
 		if strings.Contains(log, h) {
 			return fmt.Errorf("the build tried to reach the network, but sailmaker builds have no network: every download must be a recipe input, fetched and verified before the build (%w)\nlast lines of the build:\n%s", err, tail)

@@ -25,6 +25,8 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
+
+	"github.com/sailmaker/sailmaker/internal/tail"
 )
 
 // ErrChecksum is wrapped by every checksum mismatch.
@@ -69,7 +71,7 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(lastLines(stderr.String(), 15)))
+		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(tail.Lines(stderr.String(), 15)))
 	}
 	return stdout.Bytes(), nil
 }
@@ -355,12 +357,4 @@ func ExtractFile(data []byte, name string) ([]byte, error) {
 			return io.ReadAll(tr)
 		}
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sirupsen/logrus"
+
+	"github.com/sailmaker/sailmaker/internal/tail"
 )
 
 // Spec is what one base image is made of.
@@ -270,7 +272,7 @@ func mmdebstrap(ctx context.Context, s Spec, o Options, out, pkgFile string) err
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		msg := lastLines(stderr.String(), 20)
+		msg := tail.Lines(stderr.String(), 20)
 		if strings.Contains(msg, "Temporary failure resolving") || strings.Contains(msg, "Could not connect") || strings.Contains(msg, "Failed to fetch") {
 			return fmt.Errorf("mmdebstrap could not reach the Debian mirror (set debian.mirror in the config or SAILMAKER_DEBIAN_MIRROR): %w\n%s", err, msg)
 		}
@@ -329,12 +331,4 @@ func readLines(path string) ([]string, error) {
 		}
 	}
 	return out, sc.Err()
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

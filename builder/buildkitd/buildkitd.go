@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
+
+	"github.com/sailmaker/sailmaker/internal/tail"
 )
 
 // Options describe one buildkitd.
@@ -167,14 +169,14 @@ func (d *Daemon) waitReady(ctx context.Context, timeout time.Duration) error {
 		select {
 		case err := <-d.done:
 			d.done <- err
-			return fmt.Errorf("buildkitd exited while starting (%v); its log %s ends with:\n%s", err, LogFile(d.Dir), tail(LogFile(d.Dir), 15))
+			return fmt.Errorf("buildkitd exited while starting (%v); its log %s ends with:\n%s", err, LogFile(d.Dir), tail.File(LogFile(d.Dir), 15))
 		default:
 		}
 		if err := Ping(ctx, d.Address); err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("buildkitd did not answer on %s within %s; its log %s ends with:\n%s", d.Address, timeout, LogFile(d.Dir), tail(LogFile(d.Dir), 15))
+			return fmt.Errorf("buildkitd did not answer on %s within %s; its log %s ends with:\n%s", d.Address, timeout, LogFile(d.Dir), tail.File(LogFile(d.Dir), 15))
 		}
 		select {
 		case <-ctx.Done():
@@ -220,16 +222,4 @@ func Ping(ctx context.Context, addr string, opts ...client.ClientOpt) error {
 		return errors.New("buildkitd has no workers")
 	}
 	return nil
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(no log)"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/registry"
+
+	"github.com/sailmaker/sailmaker/internal/tail"
 )
 
 // Status says what is running.
@@ -111,7 +113,7 @@ func startRegistry(ctx context.Context, cfg *config.Config) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the embedded registry exited while starting (%v); %s ends with:\n%s", err, registryLog(cfg), tail(registryLog(cfg), 10))
+			return fmt.Errorf("the embedded registry exited while starting (%v); %s ends with:\n%s", err, registryLog(cfg), tail.File(registryLog(cfg), 10))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
@@ -186,16 +188,4 @@ func stopPID(ctx context.Context, pid int) error {
 		}
 	}
 	return syscall.Kill(pid, syscall.SIGKILL)
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(no log)"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
