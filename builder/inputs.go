@@ -126,20 +126,18 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 	}
 	log := o.Log.WithFields(logrus.Fields{"git": fetchURL, "tag": src.Tag})
 	log.Info("fetching source")
-	remoteRef := "refs/sailmaker/remote-tags/" + src.Tag
-	if _, err := git(ctx, mirror, "fetch", "-q", "--depth=1", "--no-tags", "--force", fetchURL, "refs/tags/"+src.Tag+":"+remoteRef); err != nil {
+	// --force: the local tag follows upstream, so a moved tag shows below.
+	// The checkout clones it too, for `git describe`.
+	tagRef := "refs/tags/" + src.Tag
+	if _, err := git(ctx, mirror, "fetch", "-q", "--depth=1", "--no-tags", "--force", fetchURL, tagRef+":"+tagRef); err != nil {
 		return fmt.Errorf("fetching tag %s from %s (for an air-gapped source, map it with git.mirrors in the config): %w", src.Tag, fetchURL, err)
 	}
-	got, err := git(ctx, mirror, "rev-parse", remoteRef+"^{commit}")
+	got, err := git(ctx, mirror, "rev-parse", tagRef+"^{commit}")
 	if err != nil {
 		return err
 	}
 	if got != src.Commit {
 		return fmt.Errorf("%w: tag %s of %s now points to %s, but the recipe pins %s; refusing to build (check upstream, then update the recipe's commit)", ErrTagMoved, src.Tag, src.Git, got, src.Commit)
-	}
-	// The checkout needs the tag itself for `git describe`.
-	if _, err := git(ctx, mirror, "fetch", "-q", "--depth=1", "--no-tags", "--force", fetchURL, "refs/tags/"+src.Tag+":refs/tags/"+src.Tag); err != nil {
-		return err
 	}
 	in.Commit = got
 	ct, err := git(ctx, mirror, "show", "-s", "--format=%ct", got)
