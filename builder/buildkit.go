@@ -28,14 +28,14 @@ func Connect(ctx context.Context, cfg *config.Config) (*client.Client, error) {
 			opts = append(opts, client.WithCredentials(cfg.BuildKit.Cert, cfg.BuildKit.Key))
 		}
 	}
-	if err := buildkitd.Ping(ctx, cfg.BuildKit.Address, opts...); err != nil {
-		return nil, fmt.Errorf("buildkitd at %s is not answering (start it with `sailmaker dev up` or `make demo`, or set buildkit.address): %w", cfg.BuildKit.Address, err)
-	}
 	c, err := client.New(ctx, cfg.BuildKit.Address, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", cfg.BuildKit.Address, err)
+	if err == nil {
+		if err = buildkitd.CheckWorkers(ctx, c); err == nil {
+			return c, nil
+		}
+		c.Close()
 	}
-	return c, nil
+	return nil, fmt.Errorf("buildkitd at %s is not answering (start it with `sailmaker dev up` or `make demo`, or set buildkit.address): %w", cfg.BuildKit.Address, err)
 }
 
 // Progress says how solve progress is shown.

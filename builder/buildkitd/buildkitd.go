@@ -214,6 +214,14 @@ func Ping(ctx context.Context, addr string, opts ...client.ClientOpt) error {
 		return err
 	}
 	defer c.Close()
+	return CheckWorkers(ctx, c)
+}
+
+// CheckWorkers asks an open client's buildkitd for its workers, waiting at
+// most 3 seconds.
+func CheckWorkers(ctx context.Context, c *client.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	ws, err := c.ListWorkers(ctx)
 	if err != nil {
 		return err
