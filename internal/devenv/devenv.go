@@ -26,14 +26,13 @@ import (
 
 // Status says what is running.
 type Status struct {
-	Registry        string `json:"registry"`
-	RegistryUp      bool   `json:"registryUp"`
-	RegistryPID     int    `json:"registryPid,omitempty"`
-	BuildKit        string `json:"buildkit"`
-	BuildKitUp      bool   `json:"buildkitUp"`
-	BuildKitPID     int    `json:"buildkitPid,omitempty"`
-	StateDir        string `json:"stateDir"`
-	BuildKitDefault bool   `json:"-"`
+	Registry    string `json:"registry"`
+	RegistryUp  bool   `json:"registryUp"`
+	RegistryPID int    `json:"registryPid,omitempty"`
+	BuildKit    string `json:"buildkit"`
+	BuildKitUp  bool   `json:"buildkitUp"`
+	BuildKitPID int    `json:"buildkitPid,omitempty"`
+	StateDir    string `json:"stateDir"`
 }
 
 func registryPIDFile(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "registry.pid") }
@@ -148,7 +147,7 @@ func Down(ctx context.Context, cfg *config.Config, log logrus.FieldLogger) error
 
 // Check reports what answers now.
 func Check(ctx context.Context, cfg *config.Config) *Status {
-	s := &Status{Registry: cfg.Registry.Address, BuildKit: cfg.BuildKit.Address, StateDir: cfg.StateDir, BuildKitDefault: ownsBuildKit(cfg)}
+	s := &Status{Registry: cfg.Registry.Address, BuildKit: cfg.BuildKit.Address, StateDir: cfg.StateDir}
 	s.RegistryUp = registry.Ping(ctx, cfg.Registry.Address, cfg.RegistryInsecure(cfg.Registry.Address)) == nil
 	s.BuildKitUp = buildkitd.Ping(ctx, cfg.BuildKit.Address) == nil
 	s.RegistryPID, _ = readPID(registryPIDFile(cfg))
