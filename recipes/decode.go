@@ -84,26 +84,23 @@ func checkKind(c *collector, root *yaml.Node, want string) bool {
 			kind = root.Content[i+1]
 		}
 	}
-	ok := true
+	okVersion := checkScalar(c, "apiVersion", apiVersion, APIVersion)
+	okKind := checkScalar(c, "kind", kind, want)
+	return okVersion && okKind
+}
+
+// checkScalar reports whether the field n is the scalar want.
+func checkScalar(c *collector, field string, n *yaml.Node, want string) bool {
 	switch {
-	case apiVersion == nil:
-		c.errorf("apiVersion", "required; must be %s", APIVersion)
-		ok = false
-	case apiVersion.Kind != yaml.ScalarNode || apiVersion.Value != APIVersion:
-		c.lines["apiVersion"] = apiVersion.Line
-		c.errorf("apiVersion", "must be %s, not %q", APIVersion, apiVersion.Value)
-		ok = false
+	case n == nil:
+		c.errorf(field, "required; must be %s", want)
+		return false
+	case n.Kind != yaml.ScalarNode || n.Value != want:
+		c.lines[field] = n.Line
+		c.errorf(field, "must be %s, not %q", want, n.Value)
+		return false
 	}
-	switch {
-	case kind == nil:
-		c.errorf("kind", "required; must be %s", want)
-		ok = false
-	case kind.Kind != yaml.ScalarNode || kind.Value != want:
-		c.lines["kind"] = kind.Line
-		c.errorf("kind", "must be %s, not %q", want, kind.Value)
-		ok = false
-	}
-	return ok
+	return true
 }
 
 // decoder decodes a node tree into Go values by their yaml tags, recording
