@@ -21,6 +21,7 @@ import (
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // ErrNotReproducible is returned by --check-reproducible when two builds differ.
@@ -44,6 +45,44 @@ type Options struct {
 	// CheckReproducible builds twice, the second time with no cache, and
 	// fails unless the image digests are equal.
 	CheckReproducible bool
+	// Trigger says who or what asked for the build; it is recorded in the
+	// ledger and the provenance.
+	Trigger Trigger
+	// OnPhase, if set, is called as the build enters each phase.
+	OnPhase func(Phase)
+	// Ledger, if set, records every tag the build creates, moves or is
+	// refused.
+	Ledger Ledger
+}
+
+// Trigger is who or what started a build.
+type Trigger struct {
+	// Actor is a user or token name, "ci" for the webhook, or the local user
+	// for the CLI.
+	Actor string `json:"actor"`
+	// Kind is how: cli, api or webhook.
+	Kind string `json:"kind"`
+	// DeliveryID is the webhook delivery that queued the build.
+	DeliveryID string `json:"deliveryId,omitempty"`
+	// BuildID is the service's build id.
+	BuildID string `json:"buildId,omitempty"`
+	// Time is when the build was asked for.
+	Time time.Time `json:"time"`
+}
+
+// Phase is a step of a build.
+type Phase string
+
+// The phases of a build, in order.
+const (
+	PhaseFetching Phase = "fetching"
+	PhaseBuilding Phase = "building"
+	PhasePushing  Phase = "pushing"
+)
+
+// Ledger records tag changes; *store.Store is one.
+type Ledger interface {
+	Append(ctx context.Context, entries ...store.Entry) error
 }
 
 // ImageResult is one image of a build.
@@ -86,6 +125,15 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 	log := o.Log.WithField("recipe", r.ID())
 	res := &Result{RecipeID: r.ID(), RecipeDigest: r.Digest()}
 	rc := o.Registry
+	if o.Trigger.Time.IsZero() {
+		o.Trigger.Time = start
+	}
+	phase := func(p Phase) {
+		if o.OnPhase != nil {
+			o.OnPhase(p)
+		}
+	}
+	phase(PhaseFetching)
 
 	// Everything the build stands on, by digest, before any work.
 	builderRef, err := rc.ParseRef(r.Spec.Toolchain.Builder)
@@ -150,6 +198,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		}
 	}
 
+	phase(PhaseBuilding)
 	if err := os.MkdirAll(filepath.Join(o.Config.StateDir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
@@ -222,12 +271,19 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		log.Info("reproducible: both builds gave the same digests")
 	}
 
+	phase(PhasePushing)
 	t = time.Now()
 	pending := make([]registry.Pending, len(images))
 	for i := range images {
 		pending[i] = registry.Pending{Tag: tags[i], Image: images[i]}
 	}
 	pushed, err := rc.PushAll(ctx, pending, o.Force)
+	if lerr := record(ctx, o, pushed, err); lerr != nil {
+		if err == nil {
+			err = lerr
+		}
+		log.WithError(lerr).Error("could not record the push in the ledger")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -346,4 +402,46 @@ func versionOf(r *recipes.Recipe) string {
 		return v
 	}
 	return r.Metadata.Version
+}
+
+// record appends what a push did, or the refusal, to the ledger.
+func record(ctx context.Context, o Options, pushed []registry.Pushed, pushErr error) error {
+	if o.Ledger == nil {
+		return nil
+	}
+	base := store.Entry{Actor: o.Trigger.Actor, BuildID: o.Trigger.BuildID}
+	if o.Trigger.DeliveryID != "" {
+		base.Note = "delivery " + o.Trigger.DeliveryID
+	}
+	var moved *registry.TagMovedError
+	if errors.As(pushErr, &moved) {
+		e := base
+		e.Action, e.Repository, e.Tag = store.ActionRefused, moved.Tag.RepositoryStr(), moved.Tag.TagStr()
+		e.OldDigest, e.NewDigest = moved.Current.String(), moved.New.String()
+		// A refusal is recorded even though the push failed; use a context
+		// that outlives a cancelled build.
+		return o.Ledger.Append(context.WithoutCancel(ctx), e)
+	}
+	if pushErr != nil {
+		return nil
+	}
+	var entries []store.Entry
+	for _, p := range pushed {
+		if p.Unchanged {
+			continue
+		}
+		e := base
+		e.Action, e.Repository, e.Tag, e.NewDigest = store.ActionPush, p.Tag.RepositoryStr(), p.Tag.TagStr(), p.Digest.String()
+		if p.Previous != nil {
+			e.OldDigest = p.Previous.String()
+		}
+		if p.Forced {
+			e.Action = store.ActionForce
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	return o.Ledger.Append(context.WithoutCancel(ctx), entries...)
 }

@@ -118,6 +118,19 @@ func (c *Client) Image(ctx context.Context, ref name.Reference) (v1.Image, error
 	return img, nil
 }
 
+// TagMovedError is a push refused because the tag names another digest.
+// It wraps ErrTagMoved.
+type TagMovedError struct {
+	Tag          name.Tag
+	Current, New v1.Hash
+}
+
+func (e *TagMovedError) Error() string {
+	return fmt.Sprintf("%s: %s (%s, new build is %s); tags are immutable: pass --force to move it (recorded)", e.Tag, ErrTagMoved, e.Current, e.New)
+}
+
+func (e *TagMovedError) Unwrap() error { return ErrTagMoved }
+
 // Pending is an image to be pushed under a tag.
 type Pending struct {
 	Tag   name.Tag
@@ -170,7 +183,7 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 		prev := cur
 		out[i].Previous = &prev
 		if !force {
-			return nil, fmt.Errorf("%s: %w (%s, new build is %s); tags are immutable: pass --force to move it (recorded)", p.Tag, ErrTagMoved, cur, d)
+			return nil, &TagMovedError{Tag: p.Tag, Current: cur, New: d}
 		}
 		out[i].Forced = true
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/sirupsen/logrus"
@@ -15,6 +16,7 @@ import (
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 func init() { subcommands = append(subcommands, newBuildCmd) }
@@ -99,7 +101,14 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 			mode = progressui.PlainMode
 		}
 	}
+	st, err := store.OpenDir(ctx, cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	res, err := builder.Build(ctx, r, builder.Options{
+		Trigger:           builder.Trigger{Actor: localActor(), Kind: "cli"},
+		Ledger:            st,
 		Config:            cfg,
 		Registry:          rc,
 		Progress:          builder.Progress{Out: stderr, Mode: mode},
@@ -125,6 +134,14 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 		names[i], pushed[i] = im.Name, im.Pushed
 	}
 	return printRows(stdout, rowsFromPushed(names, pushed), o.output)
+}
+
+// localActor names the user running the CLI, for the ledger and provenance.
+func localActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid:%d", os.Getuid())
 }
 
 func isTerminal(f *os.File) bool {
