@@ -220,7 +220,7 @@ func NewSBOM(p SBOMParams) (*SPDXDocument, error) {
 			Name:             m.path,
 			VersionInfo:      m.version,
 			DownloadLocation: "NOASSERTION",
-			ExternalRefs:     []SPDXExternalRef{purlRef("pkg:golang/" + m.path + "@" + purlEscape(m.version))},
+			ExternalRefs:     []SPDXExternalRef{purlRef(goPurl(m.path, m.version))},
 			Comment:          kind + "; in: " + strings.Join(m.in, " "),
 		})
 	}
@@ -252,6 +252,15 @@ func ParseSBOM(b []byte) (*SPDXDocument, error) {
 		return nil, fmt.Errorf("sbom: spdxVersion is %q, want %q", d.SPDXVersion, SPDXVersion)
 	}
 	return &d, nil
+}
+
+// goPurl is pkg:golang/<path>@<version>; a module built from a checkout,
+// "(devel)", has no version to name.
+func goPurl(path, version string) string {
+	if version == "" || version == "(devel)" {
+		return "pkg:golang/" + path
+	}
+	return "pkg:golang/" + path + "@" + purlEscape(version)
 }
 
 func purlRef(locator string) SPDXExternalRef {

@@ -105,6 +105,7 @@ func TestSBOMFromGoBinary(t *testing.T) {
 	assert.Equal(t, "go module; in: /usr/local/bin/tiny", uuid.Comment)
 	main := pkgs["example.com/tiny"]
 	assert.Equal(t, "1.0.0", main.VersionInfo)
+	assert.Equal(t, "pkg:golang/example.com/tiny@1.0.0", main.Purl())
 	std := pkgs["stdlib"]
 	assert.Equal(t, runtime.Version(), std.VersionInfo, "the toolchain that built the test binary")
 	assert.Equal(t, "pkg:golang/stdlib@"+runtime.Version(), std.Purl())
@@ -123,6 +124,21 @@ func TestSBOMFromGoBinary(t *testing.T) {
 		assert.Equal(t, "NOASSERTION", p.DownloadLocation)
 	}
 	assert.Len(t, doc.Relationships, len(doc.Packages))
+}
+
+// A binary's main module built from a checkout says "(devel)": recorded
+// as such, with no version in its purl.
+func TestSBOMDevelMainModule(t *testing.T) {
+	b, ok, err := attest.ReadGoBinary(buildTinyProgram(t), "/usr/local/bin/envoy")
+	require.NoError(t, err)
+	require.True(t, ok)
+	ref, err := name.NewDigest("registry.internal:5000/fixture/proxyv2@sha256:" + imageHex)
+	require.NoError(t, err)
+	doc, err := attest.NewSBOM(attest.SBOMParams{Image: ref, Created: time.Now(), Binaries: []attest.GoBinary{b}})
+	require.NoError(t, err)
+	main := packagesByName(doc)["example.com/tiny"]
+	assert.Equal(t, "(devel)", main.VersionInfo)
+	assert.Equal(t, "pkg:golang/example.com/tiny", main.Purl())
 }
 
 // Two binaries linking the same module give one package naming both.
