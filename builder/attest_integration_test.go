@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -156,9 +157,24 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
 	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
-	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
+	// With one patch (to the README: the binaries stay as they are).
+	readme, err := os.ReadFile(filepath.Join(repo.Dir, "README.md"))
+	require.NoError(t, err)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(readme), "\n"), "\n")
+	patch := fmt.Sprintf("--- a/README.md\n+++ b/README.md\n@@ -1,%d +1,%d @@\n", len(lines), len(lines)+1)
+	for _, l := range lines {
+		patch += " " + strings.TrimSuffix(l, "\n") + "\n"
+	}
+	patch += "+built by sailmaker\n"
+	recipeDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(recipeDir, "readme.patch"), []byte(patch), 0o644))
+	yaml := fixture.RecipeYAML(repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
+	yaml = strings.Replace(yaml, "    commit: ", "    patches: [readme.patch]\n    commit: ", 1)
+	file := filepath.Join(recipeDir, "fixture.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o644))
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)
+	require.Len(t, r.Patches(), 1)
 
 	bk, err := builder.Connect(ctx, e.Config)
 	require.NoError(t, err)
@@ -215,6 +231,7 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 		assert.Equal(t, "1.0.0", field(t, x, "make.variables.VERSION"))
 		assert.Equal(t, []any{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent"}, field(t, x, "make.targets"))
 		assert.Equal(t, im.Name, field(t, x, "image.name"))
+		assert.Equal(t, []any{map[string]any{"path": "readme.patch", "sha256": sha([]byte(patch))}}, field(t, x, "patches"))
 		in := field(t, prov, "predicate.buildDefinition.internalParameters")
 		assert.Equal(t, "ci-bot", field(t, in, "trigger.actor"))
 		assert.Equal(t, "webhook", field(t, in, "trigger.kind"))
@@ -229,6 +246,9 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 		}
 		assert.Equal(t, map[string]any{"gitCommit": repo.Commit}, deps["git+"+repo.URL+"@refs/tags/1.0.0"])
 		assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[e.Config.Registry.Address+"/base/bookworm:1"])
+		assert.Equal(t, map[string]any{"sha256": bases["builder/go1.23.4"].Digest.Hex}, deps[e.Config.Registry.Address+"/builder/go1.23.4:1"])
+		assert.Equal(t, map[string]any{"sha256": envoySHA}, deps[field(t, x, "envoy.url").(string)])
+		assert.Equal(t, map[string]any{"sha256": sha([]byte(patch))}, deps["file:readme.patch"])
 
 		// SBOM: the fixture's third-party module, the main module at the
 		// recipe's version, the toolchain, the base's Debian packages.
