@@ -33,6 +33,7 @@ type Config struct {
 	Debian   DebianConfig   `yaml:"debian"`
 	Go       GoConfig       `yaml:"go"`
 	Git      GitConfig      `yaml:"git"`
+	Server   ServerConfig   `yaml:"server"`
 }
 
 // RegistryConfig says where images go.
@@ -172,6 +173,7 @@ func (c *Config) applyEnv() {
 	if v := os.Getenv("SAILMAKER_GOSUMDB"); v != "" {
 		c.Go.SumDB = v
 	}
+	c.Server.applyEnv()
 }
 
 func (c *Config) fillDefaults() {
@@ -187,6 +189,7 @@ func (c *Config) fillDefaults() {
 	if c.BuildKit.Address == "" {
 		c.BuildKit.Address = "unix://" + filepath.Join(c.StateDir, "buildkitd", "buildkitd.sock")
 	}
+	c.Server.fillDefaults()
 }
 
 // Validate rejects settings that cannot work, instead of guessing.
@@ -212,7 +215,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("git.mirrors[%d]: url and insteadOf are both required", i)
 		}
 	}
-	return nil
+	return c.Server.validate()
 }
 
 // AllowedRegistries is the allow-list image references are checked against.
