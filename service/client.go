@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Client talks to a running service.
@@ -221,4 +223,73 @@ func (c *Client) logOnce(ctx context.Context, id string, offset int64, follow bo
 		return 0, readAPIError(resp)
 	}
 	return io.Copy(w, resp.Body)
+}
+
+// RecipeDocument turns a recipe file (YAML or JSON) into the JSON object
+// POST /v1/builds takes inline. Scalars keep their text as written (a
+// version 1.20 stays "1.20", a mode 0644 stays "0644"): the service reads
+// them as the recipe parser reads the file.
+func RecipeDocument(data []byte) (json.RawMessage, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("reading the recipe: %w", err)
+	}
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 {
+		return nil, errors.New("reading the recipe: the file holds no document")
+	}
+	v, err := nodeJSON(root.Content[0], 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading the recipe: %w", err)
+	}
+	return json.Marshal(v)
+}
+
+func nodeJSON(n *yaml.Node, depth int) (any, error) {
+	if depth > 100 {
+		return nil, errors.New("the document nests too deeply")
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return nodeJSON(n.Alias, depth+1)
+	case yaml.MappingNode:
+		obj := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("line %d: a key must be a plain string", k.Line)
+			}
+			if _, dup := obj[k.Value]; dup {
+				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
+			}
+			v, err := nodeJSON(n.Content[i+1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			obj[k.Value] = v
+		}
+		return obj, nil
+	case yaml.SequenceNode:
+		arr := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := nodeJSON(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		return arr, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err != nil {
+				return nil, err
+			}
+			return b, nil
+		}
+		return n.Value, nil
+	}
+	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
 }
