@@ -365,6 +365,7 @@ func TestServeEndToEnd(t *testing.T) {
 	status, body = a.do("GET", "/v1/builds/"+first.ID+"/log", auditor, nil)
 	require.Equal(t, http.StatusOK, status)
 	assert.Contains(t, string(body), "out/linux_amd64/pilot-discovery", "BuildKit's progress is in the log")
+	assert.Contains(t, string(body), "msg=pushed", "the pushes are in the log")
 
 	out, stderr, err := cli(auditor, "builds", "show", first.ID)
 	require.NoError(t, err, stderr)

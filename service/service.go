@@ -152,11 +152,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		s.poll = 2 * time.Second
 	}
 	if s.run == nil {
-		rc, err := registry.NewClient(o.Config)
-		if err != nil {
+		// The configuration's registry settings are checked now, not at
+		// the first build.
+		if _, err := registry.NewClient(o.Config); err != nil {
 			return nil, err
 		}
-		s.run = s.builderRun(rc)
+		s.run = s.builderRun
 	}
 	if s.newRec == nil {
 		s.newRec = recipes.New
@@ -187,28 +188,31 @@ func (s *Service) recipeDir() string { return filepath.Join(s.cfg.StateDir, "rec
 // LogPath is where a build's log is kept.
 func (s *Service) LogPath(id string) string { return filepath.Join(s.logDir(), id+".log") }
 
-// builderRun is the default RunFunc: builder.Build.
-func (s *Service) builderRun(rc *registry.Client) RunFunc {
-	return func(ctx context.Context, j Job) (*builder.Result, error) {
-		return builder.Build(ctx, j.Recipe, builder.Options{
-			Config:   s.cfg,
-			Registry: rc,
-			Progress: builder.Progress{Out: j.Log, Mode: "plain"},
-			Log:      j.Logger,
-			Force:    j.Build.Force,
-			// The override is recorded on the images as the CLI's is.
-			EnvoySHA256: j.Build.EnvoySHA256,
-			Trigger: builder.Trigger{
-				Actor:      j.Build.Trigger.Actor,
-				Kind:       j.Build.Trigger.Kind,
-				DeliveryID: j.Build.Trigger.DeliveryID,
-				BuildID:    j.Build.ID,
-				Time:       j.Build.Created,
-			},
-			OnPhase: j.OnPhase,
-			Ledger:  s.st,
-		})
+// builderRun is the default RunFunc: builder.Build, its pushes logged to
+// the build's log.
+func (s *Service) builderRun(ctx context.Context, j Job) (*builder.Result, error) {
+	rc, err := registry.NewClient(s.cfg, registry.WithLogger(j.Logger))
+	if err != nil {
+		return nil, err
 	}
+	return builder.Build(ctx, j.Recipe, builder.Options{
+		Config:   s.cfg,
+		Registry: rc,
+		Progress: builder.Progress{Out: j.Log, Mode: "plain"},
+		Log:      j.Logger,
+		Force:    j.Build.Force,
+		// The override is recorded on the images as the CLI's is.
+		EnvoySHA256: j.Build.EnvoySHA256,
+		Trigger: builder.Trigger{
+			Actor:      j.Build.Trigger.Actor,
+			Kind:       j.Build.Trigger.Kind,
+			DeliveryID: j.Build.Trigger.DeliveryID,
+			BuildID:    j.Build.ID,
+			Time:       j.Build.Created,
+		},
+		OnPhase: j.OnPhase,
+		Ledger:  s.st,
+	})
 }
 
 // Start recovers builds a previous run left running, then starts the
