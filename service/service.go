@@ -83,10 +83,9 @@ type Service struct {
 	metrics *metrics
 	poll    time.Duration
 
-	mu        sync.Mutex
-	running   map[string]*attempt
-	queueMu   sync.Mutex // serialises dedup checks and inserts
-	deliverMu sync.Mutex
+	mu      sync.Mutex
+	running map[string]*attempt
+	queueMu sync.Mutex // serialises dedup checks and inserts
 
 	wake      chan struct{}
 	closing   chan struct{}
@@ -218,7 +217,7 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*builder.Result, error
 // Start recovers builds a previous run left running, then starts the
 // workers. It returns at once.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.recover(ctx); err != nil {
+	if err := s.recoverInterrupted(ctx); err != nil {
 		return fmt.Errorf("recovering the build queue: %w", err)
 	}
 	for i := 0; i < s.srv.Concurrency; i++ {
@@ -316,10 +315,11 @@ func (s *Service) claim() (*Build, error) {
 	return b, err
 }
 
-// recover handles builds a previous run of the service left running: each
-// was interrupted (the service crashed or was killed). It is queued again
-// while it has retries left, else marked failed, the reason kept either way.
-func (s *Service) recover(ctx context.Context) error {
+// recoverInterrupted handles builds a previous run of the service left
+// running: each was interrupted (the service crashed or was killed). It is
+// queued again while it has retries left, else marked failed, the reason
+// kept either way.
+func (s *Service) recoverInterrupted(ctx context.Context) error {
 	stuck, err := s.db.list(ctx, ListFilter{States: []State{StateFetching, StateBuilding, StatePushing}})
 	if err != nil {
 		return err
