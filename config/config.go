@@ -34,6 +34,7 @@ type Config struct {
 	Go       GoConfig       `yaml:"go"`
 	Git      GitConfig      `yaml:"git"`
 	Signing  SigningConfig  `yaml:"signing"`
+	Server   ServerConfig   `yaml:"server"`
 }
 
 // SigningConfig: with Key set, builds sign every image they push.
@@ -183,6 +184,7 @@ func (c *Config) applyEnv() {
 	if v := os.Getenv("SAILMAKER_SIGNING_KEY"); v != "" {
 		c.Signing.Key = v
 	}
+	c.Server.applyEnv()
 }
 
 func (c *Config) fillDefaults() {
@@ -198,6 +200,7 @@ func (c *Config) fillDefaults() {
 	if c.BuildKit.Address == "" {
 		c.BuildKit.Address = "unix://" + filepath.Join(c.StateDir, "buildkitd", "buildkitd.sock")
 	}
+	c.Server.fillDefaults()
 }
 
 // Validate rejects settings that cannot work, instead of guessing.
@@ -223,7 +226,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("git.mirrors[%d]: url and insteadOf are both required", i)
 		}
 	}
-	return nil
+	return c.Server.validate()
 }
 
 // AllowedRegistries is the allow-list image references are checked against.

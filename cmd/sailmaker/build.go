@@ -30,6 +30,7 @@ type buildOptions struct {
 	output            string
 	progress          string
 	timings           bool
+	server            string
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -46,7 +47,8 @@ the images from the same inputs, nothing is built or pushed.`,
 		Example: `  sailmaker build istio@1.24.2
   sailmaker build -f my-recipe.yaml -o json
   sailmaker build istio@1.24.2 --envoy-file envoy.tar.gz --envoy-sha256 <sum>
-  sailmaker build istio@1.24.2 --check-reproducible --timings`,
+  sailmaker build istio@1.24.2 --check-reproducible --timings
+  sailmaker build istio@1.24.2 --server http://127.0.0.1:8080   # queue it on a build service`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 0) == (o.file == "") {
@@ -55,6 +57,13 @@ the images from the same inputs, nothing is built or pushed.`,
 			cfg, err := g.load()
 			if err != nil {
 				return err
+			}
+			if serverURL(o.server, cfg) != "" {
+				c, err := serviceClient(o.server, cfg)
+				if err != nil {
+					return err
+				}
+				return runRemoteBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), c, args, o)
 			}
 			r, err := loadRecipe(cfg, args, o.file)
 			if err != nil {
@@ -72,6 +81,7 @@ the images from the same inputs, nothing is built or pushed.`,
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty or quiet")
 	f.BoolVar(&o.timings, "timings", false, "print how long each phase took")
+	f.StringVar(&o.server, "server", "", "queue the build on this build service and follow it (default $SAILMAKER_SERVER or server.url; none: build here)")
 	return cmd
 }
 

@@ -1,0 +1,169 @@
+package service
+
+import (
+	"time"
+
+	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/registry"
+)
+
+// State is where a build is.
+type State string
+
+// The states of a build. queued, fetching, building and pushing are active;
+// succeeded, failed and cancelled are final.
+const (
+	StateQueued    State = "queued"
+	StateFetching  State = "fetching"
+	StateBuilding  State = "building"
+	StatePushing   State = "pushing"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// States lists every state, in order.
+var States = []State{StateQueued, StateFetching, StateBuilding, StatePushing, StateSucceeded, StateFailed, StateCancelled}
+
+// Active is true for a build that is queued or running.
+func (s State) Active() bool {
+	return s == StateQueued || s.Running()
+}
+
+// Running is true while an attempt of the build runs.
+func (s State) Running() bool {
+	return s == StateFetching || s == StateBuilding || s == StatePushing
+}
+
+// Final is true once nothing more will happen to the build.
+func (s State) Final() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+func validState(s string) bool {
+	for _, st := range States {
+		if string(st) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Where a build's recipe came from.
+const (
+	SourceEmbedded = "embedded" // a recipe shipped with sailmaker, by id
+	SourceStored   = "stored"   // a recipe file in <state>/recipes, by id
+	SourceInline   = "inline"   // a recipe document in the request
+	SourceWebhook  = "webhook"  // derived from an upstream tag by the webhook
+)
+
+// Build is one build request and what became of it.
+type Build struct {
+	ID string `json:"id"`
+	// Recipe is the recipe's id (name@version).
+	Recipe       string `json:"recipe"`
+	RecipeDigest string `json:"recipeDigest"`
+	// Source says where the recipe came from: embedded, stored, inline or
+	// webhook.
+	Source      string  `json:"source"`
+	State       State   `json:"state"`
+	Force       bool    `json:"force,omitempty"`
+	EnvoySHA256 string  `json:"envoySHA256,omitempty"`
+	Trigger     Trigger `json:"trigger"`
+	// Created is when the build was asked for; Started when its first
+	// attempt started; Finished when it reached a final state.
+	Created  time.Time  `json:"created"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	// Phases are when the current (or last) attempt entered each phase.
+	Phases  map[State]time.Time `json:"phases,omitempty"`
+	Timings *Timings            `json:"timings,omitempty"`
+	// UpToDate: the registry already had the images from the same inputs;
+	// nothing was built or pushed.
+	UpToDate bool    `json:"upToDate,omitempty"`
+	Images   []Image `json:"images,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	// Attempts counts the starts of the build.
+	Attempts int `json:"attempts"`
+	// Interruptions are the attempts the service did not see to the end.
+	Interruptions []Interruption `json:"interruptions,omitempty"`
+	CancelledBy   string         `json:"cancelledBy,omitempty"`
+	Warnings      []string       `json:"warnings,omitempty"`
+}
+
+// Trigger is who asked for a build, and how.
+type Trigger struct {
+	// Actor is the token's name ("anonymous" on an open loopback service;
+	// "webhook" for the webhook).
+	Actor string `json:"actor"`
+	// Kind is api or webhook.
+	Kind       string `json:"kind"`
+	DeliveryID string `json:"deliveryId,omitempty"`
+}
+
+// Interruption is an attempt that ended because the service stopped.
+type Interruption struct {
+	Time   time.Time `json:"time"`
+	Phase  State     `json:"phase"`
+	Reason string    `json:"reason"`
+	// Graceful: the service was stopped (SIGTERM) and queued the build
+	// again itself; such interruptions do not use up retries.
+	Graceful bool `json:"graceful,omitempty"`
+}
+
+// Timings are the phases' durations in seconds.
+type Timings struct {
+	Fetch    float64 `json:"fetch"`
+	Solve    float64 `json:"solve"`
+	Assemble float64 `json:"assemble"`
+	Push     float64 `json:"push"`
+	Total    float64 `json:"total"`
+}
+
+// Image is one image a build produced.
+type Image struct {
+	Name           string `json:"name"`
+	Repository     string `json:"repository"`
+	Tag            string `json:"tag"`
+	Reference      string `json:"reference"`
+	Digest         string `json:"digest"`
+	Size           int64  `json:"size"`
+	BytesUploaded  int64  `json:"bytesUploaded"`
+	Status         string `json:"status"`
+	PreviousDigest string `json:"previousDigest,omitempty"`
+}
+
+func timingsOf(t builder.Timings) *Timings {
+	return &Timings{Fetch: t.Fetch.Seconds(), Solve: t.Solve.Seconds(), Assemble: t.Assemble.Seconds(), Push: t.Push.Seconds(), Total: t.Total.Seconds()}
+}
+
+func imagesOf(res *builder.Result) []Image {
+	out := make([]Image, 0, len(res.Images))
+	for _, im := range res.Images {
+		out = append(out, imageOf(im.Name, im.Pushed))
+	}
+	return out
+}
+
+func imageOf(name string, p registry.Pushed) Image {
+	im := Image{
+		Name:          name,
+		Repository:    p.Tag.Context().String(),
+		Tag:           p.Tag.TagStr(),
+		Reference:     p.Tag.Context().Digest(p.Digest.String()).String(),
+		Digest:        p.Digest.String(),
+		Size:          p.Size,
+		BytesUploaded: p.BytesUploaded,
+		Status:        "pushed",
+	}
+	switch {
+	case p.Unchanged:
+		im.Status = "unchanged"
+	case p.Forced:
+		im.Status = "pushed (tag moved by force)"
+	}
+	if p.Previous != nil {
+		im.PreviousDigest = p.Previous.String()
+	}
+	return im
+}

@@ -1,0 +1,592 @@
+// Package service is sailmaker's build service: an HTTP API (versioned under
+// /v1, described by api/openapi.yaml) in front of a durable build queue kept
+// in the store, the upstream-tag webhook CI calls, and roles by bearer token.
+//
+// Builds run one attempt at a time through builder.Build (or Options.Run),
+// with a concurrency limit and a timeout per attempt. The queue survives a
+// crash: a build found running when the service starts was interrupted, and
+// is queued again or, with its retries used up, marked failed; the builder
+// writes tags only after all content is pushed, so an interrupted push never
+// leaves a tag on a half-pushed image.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
+)
+
+// Job is one attempt of a build, as a RunFunc sees it.
+type Job struct {
+	Build  *Build
+	Recipe *recipes.Recipe
+	// Log is the build's log file: progress goes there.
+	Log io.Writer
+	// Logger writes to Log.
+	Logger logrus.FieldLogger
+	// OnPhase records the build's phase.
+	OnPhase func(builder.Phase)
+}
+
+// RunFunc runs one attempt of a build. It must return when ctx is done.
+type RunFunc func(ctx context.Context, job Job) (*builder.Result, error)
+
+// Options configure a Service.
+type Options struct {
+	Config *config.Config
+	Store  *store.Store
+	// Log receives the service's own log lines (never a token or a secret).
+	Log logrus.FieldLogger
+	// Run runs a build; default: builder.Build against the configured
+	// registry and buildkitd, recording pushes in Store's ledger.
+	Run RunFunc
+	// NewRecipe derives a recipe from an upstream tag for the webhook;
+	// default recipes.New.
+	NewRecipe func(context.Context, recipes.NewOptions) (*recipes.Recipe, error)
+	// Ready checks what builds need, for /readyz: name -> check. Default:
+	// buildkitd and the registry answer.
+	Ready map[string]func(context.Context) error
+	// AuditHandler, if set, serves GET /v1/audit/... to the auditor role
+	// (and above). It sees the request with its full path.
+	AuditHandler http.Handler
+	// PollInterval is how often idle workers look at the queue besides being
+	// woken; default 2s.
+	PollInterval time.Duration
+}
+
+// Service is a running build service.
+type Service struct {
+	cfg     *config.Config
+	srv     config.ServerConfig
+	db      *db
+	st      *store.Store
+	log     logrus.FieldLogger
+	run     RunFunc
+	newRec  func(context.Context, recipes.NewOptions) (*recipes.Recipe, error)
+	ready   map[string]func(context.Context) error
+	audit   http.Handler
+	auth    *authenticator
+	metrics *metrics
+	poll    time.Duration
+
+	mu      sync.Mutex
+	running map[string]*attempt
+	queueMu sync.Mutex // serialises dedup checks and inserts
+
+	wake      chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
+	workers   sync.WaitGroup
+	handler   http.Handler
+	routes    []route
+}
+
+// attempt is a running attempt of a build.
+type attempt struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// Causes of a build's context ending early.
+var (
+	errCancelled = errors.New("cancelled")
+	errShutdown  = errors.New("the service is stopping")
+)
+
+// New prepares a service: its tables in the store, its routes. Start runs
+// the queue.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Config == nil || o.Store == nil {
+		return nil, errors.New("service: Config and Store are required")
+	}
+	if o.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		o.Log = l
+	}
+	d, err := openDB(ctx, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:     o.Config,
+		srv:     o.Config.Server,
+		db:      d,
+		st:      o.Store,
+		log:     o.Log,
+		run:     o.Run,
+		newRec:  o.NewRecipe,
+		ready:   o.Ready,
+		audit:   o.AuditHandler,
+		poll:    o.PollInterval,
+		running: map[string]*attempt{},
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	if s.srv.Retries == nil {
+		n := config.DefaultRetries
+		s.srv.Retries = &n
+	}
+	if s.srv.Concurrency < 1 {
+		s.srv.Concurrency = 1
+	}
+	if s.srv.MaxBodyBytes <= 0 {
+		s.srv.MaxBodyBytes = config.DefaultMaxBodyBytes
+	}
+	if s.poll <= 0 {
+		s.poll = 2 * time.Second
+	}
+	if s.run == nil {
+		// The configuration's registry settings are checked now, not at
+		// the first build.
+		if _, err := registry.NewClient(o.Config); err != nil {
+			return nil, err
+		}
+		s.run = s.builderRun
+	}
+	if s.newRec == nil {
+		s.newRec = recipes.New
+	}
+	if s.ready == nil {
+		s.ready = defaultReady(o.Config)
+	}
+	if s.auth, err = newAuthenticator(s.srv.Tokens); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(s.db)
+	s.handler = s.routesHandler()
+	for _, dir := range []string{s.logDir(), s.recipeDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Open reports whether the service lets unauthenticated callers act as
+// admin (no tokens configured).
+func (s *Service) Open() bool { return s.auth.open() }
+
+func (s *Service) logDir() string    { return filepath.Join(s.cfg.StateDir, "builds") }
+func (s *Service) recipeDir() string { return filepath.Join(s.cfg.StateDir, "recipes") }
+
+// LogPath is where a build's log is kept.
+func (s *Service) LogPath(id string) string { return filepath.Join(s.logDir(), id+".log") }
+
+// builderRun is the default RunFunc: builder.Build, its pushes logged to
+// the build's log.
+func (s *Service) builderRun(ctx context.Context, j Job) (*builder.Result, error) {
+	rc, err := registry.NewClient(s.cfg, registry.WithLogger(j.Logger))
+	if err != nil {
+		return nil, err
+	}
+	return builder.Build(ctx, j.Recipe, builder.Options{
+		Config:   s.cfg,
+		Registry: rc,
+		Progress: builder.Progress{Out: j.Log, Mode: "plain"},
+		Log:      j.Logger,
+		Force:    j.Build.Force,
+		// The override is recorded on the images as the CLI's is.
+		EnvoySHA256: j.Build.EnvoySHA256,
+		Trigger: builder.Trigger{
+			Actor:      j.Build.Trigger.Actor,
+			Kind:       j.Build.Trigger.Kind,
+			DeliveryID: j.Build.Trigger.DeliveryID,
+			BuildID:    j.Build.ID,
+			Time:       j.Build.Created,
+		},
+		OnPhase: j.OnPhase,
+		Ledger:  s.st,
+	})
+}
+
+// Start recovers builds a previous run left running, then starts the
+// workers. It returns at once.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.recoverInterrupted(ctx); err != nil {
+		return fmt.Errorf("recovering the build queue: %w", err)
+	}
+	for i := 0; i < s.srv.Concurrency; i++ {
+		s.workers.Add(1)
+		go s.worker()
+	}
+	s.kick()
+	return nil
+}
+
+// Stop stops taking builds from the queue and ends log streams, lets running
+// builds go on for grace, then cancels them and queues them again so the
+// next start runs them. It returns when every worker has stopped, or ctx is
+// done.
+func (s *Service) Stop(ctx context.Context, grace time.Duration) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.running)
+	for _, a := range s.running {
+		a.cancel(errShutdown)
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		s.log.WithField("builds", n).Warn("grace period over: cancelling running builds; they are queued again for the next start")
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("builds still running at shutdown: %w", ctx.Err())
+	}
+}
+
+func (s *Service) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Service) worker() {
+	defer s.workers.Done()
+	ticker := time.NewTicker(s.poll)
+	defer ticker.Stop()
+	for {
+		if s.isClosing() {
+			return
+		}
+		b, err := s.claim()
+		if err != nil {
+			s.log.WithError(err).Error("taking a build from the queue")
+		}
+		if b != nil {
+			s.execute(b)
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-ticker.C:
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+func (s *Service) claim() (*Build, error) {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	if s.isClosing() {
+		return nil, nil
+	}
+	b, err := s.db.claim(context.Background(), time.Now())
+	if errors.Is(err, errNotQueued) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// recoverInterrupted handles builds a previous run of the service left
+// running: each was interrupted (the service crashed or was killed). It is
+// queued again while it has retries left, else marked failed, the reason
+// kept either way.
+func (s *Service) recoverInterrupted(ctx context.Context) error {
+	stuck, err := s.db.list(ctx, ListFilter{States: []State{StateFetching, StateBuilding, StatePushing}})
+	if err != nil {
+		return err
+	}
+	retries := *s.srv.Retries
+	for _, b := range stuck {
+		now := time.Now()
+		reason := fmt.Sprintf("interrupted: the service stopped during %s", b.State)
+		nb, err := s.db.update(ctx, b.ID, func(b *Build) error {
+			b.Interruptions = append(b.Interruptions, Interruption{Time: now, Phase: b.State, Reason: reason})
+			crashes := 0
+			for _, in := range b.Interruptions {
+				if !in.Graceful {
+					crashes++
+				}
+			}
+			if crashes > retries {
+				b.State, b.Finished = StateFailed, &now
+				b.Error = fmt.Sprintf("%s (attempt %d; retries: %d)", reason, b.Attempts, retries)
+			} else {
+				b.State = StateQueued
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		fields := logrus.Fields{"build": b.ID, "recipe": b.Recipe, "phase": b.State, "attempts": nb.Attempts}
+		if nb.State == StateFailed {
+			s.log.WithFields(fields).Warn(reason + "; no retries left: marked failed")
+			s.appendLog(b.ID, "sailmaker: %s; no retries left: the build failed\n", reason)
+			s.metrics.finished(nb)
+		} else {
+			s.log.WithFields(fields).Warn(reason + "; queued again")
+			s.appendLog(b.ID, "sailmaker: %s; queued again\n", reason)
+		}
+	}
+	return nil
+}
+
+func (s *Service) appendLog(id, format string, args ...any) {
+	f, err := os.OpenFile(s.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.log.WithError(err).WithField("build", id).Error("writing the build log")
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, format, args...)
+}
+
+// execute runs one attempt of b, which claim moved to fetching.
+func (s *Service) execute(b *Build) {
+	log := s.log.WithFields(logrus.Fields{"build": b.ID, "recipe": b.Recipe, "attempt": b.Attempts})
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx := base
+	if s.srv.BuildTimeout > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeout(base, s.srv.BuildTimeout)
+		defer c()
+	}
+	a := &attempt{cancel: cancel, done: make(chan struct{})}
+	s.mu.Lock()
+	s.running[b.ID] = a
+	s.mu.Unlock()
+	// A cancel that came between the claim and now found no attempt to stop.
+	if cur, err := s.db.get(context.Background(), b.ID); err == nil && cur.CancelledBy != "" {
+		cancel(errCancelled)
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, b.ID)
+		s.mu.Unlock()
+		close(a.done)
+	}()
+	s.metrics.started()
+	log.Info("build started")
+
+	res, err := s.runAttempt(ctx, b, log)
+
+	now := time.Now()
+	cause := context.Cause(ctx)
+	cur, gerr := s.db.get(context.Background(), b.ID)
+	if gerr != nil {
+		log.WithError(gerr).Error("recording the end of a build")
+		return
+	}
+	// Work out the end, write it to the build log, then record it: a
+	// follower of the log stops once the state is final.
+	var (
+		state = StateFailed
+		msg   string
+		intr  *Interruption
+	)
+	switch {
+	case err == nil:
+		state, msg = StateSucceeded, fmt.Sprintf("sailmaker: build %s succeeded\n", b.ID)
+	case errors.Is(cause, errCancelled):
+		state = StateCancelled
+	case errors.Is(cause, errShutdown):
+		state = StateQueued
+		reason := fmt.Sprintf("interrupted: the service was stopped during %s", cur.State)
+		intr = &Interruption{Time: now, Phase: cur.State, Reason: reason, Graceful: true}
+		msg = "sailmaker: " + reason + "; it is queued again for the next start\n"
+	}
+	errMsg := ""
+	switch {
+	case state == StateCancelled:
+		errMsg = "cancelled by " + cur.CancelledBy
+	case state == StateFailed && errors.Is(cause, context.DeadlineExceeded):
+		errMsg = fmt.Sprintf("timed out after %s (server.buildTimeout) during %s: %v", s.srv.BuildTimeout, cur.State, err)
+	case state == StateFailed:
+		errMsg = err.Error()
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("sailmaker: build %s %s: %s\n", b.ID, state, errMsg)
+	}
+	s.appendLog(b.ID, "%s", msg)
+	nb, uerr := s.db.update(context.Background(), b.ID, func(b *Build) error {
+		b.State, b.Error = state, errMsg
+		if state.Final() {
+			b.Finished = &now
+		}
+		if intr != nil {
+			b.Interruptions = append(b.Interruptions, *intr)
+		}
+		if state == StateSucceeded {
+			b.UpToDate = res.UpToDate
+			b.Images = imagesOf(res)
+			b.Timings = timingsOf(res.Timings)
+		}
+		return nil
+	})
+	if uerr != nil {
+		log.WithError(uerr).Error("recording the end of a build")
+		return
+	}
+	s.metrics.finished(nb)
+	fields := logrus.Fields{"state": nb.State}
+	if nb.Error != "" {
+		fields["error"] = nb.Error
+	}
+	log.WithFields(fields).Info("build ended")
+}
+
+// runAttempt loads the recipe and runs the build with its log file.
+func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogger) (*builder.Result, error) {
+	f, err := os.OpenFile(s.LogPath(b.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening the build log: %w", err)
+	}
+	defer f.Close()
+	out := &lockedWriter{w: f}
+	fmt.Fprintf(out, "sailmaker: build %s of %s, attempt %d, asked for by %s (%s) at %s\n",
+		b.ID, b.Recipe, b.Attempts, b.Trigger.Actor, b.Trigger.Kind, b.Created.UTC().Format(time.RFC3339))
+	r, err := s.loadBuildRecipe(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	logger := logrus.New()
+	logger.SetOutput(out)
+	logger.SetLevel(logrus.InfoLevel)
+	logger.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	for _, w := range r.Warnings() {
+		logger.Warn(w)
+	}
+	res, err := s.runSafely(ctx, Job{
+		Build:  b,
+		Recipe: r,
+		Log:    out,
+		Logger: logger.WithField("build", b.ID),
+		OnPhase: func(p builder.Phase) {
+			s.phase(b.ID, State(p), log)
+		},
+	})
+	if err == nil && res == nil {
+		err = errors.New("the build returned no result")
+	}
+	return res, err
+}
+
+// runSafely turns a panic in a build into its failure.
+func (s *Service) runSafely(ctx context.Context, j Job) (res *builder.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error: %v", p)
+			s.log.WithField("build", j.Build.ID).WithField("panic", p).Error("a build panicked")
+		}
+	}()
+	return s.run(ctx, j)
+}
+
+func (s *Service) phase(id string, p State, log logrus.FieldLogger) {
+	now := time.Now()
+	_, err := s.db.update(context.Background(), id, func(b *Build) error {
+		if !b.State.Running() {
+			return nil
+		}
+		b.State = p
+		if b.Phases == nil {
+			b.Phases = map[State]time.Time{}
+		}
+		b.Phases[p] = now
+		return nil
+	})
+	if err != nil {
+		log.WithError(err).Error("recording a build's phase")
+		return
+	}
+	log.WithField("phase", p).Debug("build phase")
+}
+
+// Cancel cancels a queued or running build; it returns the build once the
+// attempt has stopped (or after wait), and ErrFinal for a finished one.
+func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Duration) (*Build, error) {
+	s.queueMu.Lock()
+	now := time.Now()
+	b, err := s.db.update(ctx, id, func(b *Build) error {
+		switch {
+		case b.State.Final():
+			return &finalError{b.State}
+		case b.State == StateQueued:
+			b.State, b.Finished, b.CancelledBy = StateCancelled, &now, actor
+			b.Error = "cancelled by " + actor + " before it started"
+			s.appendLog(b.ID, "sailmaker: %s\n", b.Error)
+		default:
+			b.CancelledBy = actor
+		}
+		return nil
+	})
+	s.queueMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.log.WithFields(logrus.Fields{"build": id, "by": actor}).Info("build cancelled")
+	if b.State == StateCancelled {
+		s.metrics.finished(b)
+		return b, nil
+	}
+	s.mu.Lock()
+	a := s.running[id]
+	s.mu.Unlock()
+	if a == nil {
+		return b, nil
+	}
+	a.cancel(errCancelled)
+	select {
+	case <-a.done:
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	return s.db.get(context.WithoutCancel(ctx), id)
+}
+
+type finalError struct{ state State }
+
+func (e *finalError) Error() string { return fmt.Sprintf("the build has already %s", e.state) }
+
+// lockedWriter serialises the writes of the progress display and the
+// build's logger to the one log file.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
