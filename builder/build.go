@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -85,6 +86,7 @@ const (
 // Ledger records tag changes; *store.Store is one.
 type Ledger interface {
 	Append(ctx context.Context, entries ...store.Entry) error
+	Tags(ctx context.Context) (map[string]store.TagState, error)
 }
 
 // ImageResult is one image of a build.
@@ -218,6 +220,13 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 			}
 			res.UpToDate = true
 			res.Images = images
+			pushed := make([]registry.Pushed, len(images))
+			for i := range images {
+				pushed[i] = images[i].Pushed
+			}
+			if err := record(ctx, o, pushed, nil); err != nil {
+				return nil, fmt.Errorf("recording in the ledger: %w", err)
+			}
 			res.Timings.Total = time.Since(start)
 			return res, nil
 		}
@@ -485,8 +494,27 @@ func record(ctx context.Context, o Options, pushed []registry.Pushed, pushErr er
 		return nil
 	}
 	var entries []store.Entry
+	var known map[string]store.TagState
 	for _, p := range pushed {
 		if p.Unchanged {
+			// The tag already names this build's image. If the ledger does
+			// not say so (a build interrupted between moving the tag and
+			// writing the ledger, or images from before the ledger), the
+			// build has just checked that the image is ours: record it.
+			if known == nil {
+				var err error
+				if known, err = o.Ledger.Tags(ctx); err != nil {
+					return err
+				}
+			}
+			if known[p.Tag.RepositoryStr()+":"+p.Tag.TagStr()].Digest == p.Digest.String() {
+				continue
+			}
+			e := base
+			e.Action, e.Repository, e.Tag, e.NewDigest = store.ActionPush, p.Tag.RepositoryStr(), p.Tag.TagStr(), p.Digest.String()
+			e.Note = strings.TrimSpace(e.Note + "; the tag already named this image: recorded by a later build")
+			e.Note = strings.TrimPrefix(e.Note, "; ")
+			entries = append(entries, e)
 			continue
 		}
 		e := base

@@ -15,6 +15,16 @@ import (
 
 type memLedger struct{ entries []store.Entry }
 
+func (m *memLedger) Tags(context.Context) (map[string]store.TagState, error) {
+	out := map[string]store.TagState{}
+	for _, e := range m.entries {
+		if e.Action == store.ActionPush || e.Action == store.ActionForce {
+			out[e.Repository+":"+e.Tag] = store.TagState{Repository: e.Repository, Tag: e.Tag, Digest: e.NewDigest, Last: e}
+		}
+	}
+	return out, nil
+}
+
 func (m *memLedger) Append(_ context.Context, e ...store.Entry) error {
 	m.entries = append(m.entries, e...)
 	return nil
@@ -36,7 +46,11 @@ func TestRecordPushesForcedAndRefused(t *testing.T) {
 		{Tag: tag("reg.local/x/other:1.0"), Digest: hash("d"), Unchanged: true},
 	}
 	require.NoError(t, record(ctx, o, pushed, nil))
-	require.Len(t, l.entries, 2, "an unchanged tag is not a tag change")
+	require.Len(t, l.entries, 3, "an unchanged tag the ledger does not know yet is recorded")
+	require.Contains(t, l.entries[2].Note, "recorded by a later build")
+	require.NoError(t, record(ctx, o, pushed[2:], nil))
+	require.Len(t, l.entries, 3, "an unchanged tag the ledger knows is not recorded again")
+	l.entries = l.entries[:2]
 	require.Equal(t, store.Entry{Actor: "alice", Action: store.ActionPush, Repository: "x/pilot", Tag: "1.0", NewDigest: hash("b").String(), BuildID: "b-1", Note: "delivery d-9"}, l.entries[0])
 	require.Equal(t, store.ActionForce, l.entries[1].Action)
 	require.Equal(t, prev.String(), l.entries[1].OldDigest)
