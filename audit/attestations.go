@@ -29,9 +29,9 @@ const (
 // Statement is the in-toto Statement v1 of a sailmaker provenance, as the
 // attestation contract lays it out.
 type Statement struct {
-	Type          string      `json:"_type"`
-	Subject       []Subject   `json:"subject"`
-	PredicateType string      `json:"predicateType"`
+	Type          string        `json:"_type"`
+	Subject       []Subject     `json:"subject"`
+	PredicateType string        `json:"predicateType"`
 	Predicate     SLSAPredicate `json:"predicate"`
 }
 

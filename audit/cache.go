@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
 )
 
