@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/config"
@@ -54,7 +55,10 @@ type Auditor struct {
 	prefixes    []string
 	verifier    SignatureVerifier
 	cache       *blobCache
-	log         logrus.FieldLogger
+	// verdicts remembers signature checks: "<image digest> <signature
+	// manifest digest>" → {state, detail}.
+	verdicts *lru.Cache[string, [2]string]
+	log      logrus.FieldLogger
 
 	recipesMu sync.Mutex
 	recipes   map[string]recipeEntry
@@ -214,6 +218,9 @@ func New(cfg *config.Config, opts ...Option) (*Auditor, error) {
 		dir = *a.cacheDir
 	}
 	if a.cache, err = newBlobCache(16384, dir, a.log); err != nil {
+		return nil, err
+	}
+	if a.verdicts, err = lru.New[string, [2]string](16384); err != nil {
 		return nil, err
 	}
 	if !a.ledgerSet {

@@ -24,8 +24,8 @@ import (
 //
 // Answers are JSON, or CSV with format=csv. Errors are JSON
 // {"error":{"code","message"}}: 400 for bad input, 404 for an unknown
-// image, 405 for anything but GET/HEAD, 502 when the registry cannot be
-// read. A partial result (some images unreadable) is 200 with its warnings
+// image, 405 for anything but GET/HEAD, 500 when the ledger cannot be
+// read, 502 when the registry cannot be read. A partial result (some images unreadable) is 200 with its warnings
 // and the header Audit-Partial naming how many; verify with findings is
 // 200 with the header Audit-Findings. Access control (the auditor role) is
 // the mounting service's.
@@ -121,7 +121,10 @@ func Handler(a *Auditor) http.Handler {
 }
 
 func classify(ctx context.Context, err error) (int, string) {
+	var le *ledgerError
 	switch {
+	case errors.As(err, &le):
+		return http.StatusInternalServerError, "ledger-error"
 	case errors.Is(err, ErrBadInput):
 		return http.StatusBadRequest, "bad-request"
 	case errors.Is(err, ErrNotFound):

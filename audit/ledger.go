@@ -23,7 +23,7 @@ func (a *Auditor) Ledger(ctx context.Context, f store.LedgerFilter) (*LedgerResu
 	}
 	entries, err := a.ledger.Entries(ctx, f)
 	if err != nil {
-		return nil, fmt.Errorf("reading the ledger: %w", err)
+		return nil, ledgerErr(err)
 	}
 	if entries == nil {
 		entries = []store.Entry{}
@@ -51,3 +51,12 @@ func (l *LedgerResult) Rows() [][]string {
 
 // Partial implements Tabular.
 func (l *LedgerResult) Partial() Warnings { return nil }
+
+// ledgerError is a failure to read the ledger (the store), not the
+// registry.
+type ledgerError struct{ err error }
+
+func (e *ledgerError) Error() string { return "reading the ledger: " + e.err.Error() }
+func (e *ledgerError) Unwrap() error { return e.err }
+
+func ledgerErr(err error) error { return &ledgerError{err} }

@@ -304,35 +304,44 @@ func (r *record) fill() {
 	}
 }
 
-// signature sets r.Signature: verified when a verifier is configured,
-// otherwise present or missing by the cosign tag.
+// signature sets r.Signature: missing when there is no cosign tag,
+// present when there is one and no verifier, and otherwise what the
+// verifier says. A verdict is remembered for the pair of image and
+// signature manifest digests (neither content can change), so the
+// signature's payloads are read and checked once.
 func (s *session) signature(ctx context.Context, r *record) error {
-	d := r.repo.Digest(r.Digest)
-	if s.a.verifier == nil {
-		sigTag := r.repo.Tag(strings.Replace(r.Digest, ":", "-", 1) + ".sig")
-		_, err := s.p.Head(ctx, sigTag)
-		switch {
-		case err == nil:
-			r.Signature = SignaturePresent
-		case isNotFound(err):
-			r.Signature = SignatureMissing
-		default:
-			return fmt.Errorf("looking for the signature of %s: %w", r.Name(), err)
-		}
+	sigTag := r.repo.Tag(strings.Replace(r.Digest, ":", "-", 1) + ".sig")
+	desc, err := s.p.Head(ctx, sigTag)
+	switch {
+	case isNotFound(err):
+		r.Signature = SignatureMissing
+		return nil
+	case err != nil:
+		return fmt.Errorf("looking for the signature of %s: %w", r.Name(), err)
+	case s.a.verifier == nil:
+		r.Signature = SignaturePresent
 		return nil
 	}
-	err := s.a.verifier.VerifySignature(ctx, d, s.remote(ctx)...)
+	key := r.Digest + " " + desc.Digest.String()
+	if v, ok := s.a.verdicts.Get(key); ok {
+		r.Signature, r.sigDetail = v[0], v[1]
+		return nil
+	}
+	err = s.a.verifier.VerifySignature(ctx, r.repo.Digest(r.Digest), s.remote(ctx)...)
 	switch {
 	case err == nil:
 		r.Signature = SignatureValid
 	case errors.Is(err, ErrSignatureMissing):
+		// Deleted between the two reads: not remembered.
 		r.Signature = SignatureMissing
+		return nil
 	case errors.Is(err, ErrSignatureInvalid):
 		r.Signature = SignatureInvalid
 		r.sigDetail = err.Error()
 	default:
 		return fmt.Errorf("verifying the signature of %s: %w", r.Name(), err)
 	}
+	s.a.verdicts.Add(key, [2]string{r.Signature, r.sigDetail})
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,9 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	e := testenv.Registry(t)
+	// The registry's shutdown waits 5 s for connections that never carried
+	// a request; the client's pool has such spares after concurrent reads.
+	t.Cleanup(func() { remote.DefaultTransport.(*http.Transport).CloseIdleConnections() })
 	st, err := store.OpenDir(context.Background(), e.Config.StateDir)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -195,9 +199,9 @@ type artifact struct {
 	doc      v1.Layer
 }
 
-func (a artifact) RawConfigFile() ([]byte, error)        { return []byte("{}"), nil }
-func (a artifact) MediaType() (types.MediaType, error)   { return types.OCIManifestSchema1, nil }
-func (a artifact) RawManifest() ([]byte, error)          { return a.manifest, nil }
+func (a artifact) RawConfigFile() ([]byte, error)      { return []byte("{}"), nil }
+func (a artifact) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (a artifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
 func (a artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if d, _ := a.doc.Digest(); d == h {
 		return a.doc, nil

@@ -114,7 +114,7 @@ func (a *Auditor) Show(ctx context.Context, image string) (*Detail, error) {
 
 	entries, err := a.ledger.Entries(ctx, store.LedgerFilter{Repository: r.Repository})
 	if err != nil {
-		return nil, fmt.Errorf("reading the ledger: %w", err)
+		return nil, ledgerErr(err)
 	}
 	for _, e := range entries {
 		if (r.Tag != "" && e.Tag == r.Tag) || e.NewDigest == r.Digest || e.OldDigest == r.Digest {
@@ -123,7 +123,7 @@ func (a *Auditor) Show(ctx context.Context, image string) (*Detail, error) {
 	}
 	tags, err := a.ledger.Tags(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading the ledger: %w", err)
+		return nil, ledgerErr(err)
 	}
 	if d.Findings, err = s.check(ctx, r, tags); err != nil {
 		return nil, err

@@ -147,7 +147,7 @@ func (a *Auditor) Verify(ctx context.Context) (*Report, error) {
 	warn = append(warn, w2...)
 	tags, err := a.ledger.Tags(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading the ledger: %w", err)
+		return nil, ledgerErr(err)
 	}
 	rep := &Report{Registry: a.Registry(), Checked: len(recs), SignaturesChecked: a.verifier != nil, Findings: []Finding{}}
 	if a.verifier == nil {
