@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -161,6 +163,13 @@ func TestVerifyFindings(t *testing.T) {
 	require.NoError(t, err)
 	w.push("other/tool", "1", foreign)
 
+	// Built on our base by another tool: it inherits the base's labels.
+	derivedLayer, err := random.Layer(64, types.OCILayer)
+	require.NoError(t, err)
+	derived, err := mutate.Append(s.baseImg, mutate.Addendum{Layer: derivedLayer, History: v1.History{CreatedBy: "RUN apt-get install -y curl"}})
+	require.NoError(t, err)
+	w.push("other/derived", "1", derived)
+
 	// demo/pilot:1.0.0 moved behind sailmaker's back to a rebuilt-looking
 	// image that has none of the attachments.
 	w.push("demo/pilot", "1.0.0", w.builtImage(build{repo: "demo/pilot", tag: "1.0.0", base: s.baseImg, commit: commit1}))
@@ -220,6 +229,7 @@ func TestVerifyFindings(t *testing.T) {
 	assert.False(t, rep.OK())
 	assert.Equal(t, sortFound([]found{
 		{"not-built-by-sailmaker", "other/tool:1"},
+		{"not-built-by-sailmaker", "other/derived:1"},
 		{"commit-mismatch", "demo/cm:1"},
 		{"foreign-base", "demo/fb:1"},
 		{"foreign-layer", "demo/fl:1"},
@@ -248,6 +258,9 @@ func TestVerifyFindings(t *testing.T) {
 			assert.Contains(t, f.Message, "revision label")
 		case f.Code == "foreign-base":
 			assert.Contains(t, f.Message, "quay.example")
+		case f.Code == "not-built-by-sailmaker" && f.Repository == "other/derived":
+			assert.Contains(t, f.Message, "built on the sailmaker base base/bookworm by another client")
+			assert.Contains(t, f.Message, "apt-get install")
 		case f.Code == "provenance-mismatch":
 			assert.Contains(t, f.Message, "recipe digest")
 		}

@@ -70,9 +70,42 @@ type record struct {
 	labels      map[string]string
 	annotations map[string]string
 	referrers   []v1.Descriptor
-	// sigErr is what the verifier said, when it said something other
-	// than valid, missing or invalid.
+	// sigDetail is why the signature is invalid.
 	sigDetail string
+	// derived describes the first layer that is not a base image's, for
+	// an image that carries a base image's labels but is not one.
+	derived string
+}
+
+// History of the layers builder/base makes (builder/base/base.go).
+var baseLayerHistory = []string{"mmdebstrap ", "golang.org/toolchain@"}
+
+// notBaseLayer describes the first layer that builder/base did not make,
+// or returns "" when all are its.
+func (r *record) notBaseLayer() string {
+	if r.manifest == nil || r.config == nil {
+		return "not an image"
+	}
+	var history []v1.History
+	for _, h := range r.config.History {
+		if !h.EmptyLayer {
+			history = append(history, h)
+		}
+	}
+	for i, l := range r.manifest.Layers {
+		by := ""
+		if i < len(history) {
+			by = history[i].CreatedBy
+		}
+		ok := false
+		for _, p := range baseLayerHistory {
+			ok = ok || strings.HasPrefix(by, p)
+		}
+		if !ok {
+			return fmt.Sprintf("layer %s (%q)", l.Digest, by)
+		}
+	}
+	return ""
 }
 
 // label is the manifest annotation, or else the config label, of key.
@@ -284,10 +317,17 @@ func (r *record) fill() {
 	switch {
 	case r.labels[builder.LabelInputs] != "" && r.labels[builder.LabelRecipe] != "":
 		r.Kind = KindSailmaker
-	case r.labels[base.LabelPackages] != "" && r.labels[base.LabelGoVersion] != "":
-		r.Kind = KindBuilder
 	case r.labels[base.LabelPackages] != "":
-		r.Kind = KindBase
+		// Images built on a base by other tools inherit its labels; a
+		// base image is only what builder/base makes: every layer from
+		// mmdebstrap or the Go toolchain module.
+		if l := r.notBaseLayer(); l != "" {
+			r.derived = l
+		} else if r.labels[base.LabelGoVersion] != "" {
+			r.Kind = KindBuilder
+		} else {
+			r.Kind = KindBase
+		}
 	}
 	if v := r.label(builder.AnnotationCreated); v != "" {
 		r.Created = v

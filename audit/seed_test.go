@@ -93,9 +93,16 @@ func (w *world) record(repo, tag string, d v1.Hash) {
 // baseImage is a base image as builder/base makes it.
 func (w *world) baseImage(name, packages, goVersion string) v1.Image {
 	w.t.Helper()
-	img, err := random.Image(256, 1)
+	rootfs, err := random.Layer(256, types.OCILayer)
 	require.NoError(w.t, err)
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	adds := []mutate.Addendum{{Layer: rootfs, History: v1.History{CreatedBy: "mmdebstrap --variant=minbase bookworm"}}}
+	if goVersion != "" {
+		gol, err := random.Layer(256, types.OCILayer)
+		require.NoError(w.t, err)
+		adds = append(adds, mutate.Addendum{Layer: gol, History: v1.History{CreatedBy: "golang.org/toolchain@v0.0.1-go" + goVersion + ".linux-amd64"}})
+	}
+	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), adds...)
+	require.NoError(w.t, err)
 	cf, err := img.ConfigFile()
 	require.NoError(w.t, err)
 	cf = cf.DeepCopy()

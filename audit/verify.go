@@ -257,7 +257,11 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 		if r.manifest == nil {
 			what = "an image index"
 		}
-		out = append(out, finding(r, CodeNotBuiltBySailmaker, "%s without sailmaker's labels (dev.sailmaker.inputs, dev.sailmaker.recipe): pushed by another client", what))
+		if r.derived != "" {
+			out = append(out, finding(r, CodeNotBuiltBySailmaker, "built on the sailmaker base %s by another client: %s is not the base's", r.labels[base.LabelRecipe], r.derived))
+		} else {
+			out = append(out, finding(r, CodeNotBuiltBySailmaker, "%s without sailmaker's labels (dev.sailmaker.inputs, dev.sailmaker.recipe): pushed by another client", what))
+		}
 		return out, nil
 	case KindBase, KindBuilder:
 		return append(out, foreignURLs(r)...), nil
