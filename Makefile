@@ -30,7 +30,7 @@ tools: $(BIN)/buildkitd $(BIN)/buildctl
 # buildkitd and buildctl from the pinned module (go install pkg@version refuses
 # BuildKit's exclude directives, so they are built inside a small tools module).
 $(BIN)/buildkitd $(BIN)/buildctl &: tools/buildkit/go.mod tools/buildkit/go.sum | check-pins
-	cd tools/buildkit && $(GO) build -trimpath -o $(BIN)/ github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+	cd tools/buildkit && $(GO) build -trimpath -ldflags "-X github.com/moby/buildkit/version.Version=$(BUILDKIT_VERSION)" -o $(BIN)/ github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
 
 check-pins:
 	@tools_v=$$(awk '$$1=="require" && $$2=="github.com/moby/buildkit" {print $$3}' tools/buildkit/go.mod); \

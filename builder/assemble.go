@@ -83,18 +83,9 @@ func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir,
 		}
 	}()
 	for _, f := range img.Files {
-		kind, rel := f.Source()
-		var src string
-		switch kind {
-		case recipes.FromBuild, recipes.FromSource:
-			src = filepath.Join(outDir, kind, rel)
-		case recipes.FromInput:
-			if rel != "envoy" || envoyDir == "" {
-				return nil, fmt.Errorf("image %s: unknown input %q", img.Name, f.From)
-			}
-			src = filepath.Join(envoyDir, "envoy")
-		default:
-			return nil, fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+		src, err := fileSource(img, f, outDir, envoyDir)
+		if err != nil {
+			return nil, err
 		}
 		fh, err := os.Open(src)
 		if err != nil {
@@ -159,6 +150,22 @@ func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir,
 		return nil, err
 	}
 	return mutate.Annotations(out, ann).(v1.Image), nil
+}
+
+// fileSource is where on this machine the file f of img comes from.
+func fileSource(img recipes.Image, f recipes.File, outDir, envoyDir string) (string, error) {
+	kind, rel := f.Source()
+	switch kind {
+	case recipes.FromBuild, recipes.FromSource:
+		return filepath.Join(outDir, kind, rel), nil
+	case recipes.FromInput:
+		if rel != "envoy" || envoyDir == "" {
+			return "", fmt.Errorf("image %s: unknown input %q", img.Name, f.From)
+		}
+		return filepath.Join(envoyDir, "envoy"), nil
+	default:
+		return "", fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+	}
 }
 
 func annotations(img recipes.Image, base BaseImage, p Provenance) map[string]string {

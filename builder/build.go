@@ -14,9 +14,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/uuid"
 	"github.com/moby/buildkit/client"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -89,6 +91,12 @@ type Ledger interface {
 type ImageResult struct {
 	Name string
 	registry.Pushed
+	// Provenance, SBOM and Signature are the digests of the image's
+	// provenance and SBOM attachments and of its signature manifest
+	// (empty when not signed).
+	Provenance string `json:"provenance,omitempty"`
+	SBOM       string `json:"sbom,omitempty"`
+	Signature  string `json:"signature,omitempty"`
 }
 
 // Timings split a build's wall time into phases.
@@ -125,6 +133,13 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 	log := o.Log.WithField("recipe", r.ID())
 	res := &Result{RecipeID: r.ID(), RecipeDigest: r.Digest()}
 	rc := o.Registry
+	var signKey *attest.Key
+	if o.Config.Signing.Key != "" {
+		var err error
+		if signKey, err = attest.LoadKey(o.Config.Signing.Key); err != nil {
+			return nil, fmt.Errorf("signing.key: %w", err)
+		}
+	}
 	if o.Trigger.Time.IsZero() {
 		o.Trigger.Time = start
 	}
@@ -191,6 +206,16 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		}
 		if upToDate {
 			log.Info("the registry already has these images from the same recipe and inputs: nothing to build or push")
+			if sign := signer(rc, signKey); sign != nil {
+				for i := range images {
+					h, err := sign(ctx, images[i].Tag.Context().Digest(images[i].Digest.String()))
+					if err != nil {
+						return nil, fmt.Errorf("signing %s: %w", images[i].Tag, err)
+					}
+					images[i].SignatureDigest = &h
+					images[i] = withAttachments(images[i])
+				}
+			}
 			res.UpToDate = true
 			res.Images = images
 			res.Timings.Total = time.Since(start)
@@ -214,6 +239,15 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 			return nil, err
 		}
 		defer bk.Close()
+	}
+	att := &attestation{recipe: r, trigger: o.Trigger, invocationID: o.Trigger.BuildID, started: start, log: log}
+	if att.invocationID == "" {
+		att.invocationID = uuid.NewString()
+	}
+	if info, err := bk.Info(ctx); err != nil {
+		log.WithError(err).Warn("could not ask buildkitd for its version; the provenance will not name it")
+	} else {
+		att.buildKit = info.BuildkitVersion.Version
 	}
 	spec := CompileSpec{
 		Recipe:     r,
@@ -240,6 +274,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		MakeTargets:   r.Spec.Make.Targets,
 		InputsKey:     res.InputsKey,
 	}
+	att.prov = prov
 
 	images, err := compileAndAssemble(ctx, bk, spec, r, bases, prov, in, filepath.Join(work, "a"), o, &res.Timings)
 	if err != nil {
@@ -257,8 +292,8 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		}
 		same := true
 		for i := range images {
-			d1, _ := images[i].Digest()
-			d2, _ := images2[i].Digest()
+			d1, _ := images[i].image.Digest()
+			d2, _ := images2[i].image.Digest()
 			if d1 != d2 {
 				same = false
 				log.WithFields(logrus.Fields{"image": r.Spec.Images[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
@@ -274,8 +309,13 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 	phase(PhasePushing)
 	t = time.Now()
 	pending := make([]registry.Pending, len(images))
-	for i := range images {
-		pending[i] = registry.Pending{Tag: tags[i], Image: images[i]}
+	finished := time.Now()
+	for i, img := range r.Spec.Images {
+		atts, err := att.attachments(img, tags[i], bases[img.Base], images[i], finished)
+		if err != nil {
+			return nil, err
+		}
+		pending[i] = registry.Pending{Tag: tags[i], Image: images[i].image, Attachments: atts, Sign: signer(rc, signKey)}
 	}
 	pushed, err := rc.PushAll(ctx, pending, o.Force)
 	if lerr := record(ctx, o, pushed, err); lerr != nil {
@@ -289,13 +329,13 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 	}
 	res.Timings.Push = time.Since(t)
 	for i, p := range pushed {
-		res.Images = append(res.Images, ImageResult{Name: r.Spec.Images[i].Name, Pushed: p})
+		res.Images = append(res.Images, withAttachments(ImageResult{Name: r.Spec.Images[i].Name, Pushed: p}))
 	}
 	res.Timings.Total = time.Since(start)
 	return res, nil
 }
 
-func compileAndAssemble(ctx context.Context, bk *client.Client, spec CompileSpec, r *recipes.Recipe, bases map[string]BaseImage, prov Provenance, in *Inputs, work string, o Options, tm *Timings) ([]v1.Image, error) {
+func compileAndAssemble(ctx context.Context, bk *client.Client, spec CompileSpec, r *recipes.Recipe, bases map[string]BaseImage, prov Provenance, in *Inputs, work string, o Options, tm *Timings) ([]assembled, error) {
 	outDir := filepath.Join(work, "out")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
@@ -325,13 +365,17 @@ func compileAndAssemble(ctx context.Context, bk *client.Client, spec CompileSpec
 	tm.Solve = time.Since(t)
 
 	t = time.Now()
-	var images []v1.Image
+	var images []assembled
 	for _, img := range r.Spec.Images {
 		out, err := Assemble(img, bases[img.Base], prov, outDir, in.EnvoyDir, work)
 		if err != nil {
 			return nil, err
 		}
-		images = append(images, out)
+		bins, err := goBinaries(img, outDir, in.EnvoyDir, prov.Version)
+		if err != nil {
+			return nil, err
+		}
+		images = append(images, assembled{image: out, binaries: bins})
 	}
 	tm.Assemble = time.Since(t)
 	return images, nil
@@ -372,7 +416,8 @@ func inputsKey(recipeDigest string, in *Inputs, builder v1.Hash, bases map[strin
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// alreadyBuilt reports whether every tag exists and was built from inputs.
+// alreadyBuilt reports whether every tag exists, was built from inputs and
+// has its provenance and SBOM attached (one referrers call per image).
 func alreadyBuilt(ctx context.Context, rc *registry.Client, r *recipes.Recipe, tags []name.Tag, key string) (bool, []ImageResult, error) {
 	var out []ImageResult
 	for i, tag := range tags {
@@ -391,8 +436,22 @@ func alreadyBuilt(ctx context.Context, rc *registry.Client, r *recipes.Recipe, t
 		if cf.Config.Labels[LabelInputs] != key {
 			return false, nil, nil
 		}
+		have, err := rc.Attached(ctx, tag.Context().Digest(d.String()))
+		if err != nil {
+			return false, nil, err
+		}
+		attached := map[string]v1.Hash{}
+		for _, t := range requiredAttachments {
+			desc, ok := have[t]
+			if !ok {
+				// Pushed before images were attested: rebuild (to the same
+				// digest) to attach them.
+				return false, nil, nil
+			}
+			attached[t] = desc.Digest
+		}
 		size, _ := registry.ImageSize(img)
-		out = append(out, ImageResult{Name: r.Spec.Images[i].Name, Pushed: registry.Pushed{Tag: tag, Digest: d, Size: size, Unchanged: true}})
+		out = append(out, withAttachments(ImageResult{Name: r.Spec.Images[i].Name, Pushed: registry.Pushed{Tag: tag, Digest: d, Size: size, Unchanged: true, Attached: attached}}))
 	}
 	return true, out, nil
 }

@@ -33,6 +33,14 @@ type Config struct {
 	Debian   DebianConfig   `yaml:"debian"`
 	Go       GoConfig       `yaml:"go"`
 	Git      GitConfig      `yaml:"git"`
+	Signing  SigningConfig  `yaml:"signing"`
+}
+
+// SigningConfig: with Key set, builds sign every image they push.
+type SigningConfig struct {
+	// Key is a PEM file with an unencrypted ECDSA P-256 private key (PKCS#8,
+	// as `sailmaker signing keygen` writes); $SAILMAKER_SIGNING_KEY.
+	Key string `yaml:"key"`
 }
 
 // RegistryConfig says where images go.
@@ -171,6 +179,9 @@ func (c *Config) applyEnv() {
 	}
 	if v := os.Getenv("SAILMAKER_GOSUMDB"); v != "" {
 		c.Go.SumDB = v
+	}
+	if v := os.Getenv("SAILMAKER_SIGNING_KEY"); v != "" {
+		c.Signing.Key = v
 	}
 }
 

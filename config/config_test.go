@@ -97,3 +97,17 @@ func TestEmptyFileMeansDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, DefaultRegistryAddr, cfg.Registry.Address)
 }
+
+func TestSigningKeyFromFileThenEnv(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SAILMAKER_SIGNING_KEY", "")
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("signing:\n  key: /etc/sailmaker/sailmaker.key\n"), 0o644))
+	cfg, err := Load(file, "")
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/sailmaker/sailmaker.key", cfg.Signing.Key)
+	t.Setenv("SAILMAKER_SIGNING_KEY", "/run/secrets/sailmaker.key")
+	cfg, err = Load(file, "")
+	require.NoError(t, err)
+	assert.Equal(t, "/run/secrets/sailmaker.key", cfg.Signing.Key)
+}

@@ -135,6 +135,22 @@ func (e *TagMovedError) Unwrap() error { return ErrTagMoved }
 type Pending struct {
 	Tag   name.Tag
 	Image v1.Image
+	// Attachments refer to Image (OCI 1.1 subject): provenance, SBOM. They
+	// are written by digest after Image and before any tag. One of an
+	// artifact type the image already has (an unchanged image, attested
+	// by an earlier build) is not written again.
+	Attachments []Attachment
+	// Sign, if set, signs the image (by digest) after its content and
+	// attachments are in and before any tag is written; it returns the
+	// digest of the signature manifest. It is called for unchanged images
+	// too, and should do nothing when the signature is already there.
+	Sign func(ctx context.Context, image name.Digest) (v1.Hash, error)
+}
+
+// Attachment is an artifact manifest whose subject is the pending image.
+type Attachment struct {
+	ArtifactType string
+	Image        v1.Image
 }
 
 // Pushed says what a push did for one image.
@@ -150,13 +166,20 @@ type Pushed struct {
 	Forced bool
 	// BytesUploaded counts blob bytes sent to the registry.
 	BytesUploaded int64
+	// Attached maps the artifact type of each Pending attachment to the
+	// digest of the image's attachment of that type: pushed now, or found
+	// in the registry.
+	Attached map[string]v1.Hash
+	// SignatureDigest is the digest of the signature manifest, when the
+	// image was signed.
+	SignatureDigest *v1.Hash
 }
 
 // PushAll pushes images by digest, then moves their tags. Tags are checked
 // first, all of them: if any names a different digest and force is false,
 // nothing is pushed and ErrTagMoved is returned. Tags are only written after
-// every image's content is in the registry, so a failure leaves no tag
-// pointing at a half-pushed image.
+// every image's content, attachments and signature are in the registry, so
+// a failure leaves no tag pointing at a half-pushed or unattested image.
 func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]Pushed, error) {
 	out := make([]Pushed, len(images))
 	for i, p := range images {
@@ -214,6 +237,11 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 		c.log.WithFields(logrus.Fields{"image": p.Tag.Context().String(), "digest": out[i].Digest.String()}).Info("pushed")
 	}
 	for i, p := range images {
+		if err := c.attach(ctx, p, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, p := range images {
 		if out[i].Unchanged {
 			continue
 		}
@@ -225,6 +253,69 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 			fields["previous"] = out[i].Previous.String()
 			c.log.WithFields(fields).Warn("tag moved by --force")
 		}
+	}
+	return out, nil
+}
+
+// attach writes p's attachments that the image does not have yet (one
+// referrers call), then signs it.
+func (c *Client) attach(ctx context.Context, p Pending, out *Pushed) error {
+	byDigest := p.Tag.Context().Digest(out.Digest.String())
+	if len(p.Attachments) > 0 {
+		have, err := c.Attached(ctx, byDigest)
+		if err != nil {
+			return err
+		}
+		out.Attached = map[string]v1.Hash{}
+		for _, a := range p.Attachments {
+			if d, ok := have[a.ArtifactType]; ok {
+				out.Attached[a.ArtifactType] = d.Digest
+				continue
+			}
+			d, err := a.Image.Digest()
+			if err != nil {
+				return fmt.Errorf("digest of the %s attachment of %s: %w", a.ArtifactType, byDigest, err)
+			}
+			if err := remote.Write(p.Tag.Context().Digest(d.String()), a.Image, c.Remote(ctx)...); err != nil {
+				return fmt.Errorf("pushing the %s attachment of %s: %w", a.ArtifactType, byDigest, err)
+			}
+			out.Attached[a.ArtifactType] = d
+			c.log.WithFields(logrus.Fields{"image": byDigest.String(), "artifactType": a.ArtifactType, "digest": d.String()}).Info("attached")
+		}
+	}
+	if p.Sign != nil {
+		d, err := p.Sign(ctx, byDigest)
+		if err != nil {
+			return fmt.Errorf("signing %s: %w", byDigest, err)
+		}
+		out.SignatureDigest = &d
+	}
+	return nil
+}
+
+// Attached lists the referrers of an image (the OCI referrers API, or the
+// sha256-<hex> fallback tag on registries without it) by artifact type.
+// Of several of one type, the one created last (annotation
+// org.opencontainers.image.created) wins.
+func (c *Client) Attached(ctx context.Context, image name.Digest) (map[string]v1.Descriptor, error) {
+	idx, err := remote.Referrers(image, c.Remote(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing the referrers of %s: %w", image, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("listing the referrers of %s: %w", image, err)
+	}
+	const created = "org.opencontainers.image.created"
+	out := map[string]v1.Descriptor{}
+	for _, d := range im.Manifests {
+		if d.ArtifactType == "" {
+			continue
+		}
+		if cur, ok := out[d.ArtifactType]; ok && cur.Annotations[created] > d.Annotations[created] {
+			continue
+		}
+		out[d.ArtifactType] = d
 	}
 	return out, nil
 }

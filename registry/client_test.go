@@ -2,12 +2,19 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/config"
 )
 
@@ -63,6 +70,95 @@ func TestPushAllTagPolicy(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, d2, got)
+}
+
+func attachment(t *testing.T, img v1.Image, artifactType, doc string) Attachment {
+	t.Helper()
+	desc, err := partial.Descriptor(img)
+	require.NoError(t, err)
+	a, err := attest.Attachment(*desc, artifactType, "test", []byte(doc), time.Now())
+	require.NoError(t, err)
+	return Attachment{ArtifactType: artifactType, Image: a}
+}
+
+// Attachments and the signature are in the registry before the tag is
+// written; an image the tag already names gets only the artifact types it
+// lacks.
+func TestPushAllAttachments(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	tag, err := c.Tag("istio/pilot", "1.0.0")
+	require.NoError(t, err)
+	img, _ := random.Image(512, 1)
+	d, _ := img.Digest()
+	byDigest := tag.Context().Digest(d.String())
+
+	prov := attachment(t, img, "application/vnd.in-toto+json", `{"n":1}`)
+	var signed []name.Digest
+	sign := func(ctx context.Context, ref name.Digest) (v1.Hash, error) {
+		// Called with the attachments in and the tag not yet written.
+		_, tagged, err := c.Resolve(ctx, tag)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		have, err := c.Attached(ctx, ref)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		if tagged && len(signed) == 0 {
+			return v1.Hash{}, fmt.Errorf("the tag was written before signing")
+		}
+		if _, ok := have["application/vnd.in-toto+json"]; !ok {
+			return v1.Hash{}, fmt.Errorf("signing before the attachments are in")
+		}
+		signed = append(signed, ref)
+		return v1.NewHash("sha256:" + fmt.Sprintf("%064d", len(signed)))
+	}
+	out, err := c.PushAll(ctx, []Pending{{Tag: tag, Image: img, Attachments: []Attachment{prov}, Sign: sign}}, false)
+	require.NoError(t, err)
+	pd, _ := prov.Image.Digest()
+	assert.Equal(t, map[string]v1.Hash{"application/vnd.in-toto+json": pd}, out[0].Attached)
+	require.NotNil(t, out[0].SignatureDigest)
+	assert.Equal(t, []name.Digest{byDigest}, signed)
+
+	idx, err := remote.Referrers(byDigest, c.Remote(ctx)...)
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	require.Len(t, im.Manifests, 1)
+	assert.Equal(t, pd, im.Manifests[0].Digest)
+
+	// Unchanged: a second provenance (another build's) is not added, an
+	// SBOM the image lacked is; Sign is asked again.
+	prov2 := attachment(t, img, "application/vnd.in-toto+json", `{"n":2}`)
+	sbom := attachment(t, img, "application/spdx+json", `{}`)
+	again, err := c.PushAll(ctx, []Pending{{Tag: tag, Image: img, Attachments: []Attachment{prov2, sbom}, Sign: sign}}, false)
+	require.NoError(t, err)
+	assert.True(t, again[0].Unchanged)
+	sd, _ := sbom.Image.Digest()
+	assert.Equal(t, map[string]v1.Hash{"application/vnd.in-toto+json": pd, "application/spdx+json": sd}, again[0].Attached)
+	assert.Len(t, signed, 2)
+	have, err := c.Attached(ctx, byDigest)
+	require.NoError(t, err)
+	assert.Len(t, have, 2)
+	assert.Equal(t, pd, have["application/vnd.in-toto+json"].Digest)
+}
+
+// A failing signature leaves the tag unwritten.
+func TestPushAllSignFailureWritesNoTag(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	tag, err := c.Tag("istio/pilot", "1.0.0")
+	require.NoError(t, err)
+	img, _ := random.Image(512, 1)
+	_, err = c.PushAll(ctx, []Pending{{Tag: tag, Image: img, Sign: func(context.Context, name.Digest) (v1.Hash, error) {
+		return v1.Hash{}, fmt.Errorf("no key today")
+	}}}, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no key today")
+	_, ok, err := c.Resolve(ctx, tag)
+	require.NoError(t, err)
+	assert.False(t, ok)
 }
 
 func TestParseRefPolicy(t *testing.T) {

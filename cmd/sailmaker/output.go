@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/registry"
 )
 
@@ -19,6 +20,10 @@ type imageRow struct {
 	Status        string `json:"status"`
 	Previous      string `json:"previousDigest,omitempty"`
 	BytesUploaded int64  `json:"bytesUploaded"`
+	// Digests of the provenance and SBOM attachments and the signature.
+	Provenance string `json:"provenance,omitempty"`
+	SBOM       string `json:"sbom,omitempty"`
+	Signature  string `json:"signature,omitempty"`
 }
 
 func rowsFromPushed(names []string, pushed []registry.Pushed) []imageRow {
@@ -37,6 +42,15 @@ func rowsFromPushed(names []string, pushed []registry.Pushed) []imageRow {
 		}
 		if p.Previous != nil {
 			r.Previous = p.Previous.String()
+		}
+		if d, ok := p.Attached[attest.ProvenanceArtifactType]; ok {
+			r.Provenance = d.String()
+		}
+		if d, ok := p.Attached[attest.SBOMArtifactType]; ok {
+			r.SBOM = d.String()
+		}
+		if p.SignatureDigest != nil {
+			r.Signature = p.SignatureDigest.String()
 		}
 		rows[i] = r
 	}

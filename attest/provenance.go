@@ -1,0 +1,312 @@
+package attest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Identifiers in the provenance statement.
+const (
+	StatementType       = "https://in-toto.io/Statement/v1"
+	SLSAProvenanceV1    = "https://slsa.dev/provenance/v1"
+	BuildType           = "https://sailmaker.dev/build/v1"
+	BuilderID           = "https://sailmaker.dev/sailmaker"
+	resolvedNameSource  = "source"
+	resolvedNameBuilder = "builder"
+	resolvedNameBase    = "base"
+	resolvedNameEnvoy   = "envoy"
+	resolvedNamePatch   = "patch"
+)
+
+// Statement is an in-toto Statement v1 whose predicate is SLSA provenance v1.
+type Statement struct {
+	Type          string     `json:"_type"`
+	Subject       []Subject  `json:"subject"`
+	PredicateType string     `json:"predicateType"`
+	Predicate     Provenance `json:"predicate"`
+}
+
+// Subject is what a statement is about: the image, by manifest digest.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// Provenance is the SLSA v1 provenance predicate.
+type Provenance struct {
+	BuildDefinition BuildDefinition `json:"buildDefinition"`
+	RunDetails      RunDetails      `json:"runDetails"`
+}
+
+// BuildDefinition is what the build did, from what.
+type BuildDefinition struct {
+	BuildType            string               `json:"buildType"`
+	ExternalParameters   ExternalParameters   `json:"externalParameters"`
+	InternalParameters   InternalParameters   `json:"internalParameters"`
+	ResolvedDependencies []ResourceDescriptor `json:"resolvedDependencies"`
+}
+
+// ExternalParameters are the recipe's pins and what was built from them.
+type ExternalParameters struct {
+	Recipe    RecipeParam    `json:"recipe"`
+	Source    SourceParam    `json:"source"`
+	Patches   []PatchParam   `json:"patches"`
+	Make      MakeParam      `json:"make"`
+	Envoy     *EnvoyParam    `json:"envoy,omitempty"`
+	Toolchain ToolchainParam `json:"toolchain"`
+	Base      BaseParam      `json:"base"`
+	Image     ImageParam     `json:"image"`
+}
+
+// RecipeParam names the recipe: id (name@version) and digest (sha256:...).
+type RecipeParam struct {
+	ID     string `json:"id"`
+	Digest string `json:"digest"`
+}
+
+// SourceParam is the upstream source: git URL, tag and the commit it names.
+type SourceParam struct {
+	Git    string `json:"git"`
+	Tag    string `json:"tag"`
+	Commit string `json:"commit"`
+}
+
+// PatchParam is one patch of the recipe, applied in order.
+type PatchParam struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// MakeParam is how upstream's make was run.
+type MakeParam struct {
+	Targets   []string          `json:"targets"`
+	Variables map[string]string `json:"variables"`
+}
+
+// EnvoyParam is the Envoy artifact: URL, its sha256, istio.deps'
+// PROXY_REPO_SHA, and whether the sha256 was given on the command line
+// instead of the recipe's pin.
+type EnvoyParam struct {
+	URL      string `json:"url"`
+	SHA256   string `json:"sha256"`
+	ProxySHA string `json:"proxySha"`
+	Override bool   `json:"override"`
+}
+
+// ToolchainParam is the builder image (as the recipe names it, and its
+// digest sha256:...) and its Go version.
+type ToolchainParam struct {
+	Go            string `json:"go"`
+	Builder       string `json:"builder"`
+	BuilderDigest string `json:"builderDigest"`
+}
+
+// BaseParam is the base image: as the recipe names it, and its digest.
+type BaseParam struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+// ImageParam is the image of the recipe this statement is about.
+type ImageParam struct {
+	Name       string `json:"name"`
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+}
+
+// InternalParameters are the builder's own settings and the trigger.
+type InternalParameters struct {
+	BuildKitVersion  string  `json:"buildkitVersion"`
+	SailmakerVersion string  `json:"sailmakerVersion"`
+	InputsKey        string  `json:"inputsKey"`
+	Trigger          Trigger `json:"trigger"`
+}
+
+// Trigger is who or what asked for the build, and when.
+type Trigger struct {
+	Actor      string    `json:"actor"`
+	Kind       string    `json:"kind"` // cli, api or webhook
+	DeliveryID string    `json:"deliveryId"`
+	BuildID    string    `json:"buildId"`
+	Time       time.Time `json:"time"`
+}
+
+// ResourceDescriptor is SLSA's reference to an artifact, by URI and digest.
+type ResourceDescriptor struct {
+	Name   string            `json:"name,omitempty"`
+	URI    string            `json:"uri"`
+	Digest map[string]string `json:"digest"`
+}
+
+// RunDetails say which builder ran the build, and when.
+type RunDetails struct {
+	Builder  Builder  `json:"builder"`
+	Metadata Metadata `json:"metadata"`
+}
+
+// Builder identifies sailmaker, with the versions of it and of BuildKit.
+type Builder struct {
+	ID      string            `json:"id"`
+	Version map[string]string `json:"version,omitempty"`
+}
+
+// Metadata of one run of the build.
+type Metadata struct {
+	InvocationID string    `json:"invocationId"`
+	StartedOn    time.Time `json:"startedOn"`
+	FinishedOn   time.Time `json:"finishedOn"`
+}
+
+// ProvenanceParams is everything a provenance statement records.
+type ProvenanceParams struct {
+	// Image is the pushed image, by digest.
+	Image        name.Digest
+	External     ExternalParameters
+	Internal     InternalParameters
+	InvocationID string
+	StartedOn    time.Time
+	FinishedOn   time.Time
+}
+
+// NewProvenance makes the statement for one image. The resolved
+// dependencies (source commit, builder, base, Envoy, patches) are derived
+// from the external parameters.
+func NewProvenance(p ProvenanceParams) (*Statement, error) {
+	x := p.External
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"image digest", p.Image.DigestStr()},
+		{"recipe.id", x.Recipe.ID}, {"recipe.digest", x.Recipe.Digest},
+		{"source.git", x.Source.Git}, {"source.tag", x.Source.Tag}, {"source.commit", x.Source.Commit},
+		{"toolchain.builderDigest", x.Toolchain.BuilderDigest}, {"base.digest", x.Base.Digest},
+		{"invocation id", p.InvocationID},
+	} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("provenance: missing %s", strings.Join(missing, ", "))
+	}
+	if x.Patches == nil {
+		x.Patches = []PatchParam{}
+	}
+	if x.Make.Targets == nil {
+		x.Make.Targets = []string{}
+	}
+	if x.Make.Variables == nil {
+		x.Make.Variables = map[string]string{}
+	}
+	imgDigest, err := digestMap(p.Image.DigestStr())
+	if err != nil {
+		return nil, fmt.Errorf("provenance: image: %w", err)
+	}
+	deps := []ResourceDescriptor{{
+		Name:   resolvedNameSource,
+		URI:    "git+" + x.Source.Git + "@refs/tags/" + x.Source.Tag,
+		Digest: map[string]string{"gitCommit": x.Source.Commit},
+	}}
+	for _, d := range []struct{ name, uri, digest string }{
+		{resolvedNameBuilder, x.Toolchain.Builder, x.Toolchain.BuilderDigest},
+		{resolvedNameBase, x.Base.Name, x.Base.Digest},
+	} {
+		m, err := digestMap(d.digest)
+		if err != nil {
+			return nil, fmt.Errorf("provenance: %s: %w", d.name, err)
+		}
+		deps = append(deps, ResourceDescriptor{Name: d.name, URI: d.uri, Digest: m})
+	}
+	if x.Envoy != nil {
+		deps = append(deps, ResourceDescriptor{Name: resolvedNameEnvoy, URI: x.Envoy.URL, Digest: map[string]string{"sha256": x.Envoy.SHA256}})
+	}
+	for _, pt := range x.Patches {
+		deps = append(deps, ResourceDescriptor{Name: resolvedNamePatch, URI: "file:" + pt.Path, Digest: map[string]string{"sha256": pt.SHA256}})
+	}
+	version := map[string]string{"sailmaker": p.Internal.SailmakerVersion}
+	if p.Internal.BuildKitVersion != "" {
+		version["buildkit"] = p.Internal.BuildKitVersion
+	}
+	return &Statement{
+		Type:          StatementType,
+		Subject:       []Subject{{Name: p.Image.Context().Name(), Digest: imgDigest}},
+		PredicateType: SLSAProvenanceV1,
+		Predicate: Provenance{
+			BuildDefinition: BuildDefinition{
+				BuildType:            BuildType,
+				ExternalParameters:   x,
+				InternalParameters:   p.Internal,
+				ResolvedDependencies: deps,
+			},
+			RunDetails: RunDetails{
+				Builder: Builder{ID: BuilderID, Version: version},
+				Metadata: Metadata{
+					InvocationID: p.InvocationID,
+					StartedOn:    p.StartedOn.UTC(),
+					FinishedOn:   p.FinishedOn.UTC(),
+				},
+			},
+		},
+	}, nil
+}
+
+// ParseProvenance reads a provenance document and checks that it is an
+// in-toto statement with a SLSA v1 provenance predicate.
+func ParseProvenance(b []byte) (*Statement, error) {
+	var s Statement
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	if s.Type != StatementType {
+		return nil, fmt.Errorf("provenance: _type is %q, want %q", s.Type, StatementType)
+	}
+	if s.PredicateType != SLSAProvenanceV1 {
+		return nil, fmt.Errorf("provenance: predicateType is %q, want %q", s.PredicateType, SLSAProvenanceV1)
+	}
+	if len(s.Subject) == 0 {
+		return nil, errors.New("provenance: no subject")
+	}
+	return &s, nil
+}
+
+// digestMap turns "sha256:<hex>" into {"sha256": "<hex>"}.
+func digestMap(d string) (map[string]string, error) {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || alg == "" || hex == "" {
+		return nil, fmt.Errorf("digest %q is not algorithm:hex", d)
+	}
+	return map[string]string{alg: hex}, nil
+}
+
+// SailmakerVersion is the running binary's module version, with the VCS
+// revision when the binary was built from a git checkout.
+func SailmakerVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" && !strings.Contains(v, rev[:min(12, len(rev))]) {
+		v += " " + rev + dirty
+	}
+	return v
+}
