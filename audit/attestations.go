@@ -1,139 +1,31 @@
 package audit
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/sailmaker/sailmaker/attest"
 )
 
-// Values the provenance of a sailmaker build carries.
 const (
-	StatementType       = "https://in-toto.io/Statement/v1"
-	PredicateSLSA       = "https://slsa.dev/provenance/v1"
-	SailmakerBuildType  = "https://sailmaker.dev/build/v1"
-	SailmakerBuilderID  = "https://sailmaker.dev/sailmaker"
-	annotationCreated   = "org.opencontainers.image.created"
-	emptyConfigMedia    = "application/vnd.oci.empty.v1+json"
+	annotationCreated   = attest.AnnotationCreated
 	purlGolang          = "pkg:golang/"
 	purlDebian          = "pkg:deb/"
-	spdxVersion         = "SPDX-2.3"
 	maxAttachmentsRead  = 16
 	errInvalidAttachMsg = "attachment %s: %s"
 )
 
-// Statement is the in-toto Statement v1 of a sailmaker provenance, as the
-// attestation contract lays it out.
-type Statement struct {
-	Type          string        `json:"_type"`
-	Subject       []Subject     `json:"subject"`
-	PredicateType string        `json:"predicateType"`
-	Predicate     SLSAPredicate `json:"predicate"`
-}
-
-// Subject is what a statement is about.
-type Subject struct {
-	Name   string            `json:"name"`
-	Digest map[string]string `json:"digest"`
-}
-
-// SLSAPredicate is the SLSA provenance v1 predicate.
-type SLSAPredicate struct {
-	BuildDefinition BuildDefinition `json:"buildDefinition"`
-	RunDetails      RunDetails      `json:"runDetails"`
-}
-
-// BuildDefinition says what was built and from what.
-type BuildDefinition struct {
-	BuildType            string               `json:"buildType"`
-	ExternalParameters   ExternalParameters   `json:"externalParameters"`
-	InternalParameters   InternalParameters   `json:"internalParameters"`
-	ResolvedDependencies []ResourceDescriptor `json:"resolvedDependencies,omitempty"`
-}
-
-// ExternalParameters are the recipe's pins and what the build was asked for.
-type ExternalParameters struct {
-	Recipe struct {
-		ID     string `json:"id"`
-		Digest string `json:"digest"`
-	} `json:"recipe"`
-	Source struct {
-		Git    string `json:"git"`
-		Tag    string `json:"tag"`
-		Commit string `json:"commit"`
-	} `json:"source"`
-	Patches []struct {
-		Path   string `json:"path"`
-		SHA256 string `json:"sha256"`
-	} `json:"patches,omitempty"`
-	Make struct {
-		Targets   []string          `json:"targets,omitempty"`
-		Variables map[string]string `json:"variables,omitempty"`
-	} `json:"make"`
-	Envoy struct {
-		URL      string `json:"url,omitempty"`
-		SHA256   string `json:"sha256,omitempty"`
-		ProxySHA string `json:"proxySha,omitempty"`
-		Override bool   `json:"override,omitempty"`
-	} `json:"envoy"`
-	Toolchain struct {
-		Go            string `json:"go,omitempty"`
-		Builder       string `json:"builder,omitempty"`
-		BuilderDigest string `json:"builderDigest,omitempty"`
-	} `json:"toolchain"`
-	Base struct {
-		Name   string `json:"name,omitempty"`
-		Digest string `json:"digest,omitempty"`
-	} `json:"base"`
-	Image struct {
-		Name       string `json:"name,omitempty"`
-		Repository string `json:"repository,omitempty"`
-		Tag        string `json:"tag,omitempty"`
-	} `json:"image"`
-}
-
-// InternalParameters are the builder's own settings and the trigger.
-type InternalParameters struct {
-	BuildkitVersion  string `json:"buildkitVersion,omitempty"`
-	SailmakerVersion string `json:"sailmakerVersion,omitempty"`
-	InputsKey        string `json:"inputsKey,omitempty"`
-	Trigger          struct {
-		Actor      string `json:"actor,omitempty"`
-		Kind       string `json:"kind,omitempty"`
-		DeliveryID string `json:"deliveryId,omitempty"`
-		BuildID    string `json:"buildId,omitempty"`
-		Time       string `json:"time,omitempty"`
-	} `json:"trigger"`
-}
-
-// ResourceDescriptor is an SLSA resolved dependency.
-type ResourceDescriptor struct {
-	URI    string            `json:"uri"`
-	Digest map[string]string `json:"digest,omitempty"`
-}
-
-// RunDetails say who built it and when.
-type RunDetails struct {
-	Builder struct {
-		ID string `json:"id"`
-	} `json:"builder"`
-	Metadata struct {
-		InvocationID string `json:"invocationId,omitempty"`
-		StartedOn    string `json:"startedOn,omitempty"`
-		FinishedOn   string `json:"finishedOn,omitempty"`
-	} `json:"metadata"`
-}
-
-// Provenance is an image's provenance attachment.
+// Provenance is an image's provenance attachment: the attest package's
+// in-toto statement (SLSA v1 provenance predicate).
 type Provenance struct {
 	// Attachment is the digest of the attachment manifest.
-	Attachment string    `json:"attachment"`
-	Created    string    `json:"created,omitempty"`
-	Statement  Statement `json:"statement"`
+	Attachment string           `json:"attachment"`
+	Created    string           `json:"created,omitempty"`
+	Statement  attest.Statement `json:"statement"`
 }
 
 // Commit is the source commit the provenance names.
@@ -242,66 +134,31 @@ func newest[T any](ctx context.Context, s *session, r *record, artifactType stri
 // provenance reads r's provenance; nil when it has none.
 func (s *session) provenance(ctx context.Context, r *record) (*Provenance, error) {
 	return newest(ctx, s, r, ArtifactTypeProvenance, func(digest string, doc []byte, created string) (*Provenance, error) {
-		var st Statement
-		dec := json.NewDecoder(bytes.NewReader(doc))
-		if err := dec.Decode(&st); err != nil {
-			return nil, invalidf("provenance %s is not an in-toto statement: %v", digest, err)
+		st, err := attest.ParseProvenance(doc)
+		if err != nil {
+			return nil, invalidf("attachment %s: %v", digest, err)
 		}
-		if st.Type != StatementType {
-			return nil, invalidf("provenance %s: _type is %q, not %s", digest, st.Type, StatementType)
-		}
-		if st.PredicateType != PredicateSLSA {
-			return nil, invalidf("provenance %s: predicateType is %q, not %s", digest, st.PredicateType, PredicateSLSA)
-		}
-		return &Provenance{Attachment: digest, Created: created, Statement: st}, nil
+		return &Provenance{Attachment: digest, Created: created, Statement: *st}, nil
 	})
-}
-
-type spdxDoc struct {
-	SPDXVersion       string `json:"spdxVersion"`
-	Name              string `json:"name"`
-	DocumentNamespace string `json:"documentNamespace"`
-	CreationInfo      struct {
-		Created string `json:"created"`
-	} `json:"creationInfo"`
-	Packages []struct {
-		Name         string `json:"name"`
-		VersionInfo  string `json:"versionInfo"`
-		ExternalRefs []struct {
-			Category string `json:"referenceCategory"`
-			Type     string `json:"referenceType"`
-			Locator  string `json:"referenceLocator"`
-		} `json:"externalRefs"`
-	} `json:"packages"`
 }
 
 // sbom reads r's SBOM summary; nil when it has none.
 func (s *session) sbom(ctx context.Context, r *record) (*SBOM, error) {
 	return newest(ctx, s, r, ArtifactTypeSBOM, func(digest string, doc []byte, created string) (*SBOM, error) {
-		var d spdxDoc
-		if err := json.Unmarshal(doc, &d); err != nil {
-			return nil, invalidf("SBOM %s is not SPDX JSON: %v", digest, err)
-		}
-		if d.SPDXVersion != spdxVersion {
-			return nil, invalidf("SBOM %s: spdxVersion is %q, not %s", digest, d.SPDXVersion, spdxVersion)
+		d, err := attest.ParseSBOM(doc)
+		if err != nil {
+			return nil, invalidf("attachment %s: %v", digest, err)
 		}
 		out := &SBOM{Attachment: digest, Created: created, Name: d.Name, Namespace: d.DocumentNamespace, GoModules: []Package{}, DebianPackages: []Package{}}
 		if out.Created == "" {
 			out.Created = d.CreationInfo.Created
 		}
 		for _, p := range d.Packages {
-			purl := ""
-			for _, ref := range p.ExternalRefs {
-				if ref.Type == "purl" {
-					purl = ref.Locator
-					break
-				}
-			}
-			pkg := Package{Name: p.Name, Version: p.VersionInfo, PURL: purl}
+			pkg := Package{Name: p.Name, Version: p.VersionInfo, PURL: p.Purl()}
 			switch {
-			case strings.HasPrefix(purl, purlGolang):
+			case strings.HasPrefix(pkg.PURL, purlGolang):
 				out.GoModules = append(out.GoModules, pkg)
-			case strings.HasPrefix(purl, purlDebian):
+			case strings.HasPrefix(pkg.PURL, purlDebian):
 				out.DebianPackages = append(out.DebianPackages, pkg)
 			default:
 				out.Other++
@@ -324,15 +181,15 @@ func sortPackages(p []Package) {
 
 // packagesLabel parses a base image's dev.sailmaker.packages label
 // (name=version, comma separated).
-func packagesLabel(v string) []Package {
+func packagesLabel(v string) ([]Package, error) {
+	debs, err := attest.ParseDebianPackages(v)
+	if err != nil {
+		return nil, err
+	}
 	out := []Package{}
-	for _, nv := range strings.Split(v, ",") {
-		n, ver, _ := strings.Cut(strings.TrimSpace(nv), "=")
-		if n == "" {
-			continue
-		}
-		out = append(out, Package{Name: n, Version: ver, PURL: "pkg:deb/debian/" + n + "@" + ver + "?arch=amd64"})
+	for _, d := range debs {
+		out = append(out, Package{Name: d.Name, Version: d.Version})
 	}
 	sortPackages(out)
-	return out
+	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 )
@@ -28,9 +29,9 @@ import (
 // Artifact types and annotations of sailmaker's attachments (see the
 // attestation contract: OCI referrers of the image manifest).
 const (
-	ArtifactTypeProvenance = "application/vnd.in-toto+json"
-	ArtifactTypeSBOM       = "application/spdx+json"
-	AnnotationAttestation  = "dev.sailmaker.attestation"
+	ArtifactTypeProvenance = attest.ProvenanceArtifactType
+	ArtifactTypeSBOM       = attest.SBOMArtifactType
+	AnnotationAttestation  = attest.AnnotationKind
 )
 
 // bookkeeping matches tags that are not images: the referrers fallback tag

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -143,8 +144,8 @@ func (a *Auditor) Show(ctx context.Context, image string) (*Detail, error) {
 func (s *session) labelPackages(ctx context.Context, r *record) ([]Package, string, error) {
 	switch r.Kind {
 	case KindBase, KindBuilder:
-		if v := r.labels[base.LabelPackages]; v != "" {
-			return packagesLabel(v), "the image", nil
+		if pkgs, err := packagesLabel(r.labels[base.LabelPackages]); err == nil && len(pkgs) > 0 {
+			return pkgs, "the image", nil
 		}
 	case KindSailmaker:
 		if r.BaseName == "" || r.BaseDigest == "" {
@@ -175,10 +176,12 @@ func (s *session) labelPackages(ctx context.Context, r *record) ([]Package, stri
 			return nil, "", fmt.Errorf("reading the base %s: %w", repo.Digest(r.BaseDigest), err)
 		}
 		cf, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
-		if err != nil || cf.Config.Labels[base.LabelPackages] == "" {
+		if err != nil {
 			return nil, "", nil
 		}
-		return packagesLabel(cf.Config.Labels[base.LabelPackages]), "its base " + r.BaseName, nil
+		if pkgs, err := packagesLabel(cf.Config.Labels[base.LabelPackages]); err == nil && len(pkgs) > 0 {
+			return pkgs, "its base " + r.BaseName, nil
+		}
 	}
 	return nil, "", nil
 }
@@ -235,14 +238,16 @@ func (d *Detail) Rows() [][]string {
 		add("provenance", "go", ext.Toolchain.Go)
 		add("provenance", "builder image", strings.TrimSpace(ext.Toolchain.Builder+" "+ext.Toolchain.BuilderDigest))
 		add("provenance", "base", strings.TrimSpace(ext.Base.Name+" "+ext.Base.Digest))
-		add("provenance", "envoy", strings.TrimSpace(ext.Envoy.URL+" "+ext.Envoy.SHA256))
-		add("provenance", "proxy sha", ext.Envoy.ProxySHA)
+		if e := ext.Envoy; e != nil {
+			add("provenance", "envoy", strings.TrimSpace(e.URL+" "+e.SHA256))
+			add("provenance", "proxy sha", e.ProxySHA)
+		}
 		t := bd.InternalParameters.Trigger
-		add("provenance", "trigger", strings.TrimSpace(strings.Join([]string{t.Kind, t.Actor, t.BuildID, t.Time}, " ")))
+		add("provenance", "trigger", strings.Join(strings.Fields(strings.Join([]string{t.Kind, t.Actor, t.DeliveryID, t.BuildID, rfc3339(t.Time)}, " ")), " "))
 		add("provenance", "sailmaker", bd.InternalParameters.SailmakerVersion)
-		add("provenance", "buildkit", bd.InternalParameters.BuildkitVersion)
-		add("provenance", "started", p.Statement.Predicate.RunDetails.Metadata.StartedOn)
-		add("provenance", "finished", p.Statement.Predicate.RunDetails.Metadata.FinishedOn)
+		add("provenance", "buildkit", bd.InternalParameters.BuildKitVersion)
+		add("provenance", "started", rfc3339(p.Statement.Predicate.RunDetails.Metadata.StartedOn))
+		add("provenance", "finished", rfc3339(p.Statement.Predicate.RunDetails.Metadata.FinishedOn))
 	}
 	if sb := d.SBOM; sb != nil {
 		for _, m := range sb.GoModules {
@@ -276,3 +281,10 @@ func (d *Detail) Rows() [][]string {
 
 // Partial implements Tabular.
 func (d *Detail) Partial() Warnings { return nil }
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -50,13 +50,12 @@ func TestKeyVerifier(t *testing.T) {
 	require.NoError(t, err)
 	err = ov.VerifySignature(ctx, ref("demo/pilot", s.pilot1.String()))
 	assert.ErrorIs(t, err, audit.ErrSignatureInvalid)
-	assert.Contains(t, err.Error(), "does not verify with the key")
 
 	// A valid signature of another image copied under this image's tag.
 	w.sign("demo/proxyv2", s.pxy, w.key, s.pilot1)
 	err = v.VerifySignature(ctx, ref("demo/proxyv2", s.pxy.String()))
 	assert.ErrorIs(t, err, audit.ErrSignatureInvalid)
-	assert.Contains(t, err.Error(), "not this image")
+	assert.Contains(t, err.Error(), "signs "+s.pilot1.String())
 
 	// A registry that fails is neither missing nor invalid.
 	failing := &faults{inner: remote.DefaultTransport, failures: func(*http.Request) int { return -1 }}

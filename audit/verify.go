@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -327,7 +328,7 @@ func (s *session) checkProvenance(r *record, p *Provenance) ([]Finding, error) {
 	st := p.Statement
 	bd := st.Predicate.BuildDefinition
 	ext := bd.ExternalParameters
-	if id := st.Predicate.RunDetails.Builder.ID; id != SailmakerBuilderID || bd.BuildType != SailmakerBuildType {
+	if id := st.Predicate.RunDetails.Builder.ID; id != attest.BuilderID || bd.BuildType != attest.BuildType {
 		out = append(out, finding(r, CodeNotBuiltBySailmaker, "the provenance names builder %q and build type %q, not sailmaker's", id, bd.BuildType))
 	}
 	about := false

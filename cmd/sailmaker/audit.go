@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
@@ -38,8 +40,9 @@ changed between two builds (diff), and the push ledger (ledger).
 With no flags it reads the registry and ledger that 'make demo' and
 'sailmaker build' use. Nothing is written to the registry or the ledger;
 manifests and attestations are cached by digest under <state-dir>/cache/audit.
-Signatures are verified when a public key is given (--key, or
-$SAILMAKER_SIGNING_PUB: a PEM file or the PEM text).`,
+Signatures are verified with the public key given by --key or
+$SAILMAKER_SIGNING_PUB (a PEM file, or the PEM text), or else with the
+public half of signing.key, the key builds sign with, when it is readable.`,
 		Example: `  sailmaker audit images
   sailmaker audit images -o json --repository 'istio/*' --version 1.24.2
   sailmaker audit show fixture/pilot:1.0.0
@@ -51,7 +54,7 @@ $SAILMAKER_SIGNING_PUB: a PEM file or the PEM text).`,
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or csv")
 	pf.StringSliceVar(&o.prefixes, "prefix", nil, "audit only repositories equal to or under these prefixes (repeatable; default all)")
-	pf.StringVar(&o.key, "key", os.Getenv("SAILMAKER_SIGNING_PUB"), "public key (PEM file) to verify signatures with; default $SAILMAKER_SIGNING_PUB")
+	pf.StringVar(&o.key, "key", os.Getenv("SAILMAKER_SIGNING_PUB"), "public key (PEM file) to verify signatures with; default $SAILMAKER_SIGNING_PUB, else signing.key's public half")
 	pf.IntVar(&o.concurrency, "concurrency", 8, "images read at once")
 	pf.BoolVar(&o.noCache, "no-disk-cache", false, "keep the digest cache in memory only")
 
@@ -84,11 +87,23 @@ func (o *auditOptions) auditor(cmd *cobra.Command, g *globalOptions) (*audit.Aud
 	if o.noCache {
 		opts = append(opts, audit.WithCacheDir(""))
 	}
-	if o.key != "" {
-		pub, err := audit.LoadPublicKey(o.key)
-		if err != nil {
+	var pub crypto.PublicKey
+	switch {
+	case o.key != "":
+		if pub, err = audit.LoadPublicKey(o.key); err != nil {
 			return nil, fmt.Errorf("--key: %w", err)
 		}
+	case cfg.Signing.Key != "":
+		// Builds here sign with signing.key: check with its public half
+		// when this user may read it.
+		k, err := attest.LoadKey(cfg.Signing.Key)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: signatures not verified: signing.key: %v (pass the public key with --key)\n", err)
+			break
+		}
+		pub = k.Public()
+	}
+	if pub != nil {
 		v, err := audit.NewKeyVerifier(pub)
 		if err != nil {
 			return nil, fmt.Errorf("--key: %w", err)
