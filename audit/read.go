@@ -46,6 +46,8 @@ const maxDocument = 64 << 20
 type session struct {
 	a *Auditor
 	p *remote.Puller
+	// attached holds *attached by repository@digest.
+	attached sync.Map
 }
 
 func (a *Auditor) session(ctx context.Context) (*session, error) {
@@ -295,22 +297,47 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 	}
 	r.fill()
 
-	idx, err := remote.Referrers(repo.Digest(r.Digest), s.remote(ctx)...)
-	if err != nil {
-		return nil, fmt.Errorf("listing the attachments of %s: %w", ref, err)
+	at := s.attachments(ctx, repo, d)
+	if at.err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, at.err)
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("listing the attachments of %s: %w", ref, err)
-	}
-	r.referrers = im.Manifests
+	r.referrers = at.referrers
+	r.Signature, r.sigDetail = at.signature, at.sigDetail
 	r.Provenance = len(r.referrersOf(ArtifactTypeProvenance)) > 0
 	r.SBOM = len(r.referrersOf(ArtifactTypeSBOM)) > 0
-
-	if err := s.signature(ctx, r); err != nil {
-		return nil, err
-	}
 	return r, nil
+}
+
+// attached is what is attached to one image digest: referrers and
+// signature. Many tags may name one digest (every release tag, "latest");
+// a query reads this once per digest.
+type attached struct {
+	once      sync.Once
+	referrers []v1.Descriptor
+	signature string
+	sigDetail string
+	err       error
+}
+
+func (s *session) attachments(ctx context.Context, repo name.Repository, d v1.Hash) *attached {
+	v, _ := s.attached.LoadOrStore(repo.String()+"@"+d.String(), &attached{})
+	at := v.(*attached)
+	at.once.Do(func() {
+		ref := repo.Digest(d.String())
+		idx, err := remote.Referrers(ref, s.remote(ctx)...)
+		if err == nil {
+			var im *v1.IndexManifest
+			if im, err = idx.IndexManifest(); err == nil {
+				at.referrers = im.Manifests
+			}
+		}
+		if err != nil {
+			at.err = fmt.Errorf("listing the attachments: %w", err)
+			return
+		}
+		at.signature, at.sigDetail, at.err = s.signature(ctx, ref)
+	})
+	return at
 }
 
 // fill sets the Image fields from labels and annotations.
@@ -345,45 +372,40 @@ func (r *record) fill() {
 	}
 }
 
-// signature sets r.Signature: missing when there is no cosign tag,
-// present when there is one and no verifier, and otherwise what the
-// verifier says. A verdict is remembered for the pair of image and
-// signature manifest digests (neither content can change), so the
-// signature's payloads are read and checked once.
-func (s *session) signature(ctx context.Context, r *record) error {
-	sigTag := r.repo.Tag(strings.Replace(r.Digest, ":", "-", 1) + ".sig")
+// signature says whether ref is signed: missing when there is no cosign
+// tag, present when there is one and no verifier, and otherwise what the
+// verifier says (with why, when invalid). A verdict is remembered for the
+// pair of image and signature manifest digests (neither content can
+// change), so the signature's payloads are read and checked once.
+func (s *session) signature(ctx context.Context, ref name.Digest) (state, detail string, err error) {
+	sigTag := ref.Context().Tag(strings.Replace(ref.DigestStr(), ":", "-", 1) + ".sig")
 	desc, err := s.p.Head(ctx, sigTag)
 	switch {
 	case isNotFound(err):
-		r.Signature = SignatureMissing
-		return nil
+		return SignatureMissing, "", nil
 	case err != nil:
-		return fmt.Errorf("looking for the signature of %s: %w", r.Name(), err)
+		return "", "", fmt.Errorf("looking for the signature: %w", err)
 	case s.a.verifier == nil:
-		r.Signature = SignaturePresent
-		return nil
+		return SignaturePresent, "", nil
 	}
-	key := r.Digest + " " + desc.Digest.String()
+	key := ref.DigestStr() + " " + desc.Digest.String()
 	if v, ok := s.a.verdicts.Get(key); ok {
-		r.Signature, r.sigDetail = v[0], v[1]
-		return nil
+		return v[0], v[1], nil
 	}
-	err = s.a.verifier.VerifySignature(ctx, r.repo.Digest(r.Digest), s.remote(ctx)...)
+	err = s.a.verifier.VerifySignature(ctx, ref, s.remote(ctx)...)
 	switch {
 	case err == nil:
-		r.Signature = SignatureValid
+		state = SignatureValid
 	case errors.Is(err, ErrSignatureMissing):
 		// Deleted between the two reads: not remembered.
-		r.Signature = SignatureMissing
-		return nil
+		return SignatureMissing, "", nil
 	case errors.Is(err, ErrSignatureInvalid):
-		r.Signature = SignatureInvalid
-		r.sigDetail = err.Error()
+		state, detail = SignatureInvalid, err.Error()
 	default:
-		return fmt.Errorf("verifying the signature of %s: %w", r.Name(), err)
+		return "", "", fmt.Errorf("verifying the signature: %w", err)
 	}
-	s.a.verdicts.Add(key, [2]string{r.Signature, r.sigDetail})
-	return nil
+	s.a.verdicts.Add(key, [2]string{state, detail})
+	return state, detail, nil
 }
 
 // tagRef is a tag to read.
