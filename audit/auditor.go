@@ -109,8 +109,8 @@ func WithRetryBackoff(b remote.Backoff) Option {
 }
 
 // WithImageTimeout limits how long reading one image (manifest, config,
-// attachments, signature) may take before it counts as unreadable. Default
-// two minutes.
+// attachment list, signature), and then checking it (documents, base), may
+// each take before the image counts as unreadable. Default two minutes.
 func WithImageTimeout(d time.Duration) Option {
 	return func(a *Auditor) error {
 		if d <= 0 {

@@ -119,10 +119,6 @@ func (r *record) label(key string) string {
 	return r.labels[key]
 }
 
-func (r *record) ref() string {
-	return r.Reference
-}
-
 func (r *record) referrersOf(artifactType string) []v1.Descriptor {
 	var out []v1.Descriptor
 	for _, d := range r.referrers {

@@ -122,6 +122,8 @@ func (a *Auditor) Uses(ctx context.Context, q UsesQuery) (*UsesResult, error) {
 }
 
 func (s *session) uses(ctx context.Context, r *record, q UsesQuery) ([]Use, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.a.timeout)
+	defer cancel()
 	var invalid *invalidError
 	sb, err := s.sbom(ctx, r)
 	if err != nil && !errors.As(err, &invalid) {

@@ -240,6 +240,8 @@ func splitRef(ref string) (repo, tag string) {
 // check returns the findings about one image. An error means a part of it
 // could not be read.
 func (s *session) check(ctx context.Context, r *record, ledger map[string]store.TagState) ([]Finding, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.a.timeout)
+	defer cancel()
 	var out []Finding
 	if r.Tag != "" {
 		st, known := ledger[r.Repository+":"+r.Tag]
