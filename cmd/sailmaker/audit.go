@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/audit"
+	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
 )
@@ -87,33 +89,66 @@ func (o *auditOptions) auditor(cmd *cobra.Command, g *globalOptions) (*audit.Aud
 	if o.noCache {
 		opts = append(opts, audit.WithCacheDir(""))
 	}
-	var pub crypto.PublicKey
-	switch {
-	case o.key != "":
-		if pub, err = audit.LoadPublicKey(o.key); err != nil {
-			return nil, fmt.Errorf("--key: %w", err)
-		}
-	case cfg.Signing.Key != "":
-		// Builds here sign with signing.key: check with its public half
-		// when this user may read it.
-		k, err := attest.LoadKey(cfg.Signing.Key)
-		if err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "note: signatures not verified: signing.key: %v (pass the public key with --key)\n", err)
-			break
-		}
-		pub = k.Public()
+	v, err := signatureVerifier(cfg, o.key, func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "note:", n) })
+	if err != nil {
+		return nil, err
 	}
-	if pub != nil {
-		v, err := audit.NewKeyVerifier(pub)
-		if err != nil {
-			return nil, fmt.Errorf("--key: %w", err)
-		}
+	if v != nil {
 		opts = append(opts, audit.WithSignatureVerifier(v))
 	}
 	if err := registry.Ping(cmd.Context(), cfg.Registry.Address, cfg.RegistryInsecure(cfg.Registry.Address)); err != nil {
 		return nil, err
 	}
 	return audit.New(cfg, opts...)
+}
+
+// signatureVerifier checks signatures with the public key in key (a PEM
+// file or text), or else with the public half of signing.key, the key
+// builds sign with, when it is readable; nil when there is neither.
+func signatureVerifier(cfg *config.Config, key string, note func(string)) (audit.SignatureVerifier, error) {
+	var pub crypto.PublicKey
+	switch {
+	case key != "":
+		p, err := audit.LoadPublicKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("--key: %w", err)
+		}
+		pub = p
+	case cfg.Signing.Key != "":
+		k, err := attest.LoadKey(cfg.Signing.Key)
+		if err != nil {
+			note(fmt.Sprintf("signatures not verified: signing.key: %v (give the public key with --key or $SAILMAKER_SIGNING_PUB)", err))
+			return nil, nil
+		}
+		pub = k.Public()
+	default:
+		return nil, nil
+	}
+	v, err := audit.NewKeyVerifier(pub)
+	if err != nil {
+		return nil, fmt.Errorf("--key: %w", err)
+	}
+	return v, nil
+}
+
+// auditServeHandler is the read-only audit API the service mounts under
+// /v1/audit/ (serve.go's serveAuditHandler hook, behind the auditor role):
+// the service's store is the ledger; signatures are verified with
+// $SAILMAKER_SIGNING_PUB, or signing.key's public half.
+func auditServeHandler(cfg *config.Config, st *store.Store) (http.Handler, error) {
+	opts := []audit.Option{audit.WithLedger(st), audit.WithLogger(logrus.StandardLogger())}
+	v, err := signatureVerifier(cfg, os.Getenv("SAILMAKER_SIGNING_PUB"), func(n string) { logrus.Warn("audit: " + n) })
+	if err != nil {
+		return nil, fmt.Errorf("audit: $SAILMAKER_SIGNING_PUB: %w", err)
+	}
+	if v != nil {
+		opts = append(opts, audit.WithSignatureVerifier(v))
+	}
+	a, err := audit.New(cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return audit.Handler(a), nil
 }
 
 // printAudit writes the result and, on stderr, what could not be read.

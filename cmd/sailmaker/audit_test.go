@@ -5,6 +5,11 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/audit"
+	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/store"
 )
@@ -113,4 +120,68 @@ func TestParseSince(t *testing.T) {
 	assert.Equal(t, time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC), got)
 	_, err = parseSince("-1h", now)
 	assert.Error(t, err)
+}
+
+// What the service mounts: the audit API over the service's store.
+func TestAuditServeHandler(t *testing.T) {
+	e := testenv.Registry(t)
+	t.Setenv("SAILMAKER_SIGNING_PUB", "")
+	img, err := random.Image(64, 1)
+	require.NoError(t, err)
+	tag, err := name.NewTag(e.Config.Registry.Address+"/other/tool:1", name.Insecure)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(tag, img))
+	st, err := store.OpenDir(context.Background(), e.Config.StateDir)
+	require.NoError(t, err)
+	defer st.Close()
+	require.NoError(t, st.Append(context.Background(), store.Entry{Actor: "bob", Action: store.ActionPush, Repository: "other/tool", Tag: "0", NewDigest: "sha256:" + strings.Repeat("0", 64)}))
+
+	h, err := auditServeHandler(e.Config, st)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/audit/verify")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var rep audit.Report
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rep))
+	assert.Equal(t, []string{"not-built-by-sailmaker", "tag-deleted"}, rep.Codes(), "the service's store is the ledger")
+	assert.False(t, rep.SignaturesChecked)
+}
+
+// Without --key, the public half of signing.key verifies; an unreadable
+// signing.key is a note, not an error.
+func TestSignatureVerifierFromSigningKey(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub, err := attest.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sailmaker.key"), priv, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sailmaker.pub"), pub, 0o644))
+	cfg := config.Default()
+	var notes []string
+	note := func(n string) { notes = append(notes, n) }
+
+	v, err := signatureVerifier(cfg, "", note)
+	require.NoError(t, err)
+	assert.Nil(t, v, "no key at all: signatures are not verified")
+
+	cfg.Signing.Key = filepath.Join(dir, "sailmaker.key")
+	v, err = signatureVerifier(cfg, "", note)
+	require.NoError(t, err)
+	require.NotNil(t, v)
+	kv := v.(*audit.KeyVerifier)
+	fromPub, err := signatureVerifier(cfg, filepath.Join(dir, "sailmaker.pub"), note)
+	require.NoError(t, err)
+	assert.Equal(t, fromPub, kv, "the same public key")
+
+	cfg.Signing.Key = filepath.Join(dir, "missing.key")
+	v, err = signatureVerifier(cfg, "", note)
+	require.NoError(t, err)
+	assert.Nil(t, v)
+	require.Len(t, notes, 1)
+	assert.Contains(t, notes[0], "signing.key")
+
+	_, err = signatureVerifier(cfg, filepath.Join(dir, "sailmaker.key"), note)
+	assert.Error(t, err, "a private key is not a public key")
 }
