@@ -95,10 +95,3 @@ func (w Warnings) String() string {
 	}
 	return b.String()
 }
-
-func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-		return hex[:12]
-	}
-	return d
-}
