@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
@@ -376,6 +377,18 @@ func TestServeEndToEnd(t *testing.T) {
 	out, stderr, err = cli(auditor, "builds", "logs", first.ID)
 	require.NoError(t, err, stderr)
 	assert.Contains(t, out, "sailmaker: build "+first.ID+" succeeded")
+
+	// The audit queries are mounted for auditors: the images just built are
+	// listed with their provenance; a caller without a token is refused.
+	status, body = a.do("GET", "/v1/audit/images?repository=fixture/pilot", auditor, nil)
+	require.Equal(t, http.StatusOK, status, string(body))
+	var listed audit.ImagesResult
+	require.NoError(t, json.Unmarshal(body, &listed), string(body))
+	require.Len(t, listed.Images, 1, string(body))
+	assert.Equal(t, "fixture/pilot:1.0.0", listed.Images[0].Name())
+	assert.True(t, listed.Images[0].Provenance)
+	status, _ = a.do("GET", "/v1/audit/images", "", nil)
+	assert.Equal(t, http.StatusUnauthorized, status)
 
 	// The webhook: a bad signature queues nothing; a good one derives the
 	// recipe of the tag and builds it; a replay is ignored.

@@ -21,10 +21,6 @@ import (
 
 func init() { subcommands = append(subcommands, newServeCmd) }
 
-// serveAuditHandler, when set (from the audit command's file), gives the
-// read-only audit endpoints the service mounts under /v1/audit/.
-var serveAuditHandler func(cfg *config.Config, st *store.Store) (http.Handler, error)
-
 type serveOptions struct {
 	listen       string
 	concurrency  int
@@ -153,10 +149,8 @@ func runServe(ctx context.Context, cfg *config.Config, log *logrus.Logger) error
 	}
 	defer st.Close()
 	opts := service.Options{Config: cfg, Store: st, Log: log}
-	if serveAuditHandler != nil {
-		if opts.AuditHandler, err = serveAuditHandler(cfg, st); err != nil {
-			return err
-		}
+	if opts.AuditHandler, err = auditServeHandler(cfg, st); err != nil {
+		return err
 	}
 	svc, err := service.New(bg, opts)
 	if err != nil {

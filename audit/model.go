@@ -1,0 +1,97 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind says what made an image.
+type Kind string
+
+// Kinds of images.
+const (
+	// KindSailmaker is an image sailmaker built from a recipe (it carries
+	// the dev.sailmaker.inputs and dev.sailmaker.recipe labels).
+	KindSailmaker Kind = "sailmaker"
+	// KindBase is a base image sailmaker built from Debian packages
+	// (label dev.sailmaker.packages).
+	KindBase Kind = "base"
+	// KindBuilder is a base image with a Go toolchain, that builds run in.
+	KindBuilder Kind = "builder"
+	// KindForeign is anything else: pushed by another client.
+	KindForeign Kind = "foreign"
+)
+
+// Signature states.
+const (
+	SignatureValid   = "valid"
+	SignatureInvalid = "invalid"
+	SignatureMissing = "missing"
+	// SignaturePresent: there is a signature, but no key was given to
+	// verify it with.
+	SignaturePresent = "present"
+)
+
+// Image is one tag of the registry and what it says about itself.
+type Image struct {
+	Repository string `json:"repository"`
+	Tag        string `json:"tag,omitempty"`
+	Digest     string `json:"digest"`
+	// Reference is registry/repository:tag@digest.
+	Reference string `json:"reference"`
+	Kind      Kind   `json:"kind"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+	Created   string `json:"created,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Commit    string `json:"commit,omitempty"`
+	Source    string `json:"source,omitempty"`
+	Recipe    string `json:"recipe,omitempty"`
+	// RecipeDigest identifies the recipe file the image (or base image)
+	// was built from.
+	RecipeDigest string `json:"recipeDigest,omitempty"`
+	BaseName     string `json:"baseName,omitempty"`
+	BaseDigest   string `json:"baseDigest,omitempty"`
+	GoVersion    string `json:"goVersion,omitempty"`
+	Provenance   bool   `json:"provenance"`
+	SBOM         bool   `json:"sbom"`
+	// Signature is valid, invalid or missing when a key is configured;
+	// present or missing without one.
+	Signature string `json:"signature"`
+}
+
+// Name is repository:tag, or repository@digest for an untagged image.
+func (i Image) Name() string {
+	if i.Tag != "" {
+		return i.Repository + ":" + i.Tag
+	}
+	return i.Repository + "@" + i.Digest
+}
+
+// Unreadable is an image or repository that could not be read, so a result
+// that leaves it out is partial.
+type Unreadable struct {
+	// Reference is what could not be read: registry/repo:tag, or a
+	// repository.
+	Reference string `json:"reference"`
+	Error     string `json:"error"`
+}
+
+// Warnings are what a partial result left out.
+type Warnings []Unreadable
+
+// Partial says whether something could not be read.
+func (w Warnings) Partial() bool { return len(w) > 0 }
+
+// String is one line per unreadable reference, for stderr.
+func (w Warnings) String() string {
+	if len(w) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "partial result: %d could not be read after retries:\n", len(w))
+	for _, u := range w {
+		fmt.Fprintf(&b, "  %s: %s\n", u.Reference, u.Error)
+	}
+	return b.String()
+}

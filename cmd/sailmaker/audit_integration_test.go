@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sailmaker/sailmaker/attest"
+	"github.com/sailmaker/sailmaker/audit"
+	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/store"
+)
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// The fixture built for real (buildkitd, registry, ledger, signing key),
+// then audited through the command tree: images, show, verify (clean),
+// uses; then another client pushes an image and moves a tag, and verify
+// names both. What audit says about the attestations agrees with a direct
+// go-containerregistry read of them.
+func TestAuditFixtureEndToEnd(t *testing.T) {
+	e := testenv.Start(t)
+	bases := e.Bases(t)
+	ctx := context.Background()
+	state := e.Config.StateDir
+
+	keyDir := t.TempDir()
+	priv, pub, err := attest.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "sailmaker.key"), priv, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "sailmaker.pub"), pub, 0o644))
+	e.Config.Signing.Key = filepath.Join(keyDir, "sailmaker.key")
+
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
+	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
+	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
+	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
+	require.NoError(t, err)
+	st, err := store.OpenDir(ctx, state)
+	require.NoError(t, err)
+	res, err := builder.Build(ctx, r, builder.Options{
+		Config: e.Config, Registry: e.Registry, Ledger: st,
+		Trigger:  builder.Trigger{Actor: "tester", Kind: "cli"},
+		Progress: builder.Progress{Out: logWriter{t}, Mode: "plain"},
+	})
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	require.Len(t, res.Images, 2)
+	pilot := res.Images[0]
+
+	// The CLI as after `make demo`: the registry and state of this test,
+	// the public key in the environment, no other flags.
+	t.Setenv("SAILMAKER_REGISTRY", e.Config.Registry.Address)
+	t.Setenv("SAILMAKER_SIGNING_KEY", "")
+	t.Setenv("SAILMAKER_SIGNING_PUB", filepath.Join(keyDir, "sailmaker.pub"))
+
+	// images
+	out, stderr, err := runCLI(t, state, "audit", "images", "-o", "json")
+	require.NoError(t, err, stderr)
+	var imgs audit.ImagesResult
+	require.NoError(t, json.Unmarshal([]byte(out), &imgs), out)
+	assert.Empty(t, imgs.Warnings)
+	byName := map[string]audit.Image{}
+	var names []string
+	for _, i := range imgs.Images {
+		byName[i.Name()] = i
+		names = append(names, i.Name())
+	}
+	sort.Strings(names)
+	assert.Equal(t, []string{"base/bookworm:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
+		"every image, and no bookkeeping tag")
+	for _, im := range res.Images {
+		got := byName[im.Tag.RepositoryStr()+":"+im.Tag.TagStr()]
+		assert.Equal(t, audit.KindSailmaker, got.Kind, im.Name)
+		assert.Equal(t, im.Digest.String(), got.Digest)
+		assert.Equal(t, repo.Commit, got.Commit)
+		assert.Equal(t, "1.0.0", got.Version)
+		assert.Equal(t, bases["base/bookworm"].Digest.String(), got.BaseDigest)
+		assert.True(t, got.Provenance, im.Name)
+		assert.True(t, got.SBOM, im.Name)
+		assert.Equal(t, audit.SignatureValid, got.Signature, im.Name)
+	}
+	assert.Equal(t, audit.KindBase, byName["base/bookworm:1"].Kind)
+	assert.Equal(t, audit.KindBuilder, byName["builder/go1.23.4:1"].Kind)
+
+	// show
+	out, stderr, err = runCLI(t, state, "audit", "show", "fixture/pilot:1.0.0", "-o", "json")
+	require.NoError(t, err, stderr)
+	var d audit.Detail
+	require.NoError(t, json.Unmarshal([]byte(out), &d), out)
+	require.NotNil(t, d.Provenance)
+	assert.Equal(t, repo.Commit, d.Provenance.Commit())
+	assert.Equal(t, r.ID(), d.Provenance.Statement.Predicate.BuildDefinition.ExternalParameters.Recipe.ID)
+	assert.Equal(t, "tester", d.Provenance.Statement.Predicate.BuildDefinition.InternalParameters.Trigger.Actor)
+	require.NotNil(t, d.SBOM)
+	assert.Contains(t, d.SBOM.GoModules, audit.Package{Name: "github.com/google/uuid", Version: "v1.6.0", PURL: "pkg:golang/github.com/google/uuid@v1.6.0"})
+	assert.Greater(t, len(d.SBOM.DebianPackages), 20)
+	require.Len(t, d.Ledger, 1)
+	assert.Equal(t, store.ActionPush, d.Ledger[0].Action)
+	assert.Equal(t, "tester", d.Ledger[0].Actor)
+	assert.Equal(t, pilot.Digest.String(), d.Ledger[0].NewDigest)
+	assert.Empty(t, d.Findings)
+	out, _, err = runCLI(t, state, "audit", "show", "fixture/pilot:1.0.0")
+	require.NoError(t, err)
+	assert.Contains(t, out, "github.com/google/uuid")
+	assert.Contains(t, out, repo.Commit)
+
+	// Independent tools agree: the attachments read with
+	// go-containerregistry alone say what audit says.
+	opts := e.Registry.Remote(ctx)
+	pilotRef := pilot.Tag.Context().Digest(pilot.Digest.String())
+	idx, err := remote.Referrers(pilotRef, opts...)
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	byType := map[string]v1.Descriptor{}
+	for _, m := range im.Manifests {
+		byType[m.ArtifactType] = m
+	}
+	require.Contains(t, byType, "application/vnd.in-toto+json")
+	require.Contains(t, byType, "application/spdx+json")
+	assert.Equal(t, byType["application/vnd.in-toto+json"].Digest.String(), d.Provenance.Attachment)
+	assert.Equal(t, byType["application/spdx+json"].Digest.String(), d.SBOM.Attachment)
+	var prov struct {
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+		Predicate struct {
+			BuildDefinition struct {
+				ExternalParameters struct {
+					Source struct {
+						Commit string `json:"commit"`
+					} `json:"source"`
+				} `json:"externalParameters"`
+			} `json:"buildDefinition"`
+		} `json:"predicate"`
+	}
+	require.NoError(t, json.Unmarshal(readDocument(t, pilotRef, byType["application/vnd.in-toto+json"], opts), &prov))
+	assert.Equal(t, pilot.Digest.Hex, prov.Subject[0].Digest["sha256"])
+	assert.Equal(t, d.Provenance.Commit(), prov.Predicate.BuildDefinition.ExternalParameters.Source.Commit)
+	var spdx struct {
+		Packages []struct {
+			Name        string `json:"name"`
+			VersionInfo string `json:"versionInfo"`
+		} `json:"packages"`
+	}
+	require.NoError(t, json.Unmarshal(readDocument(t, pilotRef, byType["application/spdx+json"], opts), &spdx))
+	assert.Equal(t, len(spdx.Packages), len(d.SBOM.GoModules)+len(d.SBOM.DebianPackages)+d.SBOM.Other, "every package of the SBOM is summarised")
+
+	// verify: clean
+	out, stderr, err = runCLI(t, state, "audit", "verify")
+	require.NoError(t, err, "%s\n%s", out, stderr)
+	assert.Contains(t, out, "4 images")
+	assert.Contains(t, out, "no findings")
+
+	// uses: the fixture's third-party module
+	out, _, err = runCLI(t, state, "audit", "uses", "--module", "github.com/google/uuid", "-o", "json")
+	require.NoError(t, err)
+	var uses audit.UsesResult
+	require.NoError(t, json.Unmarshal([]byte(out), &uses))
+	var using []string
+	for _, u := range uses.Uses {
+		assert.Equal(t, "v1.6.0", u.Version)
+		using = append(using, u.Repository+":"+u.Tag)
+	}
+	sort.Strings(using)
+	assert.Equal(t, []string{"fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, using, "pilot-discovery and pilot-agent both link it")
+	assert.Empty(t, uses.NotSearched)
+
+	// Another client pushes an image, and moves a tag behind sailmaker's
+	// back, with go-containerregistry directly.
+	foreign, err := random.Image(256, 2)
+	require.NoError(t, err)
+	foreignTag, err := name.NewTag(e.Config.Registry.Address+"/tools/debug:latest", name.Insecure)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(foreignTag, foreign, opts...))
+	pilotImg, err := remote.Image(pilotRef, opts...)
+	require.NoError(t, err)
+	cf, err := pilotImg.ConfigFile()
+	require.NoError(t, err)
+	cf = cf.DeepCopy()
+	cf.Config.Env = append(cf.Config.Env, "PILOT_DEBUG=1")
+	moved, err := mutate.ConfigFile(pilotImg, cf)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(pilot.Tag, moved, opts...))
+	movedDigest, err := moved.Digest()
+	require.NoError(t, err)
+
+	out, stderr, err = runCLI(t, state, "audit", "verify", "-o", "json")
+	require.Error(t, err, "findings: non-zero exit")
+	var rep audit.Report
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out+stderr)
+	got := map[string][]string{}
+	for _, f := range rep.Findings {
+		got[f.Repository+":"+f.Tag] = append(got[f.Repository+":"+f.Tag], f.Code)
+		if f.Code == audit.CodeTagMoved {
+			assert.Contains(t, f.Message, pilot.Digest.String(), "the ledger's digest")
+			assert.Equal(t, movedDigest.String(), f.Digest, "the registry's digest")
+		}
+	}
+	assert.Contains(t, got["tools/debug:latest"], audit.CodeNotBuiltBySailmaker)
+	assert.Contains(t, got["fixture/pilot:1.0.0"], audit.CodeTagMoved)
+	assert.Contains(t, got["fixture/pilot:1.0.0"], audit.CodeNoProvenance, "the moved-to image has no attestations")
+	assert.NotContains(t, got, "fixture/proxyv2:1.0.0", "untouched")
+	// By name, for people too.
+	out, _, err = runCLI(t, state, "audit", "verify")
+	require.Error(t, err)
+	assert.Contains(t, out, "tools/debug:latest")
+	assert.Contains(t, out, "fixture/pilot:1.0.0")
+	assert.Contains(t, err.Error(), "tag-moved")
+	assert.Contains(t, err.Error(), "not-built-by-sailmaker")
+}
+
+// readDocument reads an attachment's one layer with go-containerregistry.
+func readDocument(t *testing.T, subject name.Digest, d v1.Descriptor, opts []remote.Option) []byte {
+	t.Helper()
+	img, err := remote.Image(subject.Context().Digest(d.Digest.String()), opts...)
+	require.NoError(t, err)
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	require.Len(t, layers, 1)
+	rc, err := layers[0].Compressed()
+	require.NoError(t, err)
+	defer rc.Close()
+	var b bytes.Buffer
+	_, err = io.Copy(&b, rc)
+	require.NoError(t, err)
+	return b.Bytes()
+}
