@@ -472,14 +472,21 @@ func versionOf(r *recipes.Recipe) string {
 	return r.Metadata.Version
 }
 
-// record appends what a push did, or the refusal, to the ledger.
 func record(ctx context.Context, o Options, pushed []registry.Pushed, pushErr error) error {
-	if o.Ledger == nil {
+	return RecordPushes(ctx, o.Ledger, o.Trigger, pushed, pushErr)
+}
+
+// RecordPushes appends what a push did, or its refusal, to the ledger l (nil:
+// nothing). Unchanged images are recorded only when the ledger does not yet
+// say their tag names them: pass them only when the caller knows the image
+// is its own.
+func RecordPushes(ctx context.Context, l Ledger, tr Trigger, pushed []registry.Pushed, pushErr error) error {
+	if l == nil {
 		return nil
 	}
-	base := store.Entry{Actor: o.Trigger.Actor, BuildID: o.Trigger.BuildID}
-	if o.Trigger.DeliveryID != "" {
-		base.Note = "delivery " + o.Trigger.DeliveryID
+	base := store.Entry{Actor: tr.Actor, BuildID: tr.BuildID}
+	if tr.DeliveryID != "" {
+		base.Note = "delivery " + tr.DeliveryID
 	}
 	var moved *registry.TagMovedError
 	if errors.As(pushErr, &moved) {
@@ -488,7 +495,7 @@ func record(ctx context.Context, o Options, pushed []registry.Pushed, pushErr er
 		e.OldDigest, e.NewDigest = moved.Current.String(), moved.New.String()
 		// A refusal is recorded even though the push failed; use a context
 		// that outlives a cancelled build.
-		return o.Ledger.Append(context.WithoutCancel(ctx), e)
+		return l.Append(context.WithoutCancel(ctx), e)
 	}
 	if pushErr != nil {
 		return nil
@@ -503,7 +510,7 @@ func record(ctx context.Context, o Options, pushed []registry.Pushed, pushErr er
 			// build has just checked that the image is ours: record it.
 			if known == nil {
 				var err error
-				if known, err = o.Ledger.Tags(ctx); err != nil {
+				if known, err = l.Tags(ctx); err != nil {
 					return err
 				}
 			}
@@ -530,5 +537,5 @@ func record(ctx context.Context, o Options, pushed []registry.Pushed, pushErr er
 	if len(entries) == 0 {
 		return nil
 	}
-	return o.Ledger.Append(context.WithoutCancel(ctx), entries...)
+	return l.Append(context.WithoutCancel(ctx), entries...)
 }

@@ -7,9 +7,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 func init() { subcommands = append(subcommands, newBaseCmd) }
@@ -71,6 +73,12 @@ reproducible) or the tag is left alone unless --force.`,
 			if err := registry.Ping(cmd.Context(), cfg.Registry.Address, cfg.RegistryInsecure(cfg.Registry.Address)); err != nil {
 				return err
 			}
+			st, err := store.OpenDir(cmd.Context(), cfg.StateDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			trigger := builder.Trigger{Actor: localActor(), Kind: "cli"}
 			var pushed []registry.Pushed
 			var names []string
 			for _, b := range specs {
@@ -86,6 +94,16 @@ reproducible) or the tag is left alone unless --force.`,
 					Rebuild: o.rebuild,
 					Force:   o.force,
 				})
+				// New and moved base tags, and refusals, go to the ledger
+				// like the builds' tags, so audit can tell a base tag moved
+				// behind sailmaker's back.
+				var done []registry.Pushed
+				if p != nil && !p.Unchanged {
+					done = []registry.Pushed{*p}
+				}
+				if lerr := builder.RecordPushes(cmd.Context(), st, trigger, done, err); lerr != nil {
+					return fmt.Errorf("recording in the ledger: %w", lerr)
+				}
 				if err != nil {
 					return err
 				}
