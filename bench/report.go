@@ -81,7 +81,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	m := r.Machine
 	fmt.Fprintf(w, "Machine: %s; %d cores, %s RAM; %s. Load average %s at the start, %s at the end.\n",
 		m.CPU, m.Cores, fmtBytes(m.Memory), m.Kernel, m.LoadStart, m.LoadEnd)
-	fmt.Fprintf(w, "Recipe %s (%s); %s; medians of %s.\n\n",
+	fmt.Fprintf(w, "Recipe %s (%s); %s; %s.\n\n",
 		r.Settings.Recipe, r.Settings.Source, r.Started.UTC().Format("2006-01-02 15:04 MST"), runsNote(r.Settings))
 
 	rows := [][]string{{"scenario", "path", "runs", "wall (median)", "range", "uploaded", "layers up", "pulled", "push", "phases (median)"}}
@@ -132,16 +132,28 @@ func (r *Results) WriteTable(w io.Writer) error {
 }
 
 func runsNote(s Settings) string {
-	note := fmt.Sprintf("%d runs", s.Runs)
-	if s.Runs == 1 {
-		note = "1 run"
+	plural := func(n int) string {
+		if n == 1 {
+			return "1 run"
+		}
+		return fmt.Sprintf("%d runs", n)
 	}
+	cold, warm := false, false
 	for _, sc := range s.Scenarios {
 		if sc == Cold {
-			note += fmt.Sprintf(" (cold: %d)", s.ColdRuns)
+			cold = true
+		} else {
+			warm = true
 		}
 	}
-	return note
+	switch {
+	case cold && warm:
+		return fmt.Sprintf("medians of %s (cold: %s)", plural(s.Runs), plural(s.ColdRuns))
+	case cold:
+		return "medians of " + plural(s.ColdRuns)
+	default:
+		return "medians of " + plural(s.Runs)
+	}
 }
 
 // writeMarkdown writes rows (the first is the header) as a pipe table with

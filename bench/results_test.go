@@ -108,7 +108,7 @@ func TestResultsTableAndJSON(t *testing.T) {
 	require.NoError(t, r.WriteTable(&b))
 	out := b.String()
 	assert.Contains(t, out, "Machine: Test CPU; 2 cores, 24.0 GiB RAM; Linux 6. Load average 1.00 0.50 0.25 at the start, 2.00 1.00 0.50 at the end.")
-	assert.Contains(t, out, "medians of 3 runs (cold: 1)")
+	assert.Contains(t, out, "medians of 3 runs (cold: 1 run)")
 	lines := strings.Split(out, "\n")
 	var rows []string
 	for _, l := range lines {
@@ -133,6 +133,15 @@ func TestResultsTableAndJSON(t *testing.T) {
 	require.Len(t, back.Verdicts, 2)
 	require.NotNil(t, back.Verdicts[0].Met)
 	assert.False(t, *back.Verdicts[0].Met)
+}
+
+func TestRunsNote(t *testing.T) {
+	s := Settings{Runs: 3, ColdRuns: 1, Scenarios: []Scenario{Cold, NoOp}}
+	assert.Equal(t, "medians of 3 runs (cold: 1 run)", runsNote(s))
+	s.Scenarios = []Scenario{Cold}
+	assert.Equal(t, "medians of 1 run", runsNote(s))
+	s.Scenarios, s.Runs = []Scenario{Incremental}, 5
+	assert.Equal(t, "medians of 5 runs", runsNote(s))
 }
 
 func TestParseLists(t *testing.T) {
