@@ -170,10 +170,10 @@ func (o *Options) validate() error {
 		errs = append(errs, errors.New("no path"))
 	}
 	if slices.Contains(o.Paths, Sailmaker) && o.Sailmaker == "" {
-		errs = append(errs, errors.New("no sailmaker binary"))
+		errs = append(errs, errors.New("no sailmaker binary to measure"))
 	}
 	if slices.Contains(o.Paths, Plain) && o.Buildctl == "" {
-		errs = append(errs, errors.New("no buildctl binary"))
+		errs = append(errs, errors.New("no buildctl for the plain path: `make tools` builds bin/buildctl; or pass --buildctl, or leave the path out with --paths"))
 	}
 	return errors.Join(errs...)
 }

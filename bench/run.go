@@ -158,13 +158,15 @@ type variant struct {
 	bases map[string]string
 }
 
-func setup(ctx context.Context, o *Options) (e *env, err error) {
-	e = &env{o: o, log: o.Log, written: map[string]string{}, recipeDir: filepath.Join(o.Out, "recipes")}
+func setup(ctx context.Context, o *Options) (*env, error) {
+	e := &env{o: o, log: o.Log, written: map[string]string{}, recipeDir: filepath.Join(o.Out, "recipes")}
+	ready := false
 	defer func() {
-		if err != nil {
+		if !ready {
 			e.close()
 		}
 	}()
+	var err error
 	if err := registry.Ping(ctx, o.Config.Registry.Address, o.Config.RegistryInsecure(o.Config.Registry.Address)); err != nil {
 		return nil, err
 	}
@@ -223,6 +225,7 @@ func setup(ctx context.Context, o *Options) (e *env, err error) {
 		}
 		e.runners = append(e.runners, r)
 	}
+	ready = true
 	return e, nil
 }
 

@@ -75,6 +75,9 @@ recipe from a local upstream checkout instead of its git URL.`,
 			if o.output != "table" && o.output != "json" {
 				return fmt.Errorf("-o %q: must be table or json", o.output)
 			}
+			if o.runs < 1 || o.coldRuns < 1 {
+				return fmt.Errorf("--runs %d, --cold-runs %d: each must be at least 1", o.runs, o.coldRuns)
+			}
 			if o.recipe != "" && o.file != "" {
 				return errors.New("--recipe and -f both name a recipe: give one")
 			}
