@@ -79,9 +79,16 @@ test-unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./recipes/
 
+# The benchmark (not part of `make test`): sailmaker, a plain Dockerfile build
+# and the host's own make side by side on the fixture, in the environment
+# `make demo` sets up; the table goes to the terminal and, with results.json,
+# to bench/out/<time>/ (see bench/README.md). Flags through BENCH_FLAGS, e.g.
+#   make bench BENCH_FLAGS='--runs 5 --scenarios incremental,no-op'
+BENCH_FLAGS ?=
 bench: deps build tools
 	$(SAILMAKER) --state-dir $(STATE_DIR) dev up
-	$(SAILMAKER) --state-dir $(STATE_DIR) bench
+	$(SAILMAKER) --state-dir $(STATE_DIR) base build
+	$(SAILMAKER) --state-dir $(STATE_DIR) bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +81,7 @@ the images from the same inputs, nothing is built or pushed.`,
 	f.BoolVar(&o.checkReproducible, "check-reproducible", false, "build twice, the second time without cache, and fail unless the digests are equal")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty or quiet")
-	f.BoolVar(&o.timings, "timings", false, "print how long each phase took")
+	f.BoolVar(&o.timings, "timings", false, "print how long each phase took (with -o json: an object {images, timings in nanoseconds, upToDate} instead of the list of images)")
 	f.StringVar(&o.server, "server", "", "queue the build on this build service and follow it (default $SAILMAKER_SERVER or server.url; none: build here)")
 	return cmd
 }
@@ -143,7 +144,22 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 	for i, im := range res.Images {
 		names[i], pushed[i] = im.Name, im.Pushed
 	}
-	return printRows(stdout, rowsFromPushed(names, pushed), o.output)
+	rows := rowsFromPushed(names, pushed)
+	if o.timings && o.output == "json" {
+		// The machine-readable form of --timings: the rows with the
+		// timings (nanoseconds) beside them.
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(buildJSON{Images: rows, Timings: res.Timings, UpToDate: res.UpToDate})
+	}
+	return printRows(stdout, rows, o.output)
+}
+
+// buildJSON is what `build -o json --timings` prints.
+type buildJSON struct {
+	Images   []imageRow      `json:"images"`
+	Timings  builder.Timings `json:"timings"`
+	UpToDate bool            `json:"upToDate"`
 }
 
 // localActor names the user running the CLI, for the ledger and provenance.

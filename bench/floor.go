@@ -1,0 +1,228 @@
+package bench
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sailmaker/sailmaker/builder/layer"
+	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/recipes"
+)
+
+// toolchainModule is the golang.org/toolchain module of a Go release.
+func toolchainModule(goVersion string) (path, version string) {
+	return "golang.org/toolchain", "v0.0.1-go" + goVersion + ".linux-amd64"
+}
+
+// HostGo returns a GOROOT holding Go goVersion, for the floor's host build:
+// the golang.org/toolchain module (the builder image's Go comes from it
+// too), from modcache where `sailmaker base build` keeps it (fetched
+// through the configured GOPROXY if missing), copied out once with its
+// programs made executable again: module zips do not keep file modes.
+func HostGo(ctx context.Context, goVersion, modcache string, goCfg config.GoConfig) (string, error) {
+	mod, ver := toolchainModule(goVersion)
+	src := filepath.Join(modcache, filepath.FromSlash(mod)+"@"+ver)
+	goroot := filepath.Join(filepath.Dir(modcache), "bench-goroot", "go"+goVersion)
+	if _, err := os.Stat(goroot + ".ready"); err == nil {
+		return goroot, nil
+	}
+	if _, err := os.Stat(filepath.Join(src, "bin", "go")); err != nil {
+		if err := downloadToolchain(ctx, mod+"@"+ver, modcache, goCfg); err != nil {
+			return "", err
+		}
+	}
+	tmp := goroot + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := copyGoRoot(src, tmp); err != nil {
+		return "", fmt.Errorf("copying Go %s out of the module cache: %w", goVersion, err)
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(tmp, "bin", "go"), "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "go"+goVersion+" ") {
+		return "", fmt.Errorf("the Go toolchain copied to %s does not run as go%s: %v %s", tmp, goVersion, err, out)
+	}
+	_ = os.RemoveAll(goroot)
+	if err := os.Rename(tmp, goroot); err != nil {
+		return "", err
+	}
+	return goroot, os.WriteFile(goroot+".ready", nil, 0o644)
+}
+
+func downloadToolchain(ctx context.Context, mod, modcache string, goCfg config.GoConfig) error {
+	if err := os.MkdirAll(modcache, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
+	cmd.Dir = modcache
+	cmd.Env = append(os.Environ(), "GOMODCACHE="+modcache, "GOFLAGS=-mod=mod", "GO111MODULE=on", "GONOSUMDB=", "GOPRIVATE=", "GOINSECURE=")
+	if goCfg.Proxy != "" {
+		cmd.Env = append(cmd.Env, "GOPROXY="+goCfg.Proxy)
+	}
+	if goCfg.SumDB != "" {
+		cmd.Env = append(cmd.Env, "GOSUMDB="+goCfg.SumDB)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var info struct{ Error string }
+	_ = json.Unmarshal(out, &info)
+	if err != nil || info.Error != "" {
+		return fmt.Errorf("fetching %s through GOPROXY (set go.proxy in the config if the module proxy is elsewhere): %v %s %s", mod, err, info.Error, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// copyGoRoot copies a toolchain module tree, giving bin/ and pkg/tool/
+// their executable bits back.
+func copyGoRoot(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		mode := fs.FileMode(0o644)
+		slash := filepath.ToSlash(rel)
+		if strings.HasPrefix(slash, "bin/") || strings.HasPrefix(slash, "pkg/tool/") {
+			mode = 0o755
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+}
+
+// hostBuildEnv is the environment of the floor's make: the host Go from
+// goroot, offline like sailmaker's build, with its own build cache.
+func hostBuildEnv(goroot, gocache, modcache string, epoch int64) []string {
+	return append(os.Environ(),
+		"PATH="+filepath.Join(goroot, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"GOROOT="+goroot,
+		"GOTOOLCHAIN=local",
+		"GOENV=off",
+		"GOCACHE="+gocache,
+		"GOMODCACHE="+modcache,
+		"GOPROXY=off",
+		"GOSUMDB=off",
+		"GOFLAGS=-mod=readonly",
+		"GOWORK=off",
+		fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch),
+		"MAKEFLAGS=", "MAKELEVEL=",
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*",
+	)
+}
+
+// FloorImage lays img's files out on base in one reproducible layer (as
+// sailmaker does, without its labels), written to layerFile. srcDir is the
+// built source tree, envoyDir holds the verified Envoy binary.
+func FloorImage(img recipes.Image, base v1.Image, srcDir, envoyDir string, epoch time.Time, layerFile string) (v1.Image, error) {
+	var files []layer.File
+	for _, f := range img.Files {
+		kind, rel := f.Source()
+		var p string
+		switch kind {
+		case recipes.FromBuild, recipes.FromSource:
+			p = filepath.Join(srcDir, filepath.FromSlash(rel))
+		case recipes.FromInput:
+			if rel != "envoy" || envoyDir == "" {
+				return nil, fmt.Errorf("image %s: unknown input %q", img.Name, f.From)
+			}
+			p = filepath.Join(envoyDir, "envoy")
+		default:
+			return nil, fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		defer fh.Close()
+		fi, err := fh.Stat()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: fh, Size: fi.Size()})
+	}
+	l, err := layer.Write(layerFile, func(tw *tar.Writer) error { return layer.WriteFiles(tw, files, epoch) })
+	if err != nil {
+		return nil, err
+	}
+	out, err := mutate.Append(base, mutate.Addendum{
+		Layer:     l,
+		MediaType: types.OCILayer,
+		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "bench floor: " + img.Name},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cf, err := out.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: epoch}
+	cf.Config.User = img.User
+	cf.Config.Entrypoint = img.Entrypoint
+	cf.Config.Cmd = img.Cmd
+	if img.Workdir != "" {
+		cf.Config.WorkingDir = img.Workdir
+	}
+	cf.Config.Env = setEnv(cf.Config.Env, img.Env)
+	return mutate.ConfigFile(out, cf)
+}
+
+// setEnv sets vars over env (NAME=value entries), keeping env's order and
+// appending new names sorted.
+func setEnv(env []string, vars map[string]string) []string {
+	out := make([]string, 0, len(env)+len(vars))
+	seen := map[string]bool{}
+	for _, e := range env {
+		k, _, _ := strings.Cut(e, "=")
+		if v, ok := vars[k]; ok {
+			e = k + "=" + v
+		}
+		seen[k] = true
+		out = append(out, e)
+	}
+	var extra []string
+	for k, v := range vars {
+		if !seen[k] {
+			extra = append(extra, k+"="+v)
+		}
+	}
+	sort.Strings(extra)
+	return append(out, extra...)
+}

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sailmaker/sailmaker/config"
+)
+
+const (
+	builderRef = "127.0.0.1:5000/builder/go1.23.4@sha256:da6bc371a0df84e972a535cc52df83ba3b94bdd427cf630a4ef45778276b30de"
+	baseRef    = "127.0.0.1:5000/base/bookworm@sha256:34b7d67eb156c6e500c79d63789dac6791f2a9821ef3f84c0cd003cb77018fc8"
+)
+
+func plainBuild() PlainBuild {
+	return PlainBuild{
+		Target: "proxyv2", Image: "127.0.0.1:5000/bench/x/proxyv2:inc-1", Builder: builderRef, Base: baseRef,
+		MakeArgs:   MakeArgs(map[string]string{"VERSION": "1.24.2", "BUILD_WITH_CONTAINER": "0"}, []string{"out/linux_amd64/pilot-agent"}, "/src"),
+		TargetArch: "amd64", ProxySHA: "1ed7d44031746a2ad74707202464b4bfdcb38e82", SourceDateEpoch: 1734146883,
+		Context: "/w/src", DockerfileDir: "/w/plain", GoModCache: "/s/gomod", EnvoyDir: "/s/envoy", MetadataFile: "/w/m.json",
+	}
+}
+
+// opt returns the values of every flag occurrence in args.
+func opt(args []string, flag string) []string {
+	var out []string
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			out = append(out, args[i+1])
+		}
+	}
+	return out
+}
+
+func TestMakeArgs(t *testing.T) {
+	got := MakeArgs(map[string]string{"VERSION": "1.0.0", "BUILD_ALL": "false", "TARGET_ARCH": "amd64"},
+		[]string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent"}, "/src")
+	assert.Equal(t, []string{"BUILD_ALL=false", "TARGET_ARCH=amd64", "VERSION=1.0.0",
+		"/src/out/linux_amd64/pilot-discovery", "/src/out/linux_amd64/pilot-agent"}, got)
+}
+
+func TestPlainBuildArgs(t *testing.T) {
+	args, err := plainBuild().Args()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"dockerfile.v0"}, opt(args, "--frontend"))
+	assert.ElementsMatch(t, []string{"context=/w/src", "dockerfile=/w/plain", "gomod=/s/gomod", "envoy=/s/envoy"}, opt(args, "--local"))
+	assert.ElementsMatch(t, []string{
+		"context:gomod=local:gomod",
+		"context:envoy=local:envoy",
+		"target=proxyv2",
+		"build-arg:BUILDER=" + builderRef,
+		"build-arg:BASE=" + baseRef,
+		"build-arg:MAKE_ARGS=BUILD_WITH_CONTAINER=0 VERSION=1.24.2 /src/out/linux_amd64/pilot-agent",
+		"build-arg:TARGET_ARCH=amd64",
+		"build-arg:PROXY_REPO_SHA=1ed7d44031746a2ad74707202464b4bfdcb38e82",
+		"build-arg:SOURCE_DATE_EPOCH=1734146883",
+	}, opt(args, "--opt"))
+	assert.Equal(t, []string{"type=image,name=127.0.0.1:5000/bench/x/proxyv2:inc-1,push=true"}, opt(args, "--output"))
+	assert.Equal(t, []string{"rawjson"}, opt(args, "--progress"))
+	assert.Equal(t, []string{"/w/m.json"}, opt(args, "--metadata-file"))
+
+	// Every build-arg the benchmark sets is one the Dockerfile declares.
+	for _, o := range opt(args, "--opt") {
+		if name, ok := strings.CutPrefix(o, "build-arg:"); ok {
+			name, _, _ = strings.Cut(name, "=")
+			assert.Contains(t, string(Dockerfile), "ARG "+name, "the Dockerfile declares %s", name)
+		}
+	}
+	// The stage names are the recipe's image names.
+	for _, stage := range []string{"AS build", "AS pilot", "AS proxyv2"} {
+		assert.Contains(t, string(Dockerfile), stage)
+	}
+
+	b := plainBuild()
+	b.MakeArgs = append(b.MakeArgs, "VERSION=1.0 beta", "X=$(rm -rf /)")
+	b.Base = "127.0.0.1:5000/base/bookworm:1"
+	b.Context = ""
+	_, err = b.Args()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `make argument "VERSION=1.0 beta"`)
+	assert.ErrorContains(t, err, `make argument "X=$(rm -rf /)"`)
+	assert.ErrorContains(t, err, "the base 127.0.0.1:5000/base/bookworm:1 is not pinned by digest")
+	assert.ErrorContains(t, err, "no context")
+}
+
+func TestBuildctlArgs(t *testing.T) {
+	cfg := config.Default()
+	cfg.BuildKit.Address = "unix:///run/bk.sock"
+	assert.Equal(t, []string{"--addr", "unix:///run/bk.sock"}, buildctlArgs(cfg))
+	cfg.BuildKit = config.BuildKitConfig{Address: "tcp://bk:1234", CACert: "/ca", Cert: "/c", Key: "/k", ServerName: "bk"}
+	assert.Equal(t, []string{"--addr", "tcp://bk:1234", "--tlscacert", "/ca", "--tlsservername", "bk", "--tlscert", "/c", "--tlskey", "/k"}, buildctlArgs(cfg))
+}
+
+func TestParseProgress(t *testing.T) {
+	at := func(s float64) *time.Time {
+		x := time.Unix(1000, 0).UTC().Add(time.Duration(s * float64(time.Second)))
+		return &x
+	}
+	run := digest.FromString("run")
+	exp := digest.FromString("export")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, s := range []client.SolveStatus{
+		{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN make", Started: at(1)}}},
+		{Logs: []*client.VertexLog{{Vertex: run, Data: []byte("go build ...\n")}}},
+		{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN make", Started: at(1), Completed: at(9)}}},
+		{Statuses: []*client.VertexStatus{{ID: "exporting layers", Vertex: exp, Started: at(9.5), Completed: at(10)}}},
+		{Vertexes: []*client.Vertex{{Digest: exp, Name: "exporting to image", Started: at(10)}}},
+		{Statuses: []*client.VertexStatus{{ID: "pushing layers", Vertex: exp, Started: at(11), Completed: at(12)}}},
+		{Statuses: []*client.VertexStatus{{ID: "pushing manifest for x", Vertex: exp, Started: at(12), Completed: at(12.5)}}},
+		{Vertexes: []*client.Vertex{{Digest: exp, Name: "exporting to image", Started: at(10), Completed: at(12.6)}}},
+	} {
+		require.NoError(t, enc.Encode(s))
+	}
+	got, err := parseProgress(&b)
+	require.NoError(t, err)
+	assert.Equal(t, *at(9.5), got.Export.Start)
+	assert.Equal(t, *at(12.6), got.Export.End)
+	assert.Equal(t, 1500*time.Millisecond, got.Push.duration())
+	assert.Empty(t, got.Failure)
+
+	// A failed step says so, with its last output; a line that is not
+	// progress (buildctl's own message) ends the reading with an error.
+	b.Reset()
+	require.NoError(t, enc.Encode(client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte("main.go:3: undefined: x\n")}}}))
+	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN make", Error: "exit code: 2"}}}))
+	b.WriteString("error: failed to solve: exit code: 2\n")
+	got, err = parseProgress(&b)
+	assert.Error(t, err)
+	assert.Contains(t, got.Failure, "[build 4/4] RUN make: exit code: 2")
+	assert.Contains(t, got.Failure, "undefined: x")
+}
+
+func TestWindows(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	a := window{t0.Add(time.Second), t0.Add(3 * time.Second)}
+	b := window{t0.Add(2 * time.Second), t0.Add(5 * time.Second)}
+	u := union(a, b)
+	assert.Equal(t, 4*time.Second, u.duration())
+	assert.Equal(t, a, union(a, window{}))
+	assert.Equal(t, b, union(window{}, b))
+	assert.True(t, window{}.empty())
+}

@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Phase is a part of one build's wall time.
+type Phase struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Image is one image a build pushed.
+type Image struct {
+	Name   string `json:"name"`
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+}
+
+// Measurement is one build by one path. Durations are in nanoseconds in
+// JSON, bytes are bytes.
+type Measurement struct {
+	Scenario Scenario `json:"scenario"`
+	Path     Path     `json:"path"`
+	// Run counts from 1 within the scenario.
+	Run  int           `json:"run"`
+	Wall time.Duration `json:"wall"`
+	// Phases split Wall, in the order they happen; what each path can
+	// tell (sailmaker: its own --timings).
+	Phases []Phase `json:"phases"`
+	// Push is the time spent pushing (also one of Phases).
+	Push time.Duration `json:"push"`
+	// Traffic is what went to and from the registry during the build.
+	Traffic Traffic `json:"traffic"`
+	// UploadedLayers is how many of the images' layers were uploaded
+	// (blobs that were neither in the repository nor mounted).
+	UploadedLayers int `json:"uploadedLayers"`
+	// PeakRSS is the sailmaker process's peak resident memory, in bytes.
+	PeakRSS int64 `json:"peakRss,omitempty"`
+	// UpToDate: sailmaker found the images already built from the same
+	// inputs and built nothing.
+	UpToDate bool `json:"upToDate,omitempty"`
+	// SelfReportedUploaded is what sailmaker's -o json says it uploaded.
+	SelfReportedUploaded int64   `json:"selfReportedUploaded,omitempty"`
+	Images               []Image `json:"images"`
+	Patch                *Patch  `json:"patch,omitempty"`
+	Log                  string  `json:"log,omitempty"`
+}
+
+// Summary is the measurements of one scenario and path: medians, and the
+// range of wall times.
+type Summary struct {
+	Scenario   Scenario      `json:"scenario"`
+	Path       Path          `json:"path"`
+	Runs       int           `json:"runs"`
+	Wall       time.Duration `json:"wall"`
+	Min        time.Duration `json:"min"`
+	Max        time.Duration `json:"max"`
+	Push       time.Duration `json:"push"`
+	Uploaded   int64         `json:"uploaded"`
+	Downloaded int64         `json:"downloaded"`
+	// UploadedLayers is the most any run uploaded.
+	UploadedLayers int     `json:"uploadedLayers"`
+	Phases         []Phase `json:"phases"`
+	// PeakRSS is the highest of the runs (sailmaker only).
+	PeakRSS  int64 `json:"peakRss,omitempty"`
+	UpToDate int   `json:"upToDate,omitempty"`
+}
+
+// Verdict compares sailmaker with the other paths in one scenario, against
+// the issue's target.
+type Verdict struct {
+	Scenario Scenario `json:"scenario"`
+	// VsFloor and VsPlain are sailmaker's median wall time over theirs (0:
+	// not measured).
+	VsFloor float64 `json:"vsFloor,omitempty"`
+	VsPlain float64 `json:"vsPlain,omitempty"`
+	Target  string  `json:"target"`
+	// Met is nil when the scenario's target could not be judged (sailmaker,
+	// or the floor it is measured against, did not run).
+	Met  *bool  `json:"met,omitempty"`
+	Note string `json:"note,omitempty"`
+}
+
+// Median is the middle value (the mean of the two middle ones for an even
+// count); 0 for none.
+func Median[T ~int64 | ~int](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+// Ratio is a/b, or 0 when b is 0.
+func Ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// Summarize groups measurements by scenario and path, in running and
+// reporting order.
+func Summarize(ms []Measurement) []Summary {
+	type key struct {
+		s Scenario
+		p Path
+	}
+	groups := map[key][]Measurement{}
+	for _, m := range ms {
+		k := key{m.Scenario, m.Path}
+		groups[k] = append(groups[k], m)
+	}
+	var out []Summary
+	for _, sc := range Scenarios {
+		for _, p := range Paths {
+			g := groups[key{sc, p}]
+			if len(g) == 0 {
+				continue
+			}
+			out = append(out, summarize(sc, p, g))
+		}
+	}
+	return out
+}
+
+func summarize(sc Scenario, p Path, g []Measurement) Summary {
+	s := Summary{Scenario: sc, Path: p, Runs: len(g)}
+	var walls, pushes []time.Duration
+	var up, down []int64
+	phases := map[string][]time.Duration{}
+	var order []string
+	for _, m := range g {
+		walls = append(walls, m.Wall)
+		pushes = append(pushes, m.Push)
+		up = append(up, m.Traffic.Uploaded)
+		down = append(down, m.Traffic.Downloaded)
+		s.UploadedLayers = max(s.UploadedLayers, m.UploadedLayers)
+		s.PeakRSS = max(s.PeakRSS, m.PeakRSS)
+		if m.UpToDate {
+			s.UpToDate++
+		}
+		for _, ph := range m.Phases {
+			if _, ok := phases[ph.Name]; !ok {
+				order = append(order, ph.Name)
+			}
+			phases[ph.Name] = append(phases[ph.Name], ph.Duration)
+		}
+	}
+	s.Wall, s.Push = Median(walls), Median(pushes)
+	s.Min, s.Max = slices.Min(walls), slices.Max(walls)
+	s.Uploaded, s.Downloaded = Median(up), Median(down)
+	for _, name := range order {
+		// A phase missing from a run counts as 0 there.
+		ds := phases[name]
+		for len(ds) < len(g) {
+			ds = append(ds, 0)
+		}
+		s.Phases = append(s.Phases, Phase{Name: name, Duration: Median(ds)})
+	}
+	return s
+}
+
+// Targets the issue sets, to reach rather than to assert.
+const (
+	NoOpMaxWall        = 3 * time.Second
+	IncrementalMaxRate = 1.3
+	ColdMaxRate        = 1.15
+)
+
+// Judge compares sailmaker with the floor and the plain path per scenario.
+func Judge(sums []Summary) []Verdict {
+	by := map[Scenario]map[Path]Summary{}
+	for _, s := range sums {
+		if by[s.Scenario] == nil {
+			by[s.Scenario] = map[Path]Summary{}
+		}
+		by[s.Scenario][s.Path] = s
+	}
+	var out []Verdict
+	for _, sc := range Scenarios {
+		ps, ok := by[sc]
+		if !ok {
+			continue
+		}
+		v := Verdict{Scenario: sc}
+		sm, haveSM := ps[Sailmaker]
+		fl, haveFloor := ps[Floor]
+		if pl, ok := ps[Plain]; ok && haveSM {
+			v.VsPlain = Ratio(sm.Wall, pl.Wall)
+		}
+		if haveSM && haveFloor {
+			v.VsFloor = Ratio(sm.Wall, fl.Wall)
+		}
+		met := func(b bool) { v.Met = &b }
+		switch sc {
+		case NoOp:
+			v.Target = fmt.Sprintf("under %s end to end, 0 bytes pushed", NoOpMaxWall)
+			if haveSM {
+				met(sm.Wall < NoOpMaxWall && sm.Uploaded == 0)
+				v.Note = fmt.Sprintf("%s, %s pushed", fmtDuration(sm.Wall), fmtBytes(sm.Uploaded))
+			}
+		case Incremental:
+			v.Target = fmt.Sprintf("within %.2gx of the floor", IncrementalMaxRate)
+			if haveSM && haveFloor {
+				met(v.VsFloor <= IncrementalMaxRate)
+				v.Note = rateNote(v.VsFloor, IncrementalMaxRate)
+			}
+		case Cold:
+			v.Target = fmt.Sprintf("within %.3gx of the floor", ColdMaxRate)
+			if haveSM && haveFloor {
+				met(v.VsFloor <= ColdMaxRate)
+				v.Note = rateNote(v.VsFloor, ColdMaxRate)
+			}
+		case BaseBump:
+			v.Target = "binary layers reused, not uploaded again"
+			if haveSM {
+				met(sm.UploadedLayers == 0)
+				v.Note = fmt.Sprintf("%d layers uploaded, %s pushed", sm.UploadedLayers, fmtBytes(sm.Uploaded))
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func rateNote(rate, target float64) string {
+	if rate <= target {
+		return fmt.Sprintf("%.2fx", rate)
+	}
+	return fmt.Sprintf("%.2fx: missed by %.0f%%", rate, (rate/target-1)*100)
+}
+
+// sortMeasurements orders measurements by scenario, run and path.
+func sortMeasurements(ms []Measurement) {
+	idx := func(sc Scenario) int { return slices.Index(Scenarios, sc) }
+	pidx := func(p Path) int { return slices.Index(Paths, p) }
+	sort.SliceStable(ms, func(i, j int) bool {
+		a, b := ms[i], ms[j]
+		if a.Scenario != b.Scenario {
+			return idx(a.Scenario) < idx(b.Scenario)
+		}
+		if a.Run != b.Run {
+			return a.Run < b.Run
+		}
+		return pidx(a.Path) < pidx(b.Path)
+	})
+}

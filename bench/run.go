@@ -1,0 +1,801 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/moby/buildkit/client"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
+)
+
+// LabelBump is the label that gives a base image a new digest with the same
+// layers, for the base-bump scenario.
+const LabelBump = "dev.sailmaker.bench.bump"
+
+// Run runs the benchmark and returns what it measured, also written to
+// <Out>/results.json after every build (so an interrupted run keeps what
+// it had). An error stops the run; the results then say why.
+func Run(ctx context.Context, o Options) (*Results, error) {
+	if o.Runs == 0 {
+		o.Runs = 3
+	}
+	if o.ColdRuns == 0 {
+		o.ColdRuns = 1
+	}
+	if o.Scenarios == nil {
+		o.Scenarios = Scenarios
+	}
+	if o.Paths == nil {
+		o.Paths = Paths
+	}
+	if o.PatchFile == "" {
+		o.PatchFile = DefaultPatchFile
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		o.Log = l
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	o.Out = out
+	if o.RunID == "" {
+		o.RunID = filepath.Base(out)
+	}
+	o.RunID = repoComponent(o.RunID)
+	if err := os.MkdirAll(filepath.Join(out, "logs"), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the benchmark folder: %w", err)
+	}
+	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(), Settings: Settings{
+		Recipe: o.Recipe.ID(), Source: o.Recipe.Spec.Source.Git, Commit: o.Recipe.Spec.Source.Commit,
+		Scenarios: o.Scenarios, Paths: o.Paths, Runs: o.Runs, ColdRuns: o.ColdRuns,
+		Registry: o.Config.Registry.Address, BuildKit: o.Config.BuildKit.Address, RunID: o.RunID, Out: out,
+	}}
+	if o.Source != "" {
+		res.Settings.Source = o.Source
+	}
+	resultsFile := filepath.Join(out, "results.json")
+	save := func() error {
+		res.update()
+		return res.WriteJSON(resultsFile)
+	}
+
+	e, err := setup(ctx, &o)
+	if err == nil {
+		res.Settings.Proxy = e.proxy.Addr
+		err = e.runAll(ctx, res, save)
+		e.close()
+	}
+	res.Finished = time.Now().UTC()
+	res.Machine.LoadEnd = loadAverage()
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if serr := save(); serr != nil && err == nil {
+		err = fmt.Errorf("writing %s: %w", resultsFile, serr)
+	}
+	return res, err
+}
+
+var repoInvalid = regexp.MustCompile(`[^a-z0-9]+`)
+
+// repoComponent makes s usable as one component of a repository name.
+func repoComponent(s string) string {
+	s = strings.Trim(repoInvalid.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if s == "" {
+		return "run"
+	}
+	return s
+}
+
+// env is what the paths of one benchmark run share.
+type env struct {
+	o     *Options
+	cfg   *config.Config // the configuration with the proxy as registry
+	proxy *Proxy
+	rc    *registry.Client
+	log   logrus.FieldLogger
+
+	raw    recipes.Recipe  // as written, ${REGISTRY} for the registry
+	recipe *recipes.Recipe // expanded for the proxy
+	gitURL string
+	// recipeDir holds the recipes sailmaker builds; patchPaths are the
+	// recipe's own patches copied there.
+	recipeDir  string
+	patchPaths []string
+	written    map[string]string
+
+	in       *builder.Inputs
+	builder  string // the builder image by digest
+	pristine []byte // the file the incremental scenario patches
+	runners  []runner
+	logs     int
+}
+
+type runner interface {
+	path() Path
+	// cold empties the caches the path builds with.
+	cold(ctx context.Context) error
+	// build builds and pushes v; it calls env.startWindow right before
+	// the part it times.
+	build(ctx context.Context, v variant) (*Measurement, error)
+}
+
+// variant is one build asked of every path.
+type variant struct {
+	name   string // unique in the run: recipe and log file names
+	series int    // the cold run whose repositories it pushes to
+	tag    string
+	patch  *Patch
+	// bases replaces base image references (as written in the recipe).
+	bases map[string]string
+}
+
+func setup(ctx context.Context, o *Options) (*env, error) {
+	e := &env{o: o, log: o.Log, written: map[string]string{}, recipeDir: filepath.Join(o.Out, "recipes")}
+	ready := false
+	defer func() {
+		if !ready {
+			e.close()
+		}
+	}()
+	var err error
+	if err := registry.Ping(ctx, o.Config.Registry.Address, o.Config.RegistryInsecure(o.Config.Registry.Address)); err != nil {
+		return nil, err
+	}
+	if !o.Config.RegistryInsecure(o.Config.Registry.Address) {
+		return nil, fmt.Errorf("the benchmark counts what is pushed with a plain-HTTP proxy in front of the registry; %s is not a plain-HTTP registry", o.Config.Registry.Address)
+	}
+	if e.proxy, err = StartProxy(o.Config.Registry.Address); err != nil {
+		return nil, err
+	}
+	cfg := *o.Config
+	cfg.Registry.Address = e.proxy.Addr
+	e.cfg = &cfg
+	if e.rc, err = registry.NewClient(e.cfg, registry.WithLogger(e.log)); err != nil {
+		return nil, err
+	}
+	if err := e.loadRecipe(); err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintf(o.Progress, "bench: fetching the inputs of %s (as sailmaker does; the paths share them)\n", e.recipe.ID())
+	e.in, err = builder.FetchInputs(ctx, e.recipe, builder.InputOptions{Config: e.cfg, EnvoyFile: o.EnvoyFile, EnvoySHA256: o.EnvoySHA256, Log: e.log})
+	if err != nil {
+		return nil, err
+	}
+	if e.pristine, err = os.ReadFile(filepath.Join(e.in.SourceDir, filepath.FromSlash(o.PatchFile))); err != nil {
+		return nil, fmt.Errorf("the incremental scenario patches %s: %w", o.PatchFile, err)
+	}
+	if _, err := MakePatch(o.PatchFile, e.pristine, 1, Marker(o.RunID, 1)); err != nil {
+		return nil, err
+	}
+	ref, err := e.rc.ParseRef(e.recipe.Spec.Toolchain.Builder)
+	if err != nil {
+		return nil, fmt.Errorf("toolchain.builder: %w", err)
+	}
+	d, ok, err := e.rc.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("the builder image %s is not in the registry: run `sailmaker base build` (make demo does)", e.recipe.Spec.Toolchain.Builder)
+	}
+	e.builder = ref.Context().Digest(d.String()).String()
+
+	for _, p := range o.Paths {
+		var r runner
+		switch p {
+		case Sailmaker:
+			r = &sailmakerRunner{e: e}
+		case Plain:
+			r, err = newPlainRunner(ctx, e)
+		case Floor:
+			r, err = newFloorRunner(ctx, e)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("setting up the %s path: %w", p, err)
+		}
+		e.runners = append(e.runners, r)
+	}
+	ready = true
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.proxy != nil {
+		_ = e.proxy.Close()
+	}
+}
+
+// loadRecipe copies the recipe (and its patches) into the benchmark folder,
+// with the configured registry written as ${REGISTRY} (so that it expands
+// to the proxy) and the git URL replaced by Options.Source.
+func (e *env) loadRecipe() error {
+	o := e.o
+	data, err := recipes.Marshal(o.Recipe)
+	if err != nil {
+		return err
+	}
+	if err := yaml.Unmarshal(data, &e.raw); err != nil {
+		return fmt.Errorf("reading back recipe %s: %w", o.Recipe.ID(), err)
+	}
+	prefix := o.Config.Registry.Address + "/"
+	unregistry := func(ref string) string {
+		if rest, ok := strings.CutPrefix(ref, prefix); ok {
+			return "${REGISTRY}/" + rest
+		}
+		return ref
+	}
+	e.raw.Spec.Toolchain.Builder = unregistry(e.raw.Spec.Toolchain.Builder)
+	for i := range e.raw.Spec.Images {
+		e.raw.Spec.Images[i].Base = unregistry(e.raw.Spec.Images[i].Base)
+	}
+	if o.Source != "" {
+		src, err := filepath.Abs(o.Source)
+		if err != nil {
+			return err
+		}
+		e.raw.Spec.Source.Git = "file://" + src
+	}
+	e.raw.Spec.Source.Patches = nil
+	if err := os.MkdirAll(filepath.Join(e.recipeDir, "patches"), 0o755); err != nil {
+		return err
+	}
+	for i, p := range o.Recipe.Patches() {
+		rel := fmt.Sprintf("patches/recipe-%02d-%s", i+1, path.Base(p.Path))
+		if err := os.WriteFile(filepath.Join(e.recipeDir, filepath.FromSlash(rel)), p.Data, 0o644); err != nil {
+			return err
+		}
+		e.patchPaths = append(e.patchPaths, rel)
+	}
+	file, err := e.writeRecipe("recipe", e.raw)
+	if err != nil {
+		return err
+	}
+	if e.recipe, err = recipes.Load(file, recipes.WithRegistry(e.cfg.Registry.Address), recipes.WithAllowedRegistries(e.cfg.AllowedRegistries())); err != nil {
+		return fmt.Errorf("the benchmark's copy of the recipe: %w", err)
+	}
+	e.gitURL = e.cfg.RewriteGitURL(e.recipe.Spec.Source.Git)
+	return nil
+}
+
+// writeRecipe writes r with the recipe's patches (and extra ones, relative
+// to the recipe folder) as <name>.yaml.
+func (e *env) writeRecipe(name string, r recipes.Recipe, extra ...string) (string, error) {
+	r.Spec.Source.Patches = append(append([]string{}, e.patchPaths...), extra...)
+	data, err := yaml.Marshal(&r)
+	if err != nil {
+		return "", err
+	}
+	file := filepath.Join(e.recipeDir, name+".yaml")
+	head := "# Written by sailmaker's benchmark for one build.\n"
+	return file, os.WriteFile(file, append([]byte(head), data...), 0o644)
+}
+
+// cloneRecipe is a deep copy of the raw recipe.
+func (e *env) cloneRecipe() recipes.Recipe {
+	data, _ := json.Marshal(e.raw)
+	var r recipes.Recipe
+	_ = json.Unmarshal(data, &r)
+	return r
+}
+
+// repository is where path p pushes image in series k.
+func (e *env) repository(p Path, k int, image string) string {
+	return fmt.Sprintf("bench/%s/c%d/%s/%s", e.o.RunID, k, p, image)
+}
+
+// ref is path p's image reference for v.
+func (e *env) ref(p Path, v variant, image string) string {
+	return e.cfg.Registry.Address + "/" + e.repository(p, v.series, image) + ":" + v.tag
+}
+
+// expand turns a reference as written in the recipe into one for the proxy.
+func (e *env) expand(ref string) string {
+	return strings.ReplaceAll(ref, "${REGISTRY}", e.cfg.Registry.Address)
+}
+
+// baseRef is the base image of the recipe's i-th image in v, resolved to
+// its digest.
+func (e *env) baseRef(ctx context.Context, v variant, i int) (name.Digest, error) {
+	raw := e.raw.Spec.Images[i].Base
+	if b, ok := v.bases[raw]; ok {
+		raw = b
+	}
+	ref, err := e.rc.ParseRef(e.expand(raw))
+	if err != nil {
+		return name.Digest{}, err
+	}
+	d, ok, err := e.rc.Resolve(ctx, ref)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if !ok {
+		return name.Digest{}, fmt.Errorf("the base image %s is not in the registry", ref)
+	}
+	return ref.Context().Digest(d.String()), nil
+}
+
+// startWindow starts counting registry traffic afresh and returns the time.
+func (e *env) startWindow() time.Time {
+	e.proxy.Take()
+	return time.Now()
+}
+
+func (e *env) logFile(v variant, p Path, what string) string {
+	e.logs++
+	return filepath.Join(e.o.Out, "logs", fmt.Sprintf("%03d-%s-%s%s.log", e.logs, v.name, p, what))
+}
+
+// prune empties BuildKit's cache, all of it (the Go build cache mounts
+// too), for a cold build.
+func (e *env) prune(ctx context.Context) error {
+	c, err := builder.Connect(ctx, e.o.Config)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ch := make(chan client.UsageInfo)
+	var freed int64
+	done := make(chan struct{})
+	go func() {
+		for u := range ch {
+			freed += u.Size
+		}
+		close(done)
+	}()
+	err = c.Prune(ctx, ch, client.PruneAll)
+	close(ch)
+	<-done
+	if err != nil {
+		return fmt.Errorf("pruning BuildKit's cache: %w", err)
+	}
+	fmt.Fprintf(e.o.Progress, "bench:   pruned BuildKit's cache (%s)\n", fmtBytes(freed))
+	return nil
+}
+
+// bumpBases gives every base image of the recipe a new digest with the
+// same layers (a label), pushed as bench/<run>/bases/<name>:bump-<n>, and
+// returns the replacements for variant.bases.
+func (e *env) bumpBases(ctx context.Context, n int) (map[string]string, error) {
+	out := map[string]string{}
+	for i, img := range e.raw.Spec.Images {
+		if _, ok := out[img.Base]; ok {
+			continue
+		}
+		ref, err := e.baseRef(ctx, variant{}, i)
+		if err != nil {
+			return nil, err
+		}
+		base, err := e.rc.Image(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		cf, err := base.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		cf = cf.DeepCopy()
+		if cf.Config.Labels == nil {
+			cf.Config.Labels = map[string]string{}
+		}
+		cf.Config.Labels[LabelBump] = fmt.Sprintf("%s-%d", e.o.RunID, n)
+		bumped, err := mutate.ConfigFile(base, cf)
+		if err != nil {
+			return nil, err
+		}
+		repo := fmt.Sprintf("bench/%s/bases/%s", e.o.RunID, path.Base(ref.RepositoryStr()))
+		tag, err := e.rc.Tag(repo, fmt.Sprintf("bump-%d", n))
+		if err != nil {
+			return nil, err
+		}
+		if err := remote.Write(tag, bumped, e.rc.Remote(ctx)...); err != nil {
+			return nil, fmt.Errorf("pushing the bumped base %s: %w", tag, err)
+		}
+		out[img.Base] = "${REGISTRY}/" + repo + ":" + tag.TagStr()
+	}
+	return out, nil
+}
+
+// uploadedLayers counts the layers of m's images that were uploaded during
+// the build.
+func (e *env) uploadedLayers(ctx context.Context, m *Measurement) (int, error) {
+	up := map[string]bool{}
+	for _, b := range m.Traffic.Blobs {
+		up[b] = true
+	}
+	n := 0
+	for _, im := range m.Images {
+		ref, err := e.rc.ParseRef(im.Ref)
+		if err != nil {
+			return 0, err
+		}
+		img, err := e.rc.Image(ctx, ref.Context().Digest(im.Digest))
+		if err != nil {
+			return 0, err
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			return 0, err
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				return 0, err
+			}
+			if up[d.String()] {
+				n++
+				delete(up, d.String())
+			}
+		}
+	}
+	return n, nil
+}
+
+// rotate starts the runners at offset k, so that no path always goes first.
+func rotate(rs []runner, k int) []runner {
+	if len(rs) == 0 {
+		return nil
+	}
+	k %= len(rs)
+	return append(append([]runner{}, rs[k:]...), rs[:k]...)
+}
+
+func (e *env) runAll(ctx context.Context, res *Results, save func() error) error {
+	o := e.o
+	want := map[Scenario]bool{}
+	for _, sc := range o.Scenarios {
+		want[sc] = true
+	}
+	measure := func(sc Scenario, run, runs int, r runner, v variant) error {
+		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s...\n", sc, run, runs, r.path())
+		m, err := r.build(ctx, v)
+		if err != nil {
+			return fmt.Errorf("%s run %d, %s path: %w", sc, run, r.path(), err)
+		}
+		m.Traffic = e.proxy.Take()
+		m.Scenario, m.Path, m.Run, m.Patch = sc, r.path(), run, v.patch
+		if m.UploadedLayers, err = e.uploadedLayers(ctx, m); err != nil {
+			return fmt.Errorf("reading back the images of %s run %d, %s path: %w", sc, run, r.path(), err)
+		}
+		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s: %s, uploaded %s (%d layers), pulled %s\n",
+			sc, run, runs, r.path(), fmtDuration(m.Wall), fmtBytes(m.Traffic.Uploaded), m.UploadedLayers, fmtBytes(m.Traffic.Downloaded))
+		if sc == "" {
+			return nil
+		}
+		res.Measurements = append(res.Measurements, *m)
+		return save()
+	}
+
+	series := 1
+	if want[Cold] {
+		for k := 1; k <= o.ColdRuns; k++ {
+			v := variant{name: fmt.Sprintf("c%d-cold", k), series: k, tag: "cold"}
+			for _, r := range rotate(e.runners, k-1) {
+				if err := r.cold(ctx); err != nil {
+					return err
+				}
+				if err := measure(Cold, k, o.ColdRuns, r, v); err != nil {
+					return err
+				}
+			}
+		}
+		series = o.ColdRuns
+	}
+	// Each path's cold run emptied BuildKit's cache, the others' Go build
+	// caches with it: one build each (not measured) warms them again, as
+	// a maintainer's caches are between releases. The no-op scenario
+	// repeats it.
+	last := variant{name: fmt.Sprintf("c%d-warm", series), series: series, tag: "warm"}
+	for _, r := range e.runners {
+		fmt.Fprintf(o.Progress, "bench: warm-up build (not measured): %s...\n", r.path())
+		if _, err := r.build(ctx, last); err != nil {
+			return fmt.Errorf("warm-up build, %s path: %w", r.path(), err)
+		}
+	}
+	if want[NoOp] {
+		for i := 1; i <= o.Runs; i++ {
+			for _, r := range rotate(e.runners, i-1) {
+				if err := measure(NoOp, i, o.Runs, r, last); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if want[Incremental] {
+		for i := 1; i <= o.Runs; i++ {
+			p, err := MakePatch(o.PatchFile, e.pristine, i, Marker(o.RunID, i))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Progress, "bench: incremental %d/%d changes %s:%d to %q\n", i, o.Runs, p.File, p.Line, strings.TrimSpace(p.New))
+			v := variant{name: fmt.Sprintf("c%d-inc-%d", last.series, i), series: last.series, tag: fmt.Sprintf("inc-%d", i), patch: p}
+			for _, r := range rotate(e.runners, i-1) {
+				if err := measure(Incremental, i, o.Runs, r, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if want[BaseBump] {
+		for i := 1; i <= o.Runs; i++ {
+			bases, err := e.bumpBases(ctx, i)
+			if err != nil {
+				return err
+			}
+			v := variant{name: fmt.Sprintf("c%d-base-%d", last.series, i), series: last.series, tag: fmt.Sprintf("base-%d", i), bases: bases}
+			for _, r := range rotate(e.runners, i-1) {
+				if err := measure(BaseBump, i, o.Runs, r, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sailmakerRunner drives the real CLI.
+type sailmakerRunner struct{ e *env }
+
+func (s *sailmakerRunner) path() Path { return Sailmaker }
+
+func (s *sailmakerRunner) cold(ctx context.Context) error { return s.e.prune(ctx) }
+
+func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, error) {
+	e := s.e
+	file, ok := e.written[v.name]
+	if !ok {
+		r := e.cloneRecipe()
+		for i := range r.Spec.Images {
+			img := &r.Spec.Images[i]
+			if b, ok := v.bases[img.Base]; ok {
+				img.Base = b
+			}
+			img.Repository = e.repository(Sailmaker, v.series, img.Name)
+			img.Tag = v.tag
+		}
+		var extra []string
+		if v.patch != nil {
+			rel := "patches/" + v.name + ".patch"
+			if err := os.WriteFile(filepath.Join(e.recipeDir, rel), v.patch.Diff, 0o644); err != nil {
+				return nil, err
+			}
+			extra = append(extra, rel)
+		}
+		var err error
+		if file, err = e.writeRecipe(v.name, r, extra...); err != nil {
+			return nil, err
+		}
+		e.written[v.name] = file
+	}
+	logFile := e.logFile(v, Sailmaker, "")
+	e.startWindow()
+	run, err := runSailmaker(ctx, e.o, file, logFile, []string{"SAILMAKER_REGISTRY=" + e.cfg.Registry.Address})
+	if err != nil {
+		return nil, err
+	}
+	t := run.Result.Timings
+	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile}
+	m.Phases = []Phase{{"fetch", t.Fetch}, {"solve", t.Solve}, {"assemble", t.Assemble}, {"push", t.Push},
+		{"other", max(0, run.Wall-t.Fetch-t.Solve-t.Assemble-t.Push)}}
+	for _, im := range run.Result.Images {
+		m.Images = append(m.Images, Image{Name: im.Name, Ref: im.Image + ":" + im.Tag, Digest: im.Digest})
+		m.SelfReportedUploaded += im.BytesUploaded
+	}
+	return m, nil
+}
+
+// plainRunner builds the plain Dockerfile with buildctl, one build per
+// image, both at once (as a bake would).
+type plainRunner struct {
+	e             *env
+	co            *checkout
+	dockerfileDir string
+}
+
+func newPlainRunner(ctx context.Context, e *env) (*plainRunner, error) {
+	for _, img := range e.recipe.Spec.Images {
+		if img.Name != "pilot" && img.Name != "proxyv2" {
+			return nil, fmt.Errorf("the plain Dockerfile builds pilot and proxyv2; it has no stage for the recipe's image %s", img.Name)
+		}
+	}
+	dir := filepath.Join(e.o.Out, "plain")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), Dockerfile, 0o644); err != nil {
+		return nil, err
+	}
+	co, err := newCheckout(ctx, e.gitURL, e.recipe.Spec.Source.Tag, e.recipe.Spec.Source.Commit, filepath.Join(dir, "src"), e.o.PatchFile, e.recipe.Patches())
+	if err != nil {
+		return nil, err
+	}
+	return &plainRunner{e: e, co: co, dockerfileDir: dir}, nil
+}
+
+func (p *plainRunner) path() Path { return Plain }
+
+func (p *plainRunner) cold(ctx context.Context) error { return p.e.prune(ctx) }
+
+func (p *plainRunner) build(ctx context.Context, v variant) (*Measurement, error) {
+	e := p.e
+	if err := p.co.use(ctx, v.patch); err != nil {
+		return nil, err
+	}
+	r := e.recipe
+	builds := make([]PlainBuild, len(r.Spec.Images))
+	logs := make([]string, len(builds))
+	for i, img := range r.Spec.Images {
+		base, err := e.baseRef(ctx, v, i)
+		if err != nil {
+			return nil, err
+		}
+		logs[i] = e.logFile(v, Plain, "-"+img.Name)
+		builds[i] = PlainBuild{
+			Target: img.Name, Image: e.ref(Plain, v, img.Name), Builder: e.builder, Base: base.String(),
+			MakeArgs:   MakeArgs(r.Spec.Make.Variables, r.Spec.Make.Targets, "/src"),
+			TargetArch: r.Spec.Make.Variables["TARGET_ARCH"], ProxySHA: e.in.ProxySHA, SourceDateEpoch: e.in.CommitTime,
+			Context: p.co.Dir, DockerfileDir: p.dockerfileDir, GoModCache: e.in.GoModCache, EnvoyDir: e.in.EnvoyDir,
+			MetadataFile: strings.TrimSuffix(logs[i], ".log") + ".metadata.json",
+		}
+		if _, err := builds[i].Args(); err != nil {
+			return nil, err
+		}
+	}
+	runs := make([]buildctlRun, len(builds))
+	start := e.startWindow()
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range builds {
+		g.Go(func() error {
+			var err error
+			runs[i], err = runBuildctl(gctx, e.o.Buildctl, e.o.Config, builds[i], logs[i])
+			return err
+		})
+	}
+	err := g.Wait()
+	wall := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	m := &Measurement{Wall: wall, Log: logs[0]}
+	var export, push window
+	for i, run := range runs {
+		export, push = union(export, run.Export), union(push, run.Push)
+		m.Images = append(m.Images, Image{Name: builds[i].Target, Ref: builds[i].Image, Digest: run.Digest})
+		if run.Digest == "" {
+			return nil, fmt.Errorf("buildctl did not say what it pushed for %s (see %s)", builds[i].Target, logs[i])
+		}
+	}
+	m.Push = push.duration()
+	solve := wall
+	if !export.empty() {
+		solve = export.Start.Sub(start)
+	}
+	exp := max(0, export.duration()-m.Push)
+	m.Phases = []Phase{{"solve", solve}, {"export", exp}, {"push", m.Push}, {"other", max(0, wall-solve-exp-m.Push)}}
+	return m, nil
+}
+
+// floorRunner runs upstream's make on the host and pushes with
+// go-containerregistry.
+type floorRunner struct {
+	e       *env
+	co      *checkout
+	goroot  string
+	gocache string
+	layers  string
+}
+
+func newFloorRunner(ctx context.Context, e *env) (*floorRunner, error) {
+	dir := filepath.Join(e.o.Out, "floor")
+	modcache := e.o.ToolchainCache
+	if modcache == "" {
+		modcache = filepath.Join(e.o.Config.CacheDir(), "toolchain-modcache")
+	}
+	fmt.Fprintf(e.o.Progress, "bench: the floor builds with Go %s on the host (from %s)\n", e.recipe.Spec.Toolchain.Go, modcache)
+	goroot, err := HostGo(ctx, e.recipe.Spec.Toolchain.Go, modcache, e.o.Config.Go)
+	if err != nil {
+		return nil, err
+	}
+	co, err := newCheckout(ctx, e.gitURL, e.recipe.Spec.Source.Tag, e.recipe.Spec.Source.Commit, filepath.Join(dir, "src"), e.o.PatchFile, e.recipe.Patches())
+	if err != nil {
+		return nil, err
+	}
+	f := &floorRunner{e: e, co: co, goroot: goroot, gocache: filepath.Join(dir, "gocache"), layers: filepath.Join(dir, "layers")}
+	return f, os.MkdirAll(f.layers, 0o755)
+}
+
+func (f *floorRunner) path() Path { return Floor }
+
+func (f *floorRunner) cold(context.Context) error { return os.RemoveAll(f.gocache) }
+
+func (f *floorRunner) build(ctx context.Context, v variant) (*Measurement, error) {
+	e := f.e
+	if err := f.co.use(ctx, v.patch); err != nil {
+		return nil, err
+	}
+	r := e.recipe
+	logFile := e.logFile(v, Floor, "")
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	start := e.startWindow()
+
+	cmd := exec.CommandContext(ctx, "make", MakeArgs(r.Spec.Make.Variables, r.Spec.Make.Targets, f.co.Dir)...)
+	cmd.Dir = f.co.Dir
+	cmd.Env = hostBuildEnv(f.goroot, f.gocache, e.in.GoModCache, e.in.CommitTime)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("make on the host: %w\n%s\n(the whole output is in %s)", err, tailFile(logFile, 1500), logFile)
+	}
+	tMake := time.Since(start)
+
+	t := time.Now()
+	epoch := time.Unix(e.in.CommitTime, 0).UTC()
+	writes := map[name.Reference]remote.Taggable{}
+	m := &Measurement{Log: logFile}
+	for i, img := range r.Spec.Images {
+		baseRef, err := e.baseRef(ctx, v, i)
+		if err != nil {
+			return nil, err
+		}
+		base, err := e.rc.Image(ctx, baseRef)
+		if err != nil {
+			return nil, err
+		}
+		out, err := FloorImage(img, base, f.co.Dir, e.in.EnvoyDir, epoch, filepath.Join(f.layers, v.name+"-"+img.Name+".tar.gz"))
+		if err != nil {
+			return nil, err
+		}
+		ref, err := e.rc.ParseRef(e.ref(Floor, v, img.Name))
+		if err != nil {
+			return nil, err
+		}
+		d, err := out.Digest()
+		if err != nil {
+			return nil, err
+		}
+		writes[ref] = out
+		m.Images = append(m.Images, Image{Name: img.Name, Ref: ref.String(), Digest: d.String()})
+	}
+	tAssemble := time.Since(t)
+
+	t = time.Now()
+	if err := remote.MultiWrite(writes, e.rc.Remote(ctx)...); err != nil {
+		return nil, fmt.Errorf("pushing the floor's images: %w", err)
+	}
+	m.Push = time.Since(t)
+	m.Wall = time.Since(start)
+	m.Phases = []Phase{{"make", tMake}, {"assemble", tAssemble}, {"push", m.Push}}
+	return m, nil
+}

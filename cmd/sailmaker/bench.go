@@ -1,0 +1,198 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/sailmaker/sailmaker/bench"
+	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/recipes"
+)
+
+func init() { subcommands = append(subcommands, newBenchCmd) }
+
+type benchOptions struct {
+	runs, coldRuns   int
+	scenarios, paths string
+	recipe, file     string
+	fixture          string
+	source           string
+	envoyFile        string
+	envoySHA256      string
+	out              string
+	sailmaker        string
+	buildctl         string
+	output           string
+}
+
+func newBenchCmd(g *globalOptions) *cobra.Command {
+	o := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure sailmaker against a plain Dockerfile build and the host's own make",
+		Long: `Build the same recipe three ways, side by side, and compare them:
+
+  sailmaker  this binary, 'sailmaker build', as a process of its own
+  plain      bench/Dockerfile built with buildctl on the same buildkitd,
+             pushed by BuildKit to the same registry
+  floor      upstream's make targets run on the host (Go from the
+             golang.org/toolchain module), the layers pushed with
+             go-containerregistry: the limit no image builder beats by much
+
+in four scenarios: cold (BuildKit's cache and the Go build cache empty),
+no-op (the same again), incremental (a one-line patch to pilot-discovery's
+main package) and base-bump (a base image with a new digest, same layers).
+Warm scenarios run --runs times, the cold one --cold-runs times; the table
+gives medians, bytes uploaded (counted by a proxy in front of the registry)
+and sailmaker's phases and peak memory. Everything goes to repositories
+bench/<run>/... of the configured registry and to the output folder, which
+also gets results.json.
+
+It needs what 'make demo' sets up: buildkitd, the registry and the base
+images. Without a recipe it builds the demo's fixture; --source builds a
+recipe from a local upstream checkout instead of its git URL.`,
+		Example: `  sailmaker bench
+  sailmaker bench --runs 5 --scenarios incremental,no-op --paths sailmaker,floor
+  sailmaker bench --recipe istio@1.24.2 --source ~/src/istio --envoy-file envoy.tar.gz --envoy-sha256 <sum>`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			scenarios, err := bench.ParseScenarios(o.scenarios)
+			if err != nil {
+				return err
+			}
+			paths, err := bench.ParsePaths(o.paths)
+			if err != nil {
+				return err
+			}
+			if o.output != "table" && o.output != "json" {
+				return fmt.Errorf("-o %q: must be table or json", o.output)
+			}
+			if o.runs < 1 || o.coldRuns < 1 {
+				return fmt.Errorf("--runs %d, --cold-runs %d: each must be at least 1", o.runs, o.coldRuns)
+			}
+			if o.recipe != "" && o.file != "" {
+				return errors.New("--recipe and -f both name a recipe: give one")
+			}
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			r, err := benchRecipe(cfg, o)
+			if err != nil {
+				return err
+			}
+			if o.sailmaker == "" {
+				if o.sailmaker, err = os.Executable(); err != nil {
+					return err
+				}
+			}
+			if o.buildctl == "" {
+				o.buildctl = findBuildctl()
+			}
+			if o.out == "" {
+				o.out = filepath.Join("bench", "out", time.Now().UTC().Format("20060102-150405"))
+			}
+			log := logrus.New()
+			log.SetOutput(cmd.ErrOrStderr())
+			log.SetLevel(logrus.WarnLevel)
+			globals := []string{"--state-dir", cfg.StateDir}
+			if g.configFile != "" {
+				globals = append(globals, "--config", g.configFile)
+			}
+			res, err := bench.Run(cmd.Context(), bench.Options{
+				Config: cfg, Recipe: r, Source: o.source,
+				EnvoyFile: o.envoyFile, EnvoySHA256: o.envoySHA256,
+				Sailmaker: o.sailmaker, SailmakerArgs: globals, Buildctl: o.buildctl,
+				Scenarios: scenarios, Paths: paths, Runs: o.runs, ColdRuns: o.coldRuns,
+				Out: o.out, Progress: cmd.ErrOrStderr(), Log: log,
+			})
+			if res != nil {
+				if perr := printBench(cmd, res, o); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.runs, "runs", 3, "runs of each warm scenario (no-op, incremental, base-bump); the table gives medians")
+	f.IntVar(&o.coldRuns, "cold-runs", 1, "runs of the cold scenario (each empties BuildKit's cache)")
+	f.StringVar(&o.scenarios, "scenarios", "all", "comma-separated: cold, no-op, incremental, base-bump")
+	f.StringVar(&o.paths, "paths", "all", "comma-separated: sailmaker, plain, floor")
+	f.StringVar(&o.recipe, "recipe", "", "an embedded recipe (name@version) instead of the demo's fixture")
+	f.StringVarP(&o.file, "file", "f", "", "a recipe file instead of the demo's fixture")
+	f.StringVar(&o.fixture, "fixture", defaultDemoFixture, "the fixture upstream tree, as for 'sailmaker demo' (without --recipe or -f)")
+	f.StringVar(&o.source, "source", "", "a local git repository (upstream checkout or mirror) to take the recipe's tag from instead of its git URL")
+	f.StringVar(&o.envoyFile, "envoy-file", "", "as for 'sailmaker build'")
+	f.StringVar(&o.envoySHA256, "envoy-sha256", "", "as for 'sailmaker build'")
+	f.StringVar(&o.out, "out", "", "output folder (default bench/out/<UTC time>)")
+	f.StringVar(&o.sailmaker, "sailmaker", "", "the sailmaker binary to measure (default: this one)")
+	f.StringVar(&o.buildctl, "buildctl", "", "buildctl for the plain path (default: $SAILMAKER_BIN_DIR/buildctl, beside this binary, or on PATH)")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table (Markdown) or json")
+	return cmd
+}
+
+// benchRecipe is the recipe to measure: the one named, or the demo's
+// fixture (prepared as 'sailmaker demo' prepares it).
+func benchRecipe(cfg *config.Config, o *benchOptions) (*recipes.Recipe, error) {
+	opts := []recipes.Option{recipes.WithRegistry(cfg.Registry.Address), recipes.WithAllowedRegistries(cfg.AllowedRegistries())}
+	switch {
+	case o.file != "":
+		return recipes.Load(o.file, opts...)
+	case o.recipe != "":
+		return recipes.Get(o.recipe, opts...)
+	}
+	file, err := prepareDemo(cfg, o.fixture)
+	if err != nil {
+		return nil, err
+	}
+	return recipes.Load(file, opts...)
+}
+
+// findBuildctl looks where the Makefile puts buildctl, then beside this
+// binary, then on PATH.
+func findBuildctl() string {
+	var dirs []string
+	if d := os.Getenv("SAILMAKER_BIN_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "buildctl")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("buildctl"); err == nil {
+		return p
+	}
+	return ""
+}
+
+func printBench(cmd *cobra.Command, res *bench.Results, o *benchOptions) error {
+	md, err := os.Create(filepath.Join(res.Settings.Out, "results.md"))
+	if err != nil {
+		return err
+	}
+	defer md.Close()
+	if err := res.WriteTable(md); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "bench: results in %s (results.json, results.md, logs/)\n", res.Settings.Out)
+	if o.output == "json" {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return res.WriteTable(cmd.OutOrStdout())
+}
