@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -215,25 +217,15 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 			continue
 		}
 		byDigest := p.Tag.Context().Digest(out[i].Digest.String())
-		var uploaded atomic.Int64
-		updates := make(chan v1.Update, 16)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			var last int64
-			for u := range updates {
-				if u.Complete > last {
-					last = u.Complete
-				}
-			}
-			uploaded.Store(last)
-		}()
-		err := remote.Write(byDigest, p.Image, append(c.Remote(ctx), remote.WithProgress(updates))...)
-		<-done
+		// Count what goes over the wire: blobs the registry already has, or
+		// mounts from another repository, cost nothing.
+		counter := &uploadCounter{base: c.transport}
+		opts := append(c.Remote(ctx), remote.WithTransport(counter))
+		err := remote.Write(byDigest, p.Image, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("pushing %s: %w", byDigest, err)
 		}
-		out[i].BytesUploaded = uploaded.Load()
+		out[i].BytesUploaded = counter.n.Load()
 		c.log.WithFields(logrus.Fields{"image": p.Tag.Context().String(), "digest": out[i].Digest.String()}).Info("pushed")
 	}
 	for i, p := range images {
@@ -335,4 +327,29 @@ func ImageSize(img v1.Image) (int64, error) {
 		n += l.Size
 	}
 	return n, nil
+}
+
+// uploadCounter is a transport that counts the bytes of blob upload bodies.
+type uploadCounter struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (u *uploadCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Method != http.MethodGet && strings.Contains(req.URL.Path, "/blobs/uploads/") {
+		req = req.Clone(req.Context())
+		req.Body = &countingBody{ReadCloser: req.Body, n: &u.n}
+	}
+	return u.base.RoundTrip(req)
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }

@@ -8,9 +8,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -170,4 +172,41 @@ func TestParseRefPolicy(t *testing.T) {
 	ref, err := c.ParseRef(c.Config().Registry.Address + "/base/bookworm:1")
 	require.NoError(t, err)
 	assert.Equal(t, "http", ref.Context().Registry.Scheme())
+}
+
+// BytesUploaded counts what went over the wire: a second image that shares
+// all but one layer with the first uploads only that layer (and its config).
+func TestPushAllCountsOnlyNewBlobs(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	base, err := random.Image(4096, 3)
+	require.NoError(t, err)
+	extra, err := random.Layer(1024, types.DockerLayer)
+	require.NoError(t, err)
+	derived, err := mutate.AppendLayers(base, extra)
+	require.NoError(t, err)
+	a, _ := c.Tag("x/base", "1")
+	b, _ := c.Tag("x/base", "2")
+
+	first, err := c.PushAll(ctx, []Pending{{Tag: a, Image: base}}, false)
+	require.NoError(t, err)
+	baseLayers, _ := base.Layers()
+	var baseBytes int64
+	for _, l := range baseLayers {
+		n, _ := l.Size()
+		baseBytes += n
+	}
+	assert.GreaterOrEqual(t, first[0].BytesUploaded, baseBytes)
+
+	second, err := c.PushAll(ctx, []Pending{{Tag: b, Image: derived}}, false)
+	require.NoError(t, err)
+	extraSize, _ := extra.Size()
+	cfgSize := mustConfigSize(t, derived)
+	assert.Equal(t, extraSize+cfgSize, second[0].BytesUploaded, "only the new layer and the config are uploaded")
+}
+
+func mustConfigSize(t *testing.T, img v1.Image) int64 {
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	return m.Config.Size
 }
