@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,15 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/sailmaker/sailmaker/builder/layer"
+	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -150,79 +147,21 @@ func hostBuildEnv(goroot, gocache, modcache string, epoch int64) []string {
 // sailmaker does, without its labels), written to layerFile. srcDir is the
 // built source tree, envoyDir holds the verified Envoy binary.
 func FloorImage(img recipes.Image, base v1.Image, srcDir, envoyDir string, epoch time.Time, layerFile string) (v1.Image, error) {
-	var files []layer.File
-	for _, f := range img.Files {
+	out, cf, err := builder.Layer(img, base, func(f recipes.File) (string, error) {
 		kind, rel := f.Source()
-		var p string
 		switch kind {
 		case recipes.FromBuild, recipes.FromSource:
-			p = filepath.Join(srcDir, filepath.FromSlash(rel))
+			return filepath.Join(srcDir, filepath.FromSlash(rel)), nil
 		case recipes.FromInput:
 			if rel != "envoy" || envoyDir == "" {
-				return nil, fmt.Errorf("image %s: unknown input %q", img.Name, f.From)
+				return "", fmt.Errorf("image %s: unknown input %q", img.Name, f.From)
 			}
-			p = filepath.Join(envoyDir, "envoy")
-		default:
-			return nil, fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+			return filepath.Join(envoyDir, "envoy"), nil
 		}
-		fh, err := os.Open(p)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.Name, err)
-		}
-		defer fh.Close()
-		fi, err := fh.Stat()
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: fh, Size: fi.Size()})
-	}
-	l, err := layer.Write(layerFile, func(tw *tar.Writer) error { return layer.WriteFiles(tw, files, epoch) })
+		return "", fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+	}, layerFile, v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "bench floor: " + img.Name})
 	if err != nil {
 		return nil, err
 	}
-	out, err := mutate.Append(base, mutate.Addendum{
-		Layer:     l,
-		MediaType: types.OCILayer,
-		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "bench floor: " + img.Name},
-	})
-	if err != nil {
-		return nil, err
-	}
-	cf, err := out.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Created = v1.Time{Time: epoch}
-	cf.Config.User = img.User
-	cf.Config.Entrypoint = img.Entrypoint
-	cf.Config.Cmd = img.Cmd
-	if img.Workdir != "" {
-		cf.Config.WorkingDir = img.Workdir
-	}
-	cf.Config.Env = setEnv(cf.Config.Env, img.Env)
 	return mutate.ConfigFile(out, cf)
-}
-
-// setEnv sets vars over env (NAME=value entries), keeping env's order and
-// appending new names sorted.
-func setEnv(env []string, vars map[string]string) []string {
-	out := make([]string, 0, len(env)+len(vars))
-	seen := map[string]bool{}
-	for _, e := range env {
-		k, _, _ := strings.Cut(e, "=")
-		if v, ok := vars[k]; ok {
-			e = k + "=" + v
-		}
-		seen[k] = true
-		out = append(out, e)
-	}
-	var extra []string
-	for k, v := range vars {
-		if !seen[k] {
-			extra = append(extra, k+"="+v)
-		}
-	}
-	sort.Strings(extra)
-	return append(out, extra...)
 }

@@ -90,8 +90,3 @@ func TestFloorImage(t *testing.T) {
 	_, err = FloorImage(img, base, src, envoy, epoch, filepath.Join(t.TempDir(), "l.tar.gz"))
 	assert.ErrorContains(t, err, "image proxyv2")
 }
-
-func TestSetEnv(t *testing.T) {
-	assert.Equal(t, []string{"A=1", "B=x", "C=3", "D=4"}, setEnv([]string{"A=1", "B=2"}, map[string]string{"D": "4", "B": "x", "C": "3"}))
-	assert.Empty(t, setEnv(nil, nil))
-}

@@ -75,64 +75,20 @@ type BaseImage struct {
 // upstream's Dockerfile does, in one reproducible layer. outDir is the
 // exported compile result; envoyDir holds the verified Envoy.
 func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir, workDir string) (v1.Image, error) {
-	var files []layer.File
-	var closers []*os.File
-	defer func() {
-		for _, f := range closers {
-			f.Close()
-		}
-	}()
-	for _, f := range img.Files {
-		src, err := fileSource(img, f, outDir, envoyDir)
-		if err != nil {
-			return nil, err
-		}
-		fh, err := os.Open(src)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
-		}
-		closers = append(closers, fh)
-		fi, err := fh.Stat()
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: fh, Size: fi.Size()})
-	}
-	l, err := layer.Write(filepath.Join(workDir, img.Name+".tar.gz"), func(tw *tar.Writer) error {
-		return layer.WriteFiles(tw, files, p.Created)
-	})
-	if err != nil {
-		return nil, err
-	}
 	var names []string
 	for _, f := range img.Files {
 		names = append(names, f.To)
 	}
-	out, err := mutate.Append(base.Image, mutate.Addendum{
-		Layer:     l,
-		MediaType: types.OCILayer,
-		History: v1.History{
-			Created:   v1.Time{Time: p.Created},
-			CreatedBy: "sailmaker: COPY " + strings.Join(names, " "),
-			Comment:   p.RecipeID,
-		},
+	out, cf, err := Layer(img, base.Image, func(f recipes.File) (string, error) {
+		return fileSource(img, f, outDir, envoyDir)
+	}, filepath.Join(workDir, img.Name+".tar.gz"), v1.History{
+		Created:   v1.Time{Time: p.Created},
+		CreatedBy: "sailmaker: COPY " + strings.Join(names, " "),
+		Comment:   p.RecipeID,
 	})
 	if err != nil {
 		return nil, err
 	}
-	cf, err := out.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Created = v1.Time{Time: p.Created}
-	cf.Config.User = img.User
-	cf.Config.Entrypoint = img.Entrypoint
-	cf.Config.Cmd = img.Cmd
-	if img.Workdir != "" {
-		cf.Config.WorkingDir = img.Workdir
-	}
-	cf.Config.Env = mergeEnv(cf.Config.Env, img.Env)
 	labels := map[string]string{}
 	for k, v := range cf.Config.Labels {
 		labels[k] = v
@@ -150,6 +106,62 @@ func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir,
 		return nil, err
 	}
 	return mutate.Annotations(out, ann).(v1.Image), nil
+}
+
+// Layer lays img's files, found on this machine by source, in one
+// reproducible layer (written to layerPath, times from history.Created) on
+// base, and sets img's user, entrypoint, cmd, working directory and env over
+// the base's. It returns the image and a copy of its config for the caller
+// to add to (labels) before mutate.ConfigFile.
+func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, error), layerPath string, history v1.History) (v1.Image, *v1.ConfigFile, error) {
+	var files []layer.File
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
+	for _, f := range img.Files {
+		src, err := source(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		fh, err := os.Open(src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
+		}
+		closers = append(closers, fh)
+		fi, err := fh.Stat()
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: fh, Size: fi.Size()})
+	}
+	created := history.Created.Time
+	l, err := layer.Write(layerPath, func(tw *tar.Writer) error {
+		return layer.WriteFiles(tw, files, created)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := mutate.Append(base, mutate.Addendum{Layer: l, MediaType: types.OCILayer, History: history})
+	if err != nil {
+		return nil, nil, err
+	}
+	cf, err := out.ConfigFile()
+	if err != nil {
+		return nil, nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: created}
+	cf.Config.User = img.User
+	cf.Config.Entrypoint = img.Entrypoint
+	cf.Config.Cmd = img.Cmd
+	if img.Workdir != "" {
+		cf.Config.WorkingDir = img.Workdir
+	}
+	cf.Config.Env = MergeEnv(cf.Config.Env, img.Env)
+	return out, cf, nil
 }
 
 // fileSource is where on this machine the file f of img comes from.
@@ -198,9 +210,9 @@ func annotations(img recipes.Image, base BaseImage, p Provenance) map[string]str
 	return a
 }
 
-// mergeEnv sets vars over base, keeping base's order and appending new
-// names sorted.
-func mergeEnv(base []string, vars map[string]string) []string {
+// MergeEnv sets vars over base (NAME=value entries), keeping base's order
+// and appending new names sorted: how an image's env is laid over its base's.
+func MergeEnv(base []string, vars map[string]string) []string {
 	out := make([]string, 0, len(base)+len(vars))
 	seen := map[string]bool{}
 	for _, e := range base {

@@ -168,3 +168,8 @@ func TestPatches(t *testing.T) {
 	_, err = os.Stat(filepath.Join(in.SourceDir, ".git"))
 	assert.NoError(t, err, "the checkout keeps .git for upstream's version stamping")
 }
+
+func TestMergeEnv(t *testing.T) {
+	assert.Equal(t, []string{"A=1", "B=x", "C=3", "D=4"}, builder.MergeEnv([]string{"A=1", "B=2"}, map[string]string{"D": "4", "B": "x", "C": "3"}))
+	assert.Empty(t, builder.MergeEnv(nil, nil))
+}
