@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,14 +15,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
 )
-
-// toolchainModule is the golang.org/toolchain module of a Go release.
-func toolchainModule(goVersion string) (path, version string) {
-	return "golang.org/toolchain", "v0.0.1-go" + goVersion + ".linux-amd64"
-}
 
 // HostGo returns a GOROOT holding Go goVersion, for the floor's host build:
 // the golang.org/toolchain module (the builder image's Go comes from it
@@ -32,16 +26,13 @@ func toolchainModule(goVersion string) (path, version string) {
 // through the configured GOPROXY if missing), copied out once with its
 // programs made executable again: module zips do not keep file modes.
 func HostGo(ctx context.Context, goVersion, modcache string, goCfg config.GoConfig) (string, error) {
-	mod, ver := toolchainModule(goVersion)
-	src := filepath.Join(modcache, filepath.FromSlash(mod)+"@"+ver)
 	goroot := filepath.Join(filepath.Dir(modcache), "bench-goroot", "go"+goVersion)
 	if _, err := os.Stat(goroot + ".ready"); err == nil {
 		return goroot, nil
 	}
-	if _, err := os.Stat(filepath.Join(src, "bin", "go")); err != nil {
-		if err := downloadToolchain(ctx, mod+"@"+ver, modcache, goCfg); err != nil {
-			return "", err
-		}
+	src, _, err := base.ToolchainModule(ctx, goVersion, modcache, goCfg.Proxy, goCfg.SumDB)
+	if err != nil {
+		return "", err
 	}
 	tmp := goroot + ".tmp"
 	_ = os.RemoveAll(tmp)
@@ -59,32 +50,7 @@ func HostGo(ctx context.Context, goVersion, modcache string, goCfg config.GoConf
 	return goroot, os.WriteFile(goroot+".ready", nil, 0o644)
 }
 
-func downloadToolchain(ctx context.Context, mod, modcache string, goCfg config.GoConfig) error {
-	if err := os.MkdirAll(modcache, 0o755); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
-	cmd.Dir = modcache
-	cmd.Env = append(os.Environ(), "GOMODCACHE="+modcache, "GOFLAGS=-mod=mod", "GO111MODULE=on", "GONOSUMDB=", "GOPRIVATE=", "GOINSECURE=")
-	if goCfg.Proxy != "" {
-		cmd.Env = append(cmd.Env, "GOPROXY="+goCfg.Proxy)
-	}
-	if goCfg.SumDB != "" {
-		cmd.Env = append(cmd.Env, "GOSUMDB="+goCfg.SumDB)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var info struct{ Error string }
-	_ = json.Unmarshal(out, &info)
-	if err != nil || info.Error != "" {
-		return fmt.Errorf("fetching %s through GOPROXY (set go.proxy in the config if the module proxy is elsewhere): %v %s %s", mod, err, info.Error, strings.TrimSpace(stderr.String()))
-	}
-	return nil
-}
-
-// copyGoRoot copies a toolchain module tree, giving bin/ and pkg/tool/
-// their executable bits back.
+// copyGoRoot copies a toolchain module tree, with base.ToolchainFileMode.
 func copyGoRoot(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -101,11 +67,7 @@ func copyGoRoot(src, dst string) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		mode := fs.FileMode(0o644)
-		slash := filepath.ToSlash(rel)
-		if strings.HasPrefix(slash, "bin/") || strings.HasPrefix(slash, "pkg/tool/") {
-			mode = 0o755
-		}
+		mode := base.ToolchainFileMode(filepath.ToSlash(rel))
 		in, err := os.Open(p)
 		if err != nil {
 			return err

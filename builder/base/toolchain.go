@@ -34,23 +34,23 @@ func normalizedLayer(raw, out string, epoch time.Time) (v1.Layer, error) {
 	return layer.Write(out, func(tw *tar.Writer) error { return layer.Copy(tw, f, epoch) })
 }
 
-// goToolchainLayer downloads the Go toolchain as a module through GOPROXY,
-// which checks it against go.sum's checksum database, and lays it out at
-// /usr/local/go.
-func goToolchainLayer(ctx context.Context, goVersion string, o Options, out string, epoch time.Time) (v1.Layer, string, error) {
+// ToolchainModule fetches Go goVersion as the golang.org/toolchain module
+// into the module cache modcache, through goProxy (empty: the go command's
+// default), which checks it against the checksum database goSumDB (empty:
+// the default). It returns the module's directory and its go.sum hash.
+func ToolchainModule(ctx context.Context, goVersion, modcache, goProxy, goSumDB string) (dir, sum string, err error) {
 	mod := "golang.org/toolchain@" + toolchainVersion(goVersion)
-	cache := filepath.Join(o.CacheDir, "toolchain-modcache")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, "", err
+	if err := os.MkdirAll(modcache, 0o755); err != nil {
+		return "", "", err
 	}
 	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
-	cmd.Dir = cache
-	cmd.Env = append(os.Environ(), "GOMODCACHE="+cache, "GOFLAGS=-mod=mod", "GO111MODULE=on", "GONOSUMDB=", "GONOSUMCHECK=", "GOPRIVATE=", "GOINSECURE=")
-	if o.GoProxy != "" {
-		cmd.Env = append(cmd.Env, "GOPROXY="+o.GoProxy)
+	cmd.Dir = modcache
+	cmd.Env = append(os.Environ(), "GOMODCACHE="+modcache, "GOFLAGS=-mod=mod", "GO111MODULE=on", "GONOSUMDB=", "GONOSUMCHECK=", "GOPRIVATE=", "GOINSECURE=")
+	if goProxy != "" {
+		cmd.Env = append(cmd.Env, "GOPROXY="+goProxy)
 	}
-	if o.GoSumDB != "" {
-		cmd.Env = append(cmd.Env, "GOSUMDB="+o.GoSumDB)
+	if goSumDB != "" {
+		cmd.Env = append(cmd.Env, "GOSUMDB="+goSumDB)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -60,18 +60,37 @@ func goToolchainLayer(ctx context.Context, goVersion string, o Options, out stri
 	}
 	_ = json.Unmarshal(stdout.Bytes(), &info)
 	if runErr != nil || info.Error != "" || info.Dir == "" {
-		return nil, "", fmt.Errorf("fetching Go %s as module %s through GOPROXY (is the module proxy reachable? set go.proxy in the config): %v %s %s", goVersion, mod, runErr, info.Error, strings.TrimSpace(stderr.String()))
+		return "", "", fmt.Errorf("fetching Go %s as module %s through GOPROXY (is the module proxy reachable? set go.proxy in the config): %v %s %s", goVersion, mod, runErr, info.Error, strings.TrimSpace(stderr.String()))
 	}
-	l, err := layer.Write(out, func(tw *tar.Writer) error { return writeGoRoot(tw, info.Dir, epoch) })
+	return info.Dir, info.Sum, nil
+}
+
+// ToolchainFileMode is the mode of the file rel (slash-separated) of a
+// toolchain module tree. Module zips do not keep file modes, so bin/ and
+// pkg/tool/ get their executable bits back, as the go command does when it
+// switches toolchains.
+func ToolchainFileMode(rel string) fs.FileMode {
+	if strings.HasPrefix(rel, "bin/") || strings.HasPrefix(rel, "pkg/tool/") {
+		return 0o755
+	}
+	return 0o644
+}
+
+// goToolchainLayer downloads the Go toolchain as a module and lays it out at
+// /usr/local/go.
+func goToolchainLayer(ctx context.Context, goVersion string, o Options, out string, epoch time.Time) (v1.Layer, string, error) {
+	dir, sum, err := ToolchainModule(ctx, goVersion, filepath.Join(o.CacheDir, "toolchain-modcache"), o.GoProxy, o.GoSumDB)
 	if err != nil {
 		return nil, "", err
 	}
-	return l, info.Sum, nil
+	l, err := layer.Write(out, func(tw *tar.Writer) error { return writeGoRoot(tw, dir, epoch) })
+	if err != nil {
+		return nil, "", err
+	}
+	return l, sum, nil
 }
 
-// writeGoRoot writes dir as /usr/local/go. Module zips do not keep file
-// modes, so bin/ and pkg/tool/ get their executable bits back, as the go
-// command does when it switches toolchains.
+// writeGoRoot writes dir as /usr/local/go, with ToolchainFileMode.
 func writeGoRoot(tw *tar.Writer, dir string, epoch time.Time) error {
 	for _, d := range []string{"usr/", "usr/local/"} {
 		h := &tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755}
@@ -98,10 +117,7 @@ func writeGoRoot(tw *tar.Writer, dir string, epoch time.Time) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		mode := int64(0o644)
-		if strings.HasPrefix(rel, "bin/") || strings.HasPrefix(rel, "pkg/tool/") {
-			mode = 0o755
-		}
+		mode := int64(ToolchainFileMode(rel))
 		f, err := os.Open(p)
 		if err != nil {
 			return err
