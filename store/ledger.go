@@ -84,7 +84,7 @@ func (s *Store) Entries(ctx context.Context, f LedgerFilter) ([]Entry, error) {
 	if !f.Since.IsZero() {
 		where, args = append(where, "time >= ?"), append(args, f.Since.UTC().Format(time.RFC3339Nano))
 	}
-	q := `SELECT id, time, actor, action, repository, tag, old_digest, new_digest, build_id, note FROM ledger`
+	q := entryColumns
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -92,24 +92,8 @@ func (s *Store) Entries(ctx context.Context, f LedgerFilter) ([]Entry, error) {
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	out, err := s.query(ctx, q, args...)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
-		var e Entry
-		var ts string
-		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Repository, &e.Tag, &e.OldDigest, &e.NewDigest, &e.BuildID, &e.Note); err != nil {
-			return nil, err
-		}
-		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			return nil, fmt.Errorf("ledger entry %d: %w", e.ID, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
@@ -129,21 +113,37 @@ type TagState struct {
 // Tags returns, for every tag the ledger knows, the digest its last
 // effective entry (push or force) set. Refused entries change nothing.
 func (s *Store) Tags(ctx context.Context) (map[string]TagState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, time, actor, action, repository, tag, old_digest, new_digest, build_id, note
-		FROM ledger WHERE id IN (SELECT max(id) FROM ledger WHERE action IN (?, ?) GROUP BY repository, tag)`, ActionPush, ActionForce)
+	entries, err := s.query(ctx, entryColumns+` WHERE id IN (SELECT max(id) FROM ledger WHERE action IN (?, ?) GROUP BY repository, tag)`, ActionPush, ActionForce)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]TagState{}
+	for _, e := range entries {
+		out[e.Repository+":"+e.Tag] = TagState{Repository: e.Repository, Tag: e.Tag, Digest: e.NewDigest, Last: e}
+	}
+	return out, nil
+}
+
+const entryColumns = `SELECT id, time, actor, action, repository, tag, old_digest, new_digest, build_id, note FROM ledger`
+
+// query runs a SELECT of entryColumns and scans its rows.
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]Entry, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]TagState{}
+	var out []Entry
 	for rows.Next() {
 		var e Entry
 		var ts string
 		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Repository, &e.Tag, &e.OldDigest, &e.NewDigest, &e.BuildID, &e.Note); err != nil {
 			return nil, err
 		}
-		e.Time, _ = time.Parse(time.RFC3339Nano, ts)
-		out[e.Repository+":"+e.Tag] = TagState{Repository: e.Repository, Tag: e.Tag, Digest: e.NewDigest, Last: e}
+		if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return nil, fmt.Errorf("ledger entry %d: %w", e.ID, err)
+		}
+		out = append(out, e)
 	}
 	return out, rows.Err()
 }
