@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -519,8 +518,11 @@ func RecordPushes(ctx context.Context, l Ledger, tr Trigger, pushed []registry.P
 			}
 			e := base
 			e.Action, e.Repository, e.Tag, e.NewDigest = store.ActionPush, p.Tag.RepositoryStr(), p.Tag.TagStr(), p.Digest.String()
-			e.Note = strings.TrimSpace(e.Note + "; the tag already named this image: recorded by a later build")
-			e.Note = strings.TrimPrefix(e.Note, "; ")
+			note := "the tag already named this image: recorded by a later build"
+			if e.Note != "" {
+				note = e.Note + "; " + note
+			}
+			e.Note = note
 			entries = append(entries, e)
 			continue
 		}
