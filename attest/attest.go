@@ -39,6 +39,9 @@ const (
 	AnnotationKind = "dev.sailmaker.attestation"
 	KindProvenance = "provenance"
 	KindSBOM       = "sbom"
+	// AnnotationSigned is "true" on an attachment whose document is a
+	// DSSE envelope (DSSEMediaType) signed with the build's key.
+	AnnotationSigned = "dev.sailmaker.signed"
 )
 
 // emptyConfig is the OCI empty descriptor's content.
@@ -51,13 +54,27 @@ var emptyConfig = []byte("{}")
 // remote.Write; the registry (or ggcr's fallback tag) lists it as a
 // referrer of subject.
 func Attachment(subject v1.Descriptor, artifactType, kind string, doc []byte, created time.Time) (v1.Image, error) {
+	return attachment(subject, artifactType, types.MediaType(artifactType), kind, doc, created, false)
+}
+
+// AttachmentOf makes the attachment manifest for a: as Attachment, with
+// the DSSE envelope as its document (and AnnotationSigned) when a is signed.
+func AttachmentOf(subject v1.Descriptor, a Attestation) (v1.Image, error) {
+	doc, mt, err := a.Content()
+	if err != nil {
+		return nil, err
+	}
+	return attachment(subject, a.ArtifactType, types.MediaType(mt), a.Kind, doc, a.Created, a.Envelope != nil)
+}
+
+func attachment(subject v1.Descriptor, artifactType string, layerType types.MediaType, kind string, doc []byte, created time.Time, signed bool) (v1.Image, error) {
 	if subject.Digest.Hex == "" || subject.MediaType == "" || subject.Size <= 0 {
 		return nil, errors.New("attest.Attachment: the subject needs a media type, digest and size")
 	}
 	if artifactType == "" || len(doc) == 0 {
 		return nil, errors.New("attest.Attachment: an artifact type and a document are required")
 	}
-	layer := static.NewLayer(doc, types.MediaType(artifactType))
+	layer := static.NewLayer(doc, layerType)
 	ld, err := layer.Digest()
 	if err != nil {
 		return nil, err
@@ -72,12 +89,15 @@ func Attachment(subject v1.Descriptor, artifactType, kind string, doc []byte, cr
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  artifactType,
 		Config:        v1.Descriptor{MediaType: types.OCIEmptyJSON, Digest: cd, Size: int64(len(emptyConfig))},
-		Layers:        []v1.Descriptor{{MediaType: types.MediaType(artifactType), Digest: ld, Size: int64(len(doc))}},
+		Layers:        []v1.Descriptor{{MediaType: layerType, Digest: ld, Size: int64(len(doc))}},
 		Annotations: map[string]string{
 			AnnotationCreated: created.UTC().Format(time.RFC3339),
 			AnnotationKind:    kind,
 		},
 		Subject: &sub,
+	}
+	if signed {
+		m.Annotations[AnnotationSigned] = "true"
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/sailmaker/sailmaker/api"
 )
 
 // Identifiers in the provenance statement.
@@ -125,16 +127,8 @@ type InternalParameters struct {
 	BuildKitVersion  string  `json:"buildkitVersion"`
 	SailmakerVersion string  `json:"sailmakerVersion"`
 	InputsKey        string  `json:"inputsKey"`
-	Trigger          Trigger `json:"trigger"`
-}
-
-// Trigger is who or what asked for the build, and when.
-type Trigger struct {
-	Actor      string    `json:"actor"`
-	Kind       string    `json:"kind"` // cli, api or webhook
-	DeliveryID string    `json:"deliveryId"`
-	BuildID    string    `json:"buildId"`
-	Time       time.Time `json:"time"`
+	// Trigger is who or what asked for the build, and when.
+	Trigger api.Trigger `json:"trigger"`
 }
 
 // ResourceDescriptor is SLSA's reference to an artifact, by URI and digest.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
 )
 
@@ -40,7 +41,7 @@ func provenanceParams(t *testing.T) attest.ProvenanceParams {
 		},
 		Internal: attest.InternalParameters{
 			BuildKitVersion: "v0.33.1", SailmakerVersion: "(devel)", InputsKey: "sha256:8888",
-			Trigger: attest.Trigger{Actor: "alice", Kind: "webhook", DeliveryID: "d-42", BuildID: "b-7", Time: started.Add(-time.Minute)},
+			Trigger: api.Trigger{Actor: "alice", Kind: "webhook", DeliveryID: "d-42", BuildID: "b-7", Time: started.Add(-time.Minute)},
 		},
 		InvocationID: "b-7",
 		StartedOn:    started,

@@ -19,12 +19,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
@@ -49,7 +45,6 @@ var (
 // Key is an ECDSA P-256 signing key.
 type Key struct {
 	priv *ecdsa.PrivateKey
-	sv   *signature.ECDSASignerVerifier
 }
 
 // GenerateKey makes a new ECDSA P-256 key pair: the private key as PEM
@@ -100,11 +95,7 @@ func ParseKey(pemBytes []byte) (*Key, error) {
 	if !ok || priv.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("the key is a %T, not an ECDSA P-256 key", pk)
 	}
-	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	return &Key{priv: priv, sv: sv}, nil
+	return &Key{priv: priv}, nil
 }
 
 // Public is the key's public half.
@@ -145,74 +136,40 @@ func SignaturePayload(ref name.Digest) ([]byte, error) {
 
 // Sign makes sure the image ref has a signature by key under its cosign
 // signature tag, and returns the digest of the signature manifest. A
-// signature by the same key already there is kept (nothing is written);
-// signatures by other keys stay, ours is added as one more layer, as
-// cosign does.
+// signature by the same key already there is kept (signatures are
+// deterministic, so nothing is written); signatures by other keys stay,
+// ours is added as one more layer, as cosign does.
 func Sign(ctx context.Context, ref name.Digest, key *Key, opts ...remote.Option) (v1.Hash, error) {
 	if key == nil {
 		return v1.Hash{}, errors.New("attest.Sign: no key")
 	}
-	opts = withContext(ctx, opts)
-	pl, err := SignaturePayload(ref)
+	sig, err := Signature(ref, key)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	tag := SignatureTag(ref)
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	existing, err := remote.Image(tag, opts...)
-	switch {
-	case isNotFound(err):
-	case err != nil:
-		return v1.Hash{}, fmt.Errorf("reading %s: %w", tag, err)
-	default:
-		if ok, err := hasSignature(existing, pl, key.Public()); err != nil {
-			return v1.Hash{}, fmt.Errorf("reading %s: %w", tag, err)
-		} else if ok {
-			return existing.Digest()
-		}
-		base = existing
-	}
-	sig, err := key.sv.SignMessage(bytes.NewReader(pl))
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("signing %s: %w", ref, err)
-	}
-	img, err := mutate.Append(base, mutate.Addendum{
-		Layer:       static.NewLayer(pl, SimpleSigningMediaType),
-		Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
-	})
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	if err := remote.Write(tag, img, opts...); err != nil {
-		return v1.Hash{}, fmt.Errorf("pushing the signature %s: %w", tag, err)
-	}
-	return img.Digest()
+	return WriteTagged(ctx, ref, sig, opts...)
 }
 
-// hasSignature reports whether sigImg has a layer that is exactly payload
-// with a signature that verifies with pub; it reads only the manifest.
-func hasSignature(sigImg v1.Image, pl []byte, pub crypto.PublicKey) (bool, error) {
-	m, err := sigImg.Manifest()
+// Signature is the cosign signature of ref by key, for its .sig tag: the
+// simple-signing payload with its signature in an annotation. The
+// signature is deterministic (RFC 6979).
+func Signature(ref name.Digest, key *Key) (Tagged, error) {
+	if key == nil {
+		return Tagged{}, errors.New("attest.Signature: no key")
+	}
+	pl, err := SignaturePayload(ref)
 	if err != nil {
-		return false, err
+		return Tagged{}, err
 	}
-	want, _, err := v1.SHA256(bytes.NewReader(pl))
+	sig, err := key.signMessage(pl)
 	if err != nil {
-		return false, err
+		return Tagged{}, fmt.Errorf("signing %s: %w", ref, err)
 	}
-	v, err := signature.LoadVerifier(pub, crypto.SHA256)
-	if err != nil {
-		return false, err
-	}
-	for _, l := range m.Layers {
-		if l.Digest != want {
-			continue
-		}
-		if verifyB64(v, l.Annotations[SignatureAnnotation], pl) == nil {
-			return true, nil
-		}
-	}
-	return false, nil
+	return Tagged{Suffix: SignatureTagSuffix, Layers: []TaggedLayer{{
+		MediaType:   SimpleSigningMediaType,
+		Content:     pl,
+		Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
+	}}}, nil
 }
 
 // VerifySignature checks that the image ref has, under its cosign

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,9 +24,13 @@ const (
 // in-toto statement (SLSA v1 provenance predicate).
 type Provenance struct {
 	// Attachment is the digest of the attachment manifest.
-	Attachment string           `json:"attachment"`
-	Created    string           `json:"created,omitempty"`
-	Statement  attest.Statement `json:"statement"`
+	Attachment string `json:"attachment"`
+	Created    string `json:"created,omitempty"`
+	// Signed says whether the statement came in a DSSE envelope signed
+	// with the key: valid, invalid, present (no key to check) or unsigned.
+	Signed         string           `json:"signed"`
+	SignatureError string           `json:"signatureError,omitempty"`
+	Statement      attest.Statement `json:"statement"`
 }
 
 // Commit is the source commit the provenance names.
@@ -42,8 +47,11 @@ type Package struct {
 
 // SBOM is the summary of an image's SPDX SBOM.
 type SBOM struct {
-	Attachment     string    `json:"attachment,omitempty"`
-	Created        string    `json:"created,omitempty"`
+	Attachment string `json:"attachment,omitempty"`
+	Created    string `json:"created,omitempty"`
+	// Signed is as Provenance's.
+	Signed         string    `json:"signed,omitempty"`
+	SignatureError string    `json:"signatureError,omitempty"`
 	Name           string    `json:"name,omitempty"`
 	Namespace      string    `json:"namespace,omitempty"`
 	GoModules      []Package `json:"goModules"`
@@ -65,38 +73,95 @@ func invalidf(format string, args ...any) error {
 	return &invalidError{msg: fmt.Sprintf(format, args...)}
 }
 
-// attachment reads an attachment's manifest and its single document.
-func (s *session) attachment(ctx context.Context, r *record, d v1.Descriptor, artifactType string) (doc []byte, created string, err error) {
+// Attestation signature states: a signed attachment's DSSE envelope
+// verifies with the key (valid), does not (invalid), or there is no key to
+// check it with (present); an unsigned attachment is a plain document.
+const (
+	AttestationSigned   = "valid"
+	AttestationInvalid  = "invalid"
+	AttestationPresent  = "present"
+	AttestationUnsigned = "unsigned"
+)
+
+// document is one attachment's document, read.
+type document struct {
+	doc     []byte
+	created string
+	// signed is one of the Attestation* states.
+	signed string
+	why    string // why an envelope did not verify
+}
+
+// attachment reads an attachment's manifest and its single document: the
+// document itself, or the statement of a signed attachment's DSSE envelope
+// (for an SBOM, the SPDX document in the statement), with what its
+// signature says.
+func (s *session) attachment(ctx context.Context, r *record, d v1.Descriptor, artifactType string) (document, error) {
 	raw, err := s.manifest(ctx, r.repo, d.Digest)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading attachment %s of %s: %w", d.Digest, r.Name(), err)
+		return document{}, fmt.Errorf("reading attachment %s of %s: %w", d.Digest, r.Name(), err)
 	}
 	pm, err := parseManifest(raw)
 	if err != nil || pm.image == nil {
-		return nil, "", invalidf(errInvalidAttachMsg, d.Digest, "not an image manifest")
+		return document{}, invalidf(errInvalidAttachMsg, d.Digest, "not an image manifest")
 	}
 	m := pm.image
 	if m.Subject == nil || m.Subject.Digest != r.digest {
-		return nil, "", invalidf(errInvalidAttachMsg, d.Digest, "its subject is not "+r.Digest)
+		return document{}, invalidf(errInvalidAttachMsg, d.Digest, "its subject is not "+r.Digest)
 	}
 	if len(m.Layers) != 1 {
-		return nil, "", invalidf(errInvalidAttachMsg, d.Digest, fmt.Sprintf("has %d layers, not one document", len(m.Layers)))
+		return document{}, invalidf(errInvalidAttachMsg, d.Digest, fmt.Sprintf("has %d layers, not one document", len(m.Layers)))
 	}
-	if string(m.Layers[0].MediaType) != artifactType {
-		return nil, "", invalidf(errInvalidAttachMsg, d.Digest, fmt.Sprintf("its document is %s, not %s", m.Layers[0].MediaType, artifactType))
+	mt := string(m.Layers[0].MediaType)
+	if mt != artifactType && mt != attest.DSSEMediaType {
+		return document{}, invalidf(errInvalidAttachMsg, d.Digest, fmt.Sprintf("its document is %s, not %s or a DSSE envelope", mt, artifactType))
 	}
 	b, err := s.blob(ctx, r.repo, m.Layers[0].Digest)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading attachment %s of %s: %w", d.Digest, r.Name(), err)
+		return document{}, fmt.Errorf("reading attachment %s of %s: %w", d.Digest, r.Name(), err)
 	}
-	return b, m.Annotations[annotationCreated], nil
+	out := document{doc: b, created: m.Annotations[annotationCreated], signed: AttestationUnsigned}
+	if mt == attest.DSSEMediaType {
+		if out.doc, out.signed, out.why, err = s.openEnvelope(b, artifactType); err != nil {
+			return document{}, invalidf(errInvalidAttachMsg, d.Digest, err.Error())
+		}
+	}
+	return out, nil
+}
+
+// openEnvelope reads a DSSE envelope: the statement it carries (for an
+// SBOM, the SPDX document inside), and whether the key verifies it.
+func (s *session) openEnvelope(b []byte, artifactType string) (doc []byte, signed, why string, err error) {
+	env, err := attest.ParseEnvelope(b)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if env.PayloadType != attest.InTotoPayloadType {
+		return nil, "", "", fmt.Errorf("its DSSE payload is %s, not an in-toto statement", env.PayloadType)
+	}
+	signed = AttestationPresent
+	if ev, ok := s.a.verifier.(EnvelopeVerifier); ok {
+		signed = AttestationSigned
+		if err := ev.VerifyEnvelope(env); err != nil {
+			signed, why = AttestationInvalid, err.Error()
+		}
+	}
+	if doc, err = env.Decode(); err != nil {
+		return nil, "", "", err
+	}
+	if artifactType == ArtifactTypeSBOM {
+		if doc, err = attest.SBOMFromStatement(doc); err != nil {
+			return nil, "", "", err
+		}
+	}
+	return doc, signed, why, nil
 }
 
 // newest reads the attachments of one artifact type and returns the newest
 // valid one by its created annotation (RFC 3339 in UTC sorts as text),
 // parsed by parse: nil when there is none, an *invalidError when there are
 // attachments but none is valid.
-func newest[T any](ctx context.Context, s *session, r *record, artifactType string, parse func(digest string, doc []byte, created string) (*T, error)) (*T, error) {
+func newest[T any](ctx context.Context, s *session, r *record, artifactType string, parse func(digest string, d document) (*T, error)) (*T, error) {
 	descs := r.referrersOf(artifactType)
 	if len(descs) == 0 {
 		return nil, nil
@@ -105,15 +170,17 @@ func newest[T any](ctx context.Context, s *session, r *record, artifactType stri
 		descs = descs[len(descs)-maxAttachmentsRead:]
 	}
 	var best *T
-	var bestCreated string
+	var bestKey string
 	var firstInvalid error
 	for _, d := range descs {
-		doc, created, err := s.attachment(ctx, r, d, artifactType)
+		doc, err := s.attachment(ctx, r, d, artifactType)
 		if err == nil {
 			var v *T
-			if v, err = parse(d.Digest.String(), doc, created); err == nil {
-				if best == nil || created >= bestCreated {
-					best, bestCreated = v, created
+			if v, err = parse(d.Digest.String(), doc); err == nil {
+				// Newest first; of two made in the same second, a signed one.
+				key := doc.created + "|" + strconv.FormatBool(doc.signed != AttestationUnsigned)
+				if best == nil || key >= bestKey {
+					best, bestKey = v, key
 				}
 				continue
 			}
@@ -133,23 +200,23 @@ func newest[T any](ctx context.Context, s *session, r *record, artifactType stri
 
 // provenance reads r's provenance; nil when it has none.
 func (s *session) provenance(ctx context.Context, r *record) (*Provenance, error) {
-	return newest(ctx, s, r, ArtifactTypeProvenance, func(digest string, doc []byte, created string) (*Provenance, error) {
-		st, err := attest.ParseProvenance(doc)
+	return newest(ctx, s, r, ArtifactTypeProvenance, func(digest string, d document) (*Provenance, error) {
+		st, err := attest.ParseProvenance(d.doc)
 		if err != nil {
 			return nil, invalidf("attachment %s: %v", digest, err)
 		}
-		return &Provenance{Attachment: digest, Created: created, Statement: *st}, nil
+		return &Provenance{Attachment: digest, Created: d.created, Signed: d.signed, SignatureError: d.why, Statement: *st}, nil
 	})
 }
 
 // sbom reads r's SBOM summary; nil when it has none.
 func (s *session) sbom(ctx context.Context, r *record) (*SBOM, error) {
-	return newest(ctx, s, r, ArtifactTypeSBOM, func(digest string, doc []byte, created string) (*SBOM, error) {
-		d, err := attest.ParseSBOM(doc)
+	return newest(ctx, s, r, ArtifactTypeSBOM, func(digest string, doc document) (*SBOM, error) {
+		d, err := attest.ParseSBOM(doc.doc)
 		if err != nil {
 			return nil, invalidf("attachment %s: %v", digest, err)
 		}
-		out := &SBOM{Attachment: digest, Created: created, Name: d.Name, Namespace: d.DocumentNamespace, GoModules: []Package{}, DebianPackages: []Package{}}
+		out := &SBOM{Attachment: digest, Created: doc.created, Signed: doc.signed, SignatureError: doc.why, Name: d.Name, Namespace: d.DocumentNamespace, GoModules: []Package{}, DebianPackages: []Package{}}
 		if out.Created == "" {
 			out.Created = d.CreationInfo.Created
 		}

@@ -223,6 +223,20 @@ func TestVerifyFindings(t *testing.T) {
 	w.sign(b.repo, d, w.key, d)
 	// The ledger knows a tag the registry lost.
 	w.record("demo/gone", "1", s.pilot1)
+	// Attested before a signing key was configured: plain documents.
+	b = build{repo: "demo/au", tag: "1", base: s.baseImg, commit: commit1}
+	d = w.push(b.repo, b.tag, w.builtImage(b))
+	w.record(b.repo, b.tag, d)
+	w.attachWith(b.repo, d, "application/vnd.in-toto+json", "provenance", w.provenance(b.repo, d, b, commit1), s0, nil)
+	w.attachWith(b.repo, d, "application/spdx+json", "sbom", sbom(mods, debs), s0, nil)
+	w.sign(b.repo, d, w.key, d)
+	// Attestations signed with another key.
+	b = build{repo: "demo/ai", tag: "1", base: s.baseImg, commit: commit1}
+	d = w.push(b.repo, b.tag, w.builtImage(b))
+	w.record(b.repo, b.tag, d)
+	w.attachWith(b.repo, d, "application/vnd.in-toto+json", "provenance", w.provenance(b.repo, d, b, commit1), s0, otherKey)
+	w.attach(b.repo, d, "application/spdx+json", "sbom", sbom(mods, debs), s0)
+	w.sign(b.repo, d, w.key, d)
 
 	rep, err := w.auditor().Verify(ctx)
 	require.NoError(t, err)
@@ -243,6 +257,9 @@ func TestVerifyFindings(t *testing.T) {
 		{"signature-invalid", "demo/si:1"},
 		{"signature-invalid", "demo/sx:1"},
 		{"commit-mismatch", "istio/proxyv2:1.24.2"},
+		{"attestation-unsigned", "demo/au:1"},
+		{"attestation-unsigned", "demo/au:1"},
+		{"attestation-invalid", "demo/ai:1"},
 	}), findingSet(rep))
 
 	for _, f := range rep.Findings {
@@ -263,9 +280,14 @@ func TestVerifyFindings(t *testing.T) {
 			assert.Contains(t, f.Message, "apt-get install")
 		case f.Code == "provenance-mismatch":
 			assert.Contains(t, f.Message, "recipe digest")
+		case f.Code == "attestation-unsigned":
+			assert.Contains(t, f.Message, "build again to sign it")
+		case f.Code == "attestation-invalid":
+			assert.Contains(t, f.Message, "the provenance")
+			assert.Contains(t, f.Message, "none by this key")
 		}
 	}
-	assert.Equal(t, []string{"commit-mismatch", "foreign-base", "foreign-layer", "no-provenance", "no-sbom", "not-built-by-sailmaker",
+	assert.Equal(t, []string{"attestation-invalid", "attestation-unsigned", "commit-mismatch", "foreign-base", "foreign-layer", "no-provenance", "no-sbom", "not-built-by-sailmaker",
 		"provenance-mismatch", "signature-invalid", "signature-missing", "tag-deleted", "tag-moved", "tag-unrecorded"}, rep.Codes())
 }
 
@@ -294,6 +316,8 @@ func TestShow(t *testing.T) {
 	assert.Equal(t, commit1, d.Provenance.Commit())
 	assert.Equal(t, "demo@1.0.0", d.Provenance.Statement.Predicate.BuildDefinition.ExternalParameters.Recipe.ID)
 	assert.Equal(t, "tester", d.Provenance.Statement.Predicate.BuildDefinition.InternalParameters.Trigger.Actor)
+	assert.Equal(t, audit.AttestationSigned, d.Provenance.Signed, "the DSSE envelope verifies with the key")
+	assert.Equal(t, audit.AttestationSigned, d.SBOM.Signed)
 	require.NotNil(t, d.SBOM)
 	assert.False(t, d.SBOM.FromLabel)
 	assert.Contains(t, d.SBOM.GoModules, audit.Package{Name: "github.com/google/uuid", Version: "v1.6.0", PURL: "pkg:golang/github.com/google/uuid@v1.6.0"})

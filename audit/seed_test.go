@@ -219,26 +219,57 @@ func (a artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	return nil, fmt.Errorf("no layer %s", h)
 }
 
-// attach pushes doc as an attachment of repo@subject.
+// attach pushes doc as an attachment of repo@subject, signed with the
+// world's key as sailmaker signs: a DSSE envelope of the in-toto statement
+// (for an SBOM, a statement whose predicate is the SPDX document).
 func (w *world) attach(repo string, subject v1.Hash, artifactType, kind string, doc []byte, created time.Time) v1.Hash {
+	return w.attachWith(repo, subject, artifactType, kind, doc, created, w.key)
+}
+
+// attachWith is attach signed with key, or a plain document with none (as
+// before signing was configured).
+func (w *world) attachWith(repo string, subject v1.Hash, artifactType, kind string, doc []byte, created time.Time, key *ecdsa.PrivateKey) v1.Hash {
 	w.t.Helper()
 	ctx := context.Background()
 	subjRef := w.tag(repo, "x").Context().Digest(subject.String())
 	desc, err := remote.Head(subjRef, remote.WithContext(ctx))
 	require.NoError(w.t, err)
-	layer := static.NewLayer(doc, types.MediaType(artifactType))
+	layerType := artifactType
+	annotations := map[string]string{
+		"org.opencontainers.image.created": created.UTC().Format(time.RFC3339),
+		"dev.sailmaker.attestation":        kind,
+	}
+	if key != nil {
+		statement := doc
+		if kind == "sbom" {
+			statement, err = json.Marshal(map[string]any{
+				"_type":         "https://in-toto.io/Statement/v1",
+				"subject":       []any{map[string]any{"name": w.reg() + "/" + repo, "digest": map[string]string{"sha256": subject.Hex}}},
+				"predicateType": "https://spdx.dev/Document",
+				"predicate":     json.RawMessage(doc),
+			})
+			require.NoError(w.t, err)
+		}
+		const pt = "application/vnd.in-toto+json"
+		sum := sha256.Sum256([]byte(fmt.Sprintf("DSSEv1 %d %s %d %s", len(pt), pt, len(statement), statement)))
+		sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+		require.NoError(w.t, err)
+		doc, err = json.Marshal(map[string]any{"payloadType": pt, "payload": base64.StdEncoding.EncodeToString(statement),
+			"signatures": []any{map[string]string{"keyid": "", "sig": base64.StdEncoding.EncodeToString(sig)}}})
+		require.NoError(w.t, err)
+		layerType = "application/vnd.dsse.envelope.v1+json"
+		annotations["dev.sailmaker.signed"] = "true"
+	}
+	layer := static.NewLayer(doc, types.MediaType(layerType))
 	ld, _ := layer.Digest()
 	m := map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 		"artifactType":  artifactType,
 		"config":        map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:" + hexOf("{}"), "size": 2},
-		"layers":        []any{map[string]any{"mediaType": artifactType, "digest": ld.String(), "size": len(doc)}},
+		"layers":        []any{map[string]any{"mediaType": layerType, "digest": ld.String(), "size": len(doc)}},
 		"subject":       map[string]any{"mediaType": string(desc.MediaType), "digest": desc.Digest.String(), "size": desc.Size},
-		"annotations": map[string]string{
-			"org.opencontainers.image.created": created.UTC().Format(time.RFC3339),
-			"dev.sailmaker.attestation":        kind,
-		},
+		"annotations":   annotations,
 	}
 	raw, err := json.Marshal(m)
 	require.NoError(w.t, err)

@@ -228,6 +228,7 @@ func (d *Detail) Rows() [][]string {
 		bd := p.Statement.Predicate.BuildDefinition
 		ext := bd.ExternalParameters
 		add("provenance", "attachment", p.Attachment)
+		add("provenance", "signed", p.Signed)
 		add("provenance", "builder", p.Statement.Predicate.RunDetails.Builder.ID)
 		add("provenance", "recipe", strings.TrimSpace(ext.Recipe.ID+" "+ext.Recipe.Digest))
 		add("provenance", "source", strings.TrimSpace(ext.Source.Git+" "+ext.Source.Tag))
@@ -250,6 +251,10 @@ func (d *Detail) Rows() [][]string {
 		add("provenance", "finished", rfc3339(p.Statement.Predicate.RunDetails.Metadata.FinishedOn))
 	}
 	if sb := d.SBOM; sb != nil {
+		if sb.Attachment != "" {
+			add("sbom", "attachment", sb.Attachment)
+			add("sbom", "signed", sb.Signed)
+		}
 		for _, m := range sb.GoModules {
 			add("go module", m.Name, m.Version)
 		}

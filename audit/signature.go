@@ -41,6 +41,13 @@ func (f VerifierFunc) VerifySignature(ctx context.Context, ref name.Digest, opts
 	return f(ctx, ref, opts...)
 }
 
+// EnvelopeVerifier checks the signature of a DSSE envelope (a signed
+// provenance or SBOM). A SignatureVerifier that is one also checks the
+// attestations; KeyVerifier is.
+type EnvelopeVerifier interface {
+	VerifyEnvelope(env *attest.Envelope) error
+}
+
 // KeyVerifier verifies cosign-compatible signatures with a public key, with
 // attest.VerifySignature: the image <repo>:sha256-<hex>.sig holds
 // simple-signing payloads as layers, each with its base64 signature in the
@@ -84,5 +91,11 @@ func (k *KeyVerifier) VerifySignature(ctx context.Context, ref name.Digest, opts
 	case errors.Is(err, attest.ErrBadSignature):
 		return fmt.Errorf("%w: %v", ErrSignatureInvalid, err)
 	}
+	return err
+}
+
+// VerifyEnvelope implements EnvelopeVerifier.
+func (k *KeyVerifier) VerifyEnvelope(env *attest.Envelope) error {
+	_, err := env.Verify(k.pub)
 	return err
 }

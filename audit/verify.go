@@ -58,6 +58,12 @@ const (
 	// public key.
 	CodeSignatureMissing = "signature-missing"
 	CodeSignatureInvalid = "signature-invalid"
+	// CodeAttestationUnsigned / CodeAttestationInvalid: checked only with
+	// a key: the provenance or SBOM is a plain document (attached before
+	// signing was configured: build again to sign it), or its DSSE
+	// envelope does not verify with the key.
+	CodeAttestationUnsigned = "attestation-unsigned"
+	CodeAttestationInvalid  = "attestation-invalid"
 	// CodePartialResult: the image could not be read after retries, so it
 	// was not checked.
 	CodePartialResult = "partial-result"
@@ -191,7 +197,7 @@ func (a *Auditor) Verify(ctx context.Context) (*Report, error) {
 		unlisted[w.Reference] = true
 	}
 	for key, st := range tags {
-		if listed[key] || !a.inScope(st.Repository) {
+		if listed[key] || !a.inScope(st.Repository) || st.Digest == "" {
 			continue
 		}
 		repo, err := a.repo(st.Repository)
@@ -245,7 +251,11 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 	var out []Finding
 	if r.Tag != "" {
 		st, known := ledger[r.Repository+":"+r.Tag]
+		known = known && st.Digest != ""
 		switch {
+		case st.Names(r.Digest):
+			// The last push, or a write whose confirmation is still to be
+			// recorded (the build's process ended between the two).
 		case known && st.Digest != r.Digest:
 			out = append(out, finding(r, CodeTagMoved,
 				"the ledger's last entry (%s by %s at %s) set this tag to %s; the registry has %s: it was moved outside sailmaker",
@@ -294,6 +304,14 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 		return nil, err
 	case sb == nil:
 		out = append(out, finding(r, CodeNoSBOM, "no SBOM attached (%s referrer)", ArtifactTypeSBOM))
+	}
+	if s.a.verifier != nil {
+		if prov != nil {
+			out = append(out, attestationFindings(r, "provenance", prov.Attachment, prov.Signed, prov.SignatureError)...)
+		}
+		if sb != nil {
+			out = append(out, attestationFindings(r, "SBOM", sb.Attachment, sb.Signed, sb.SignatureError)...)
+		}
 	}
 	f, err := s.checkBase(ctx, r, prov)
 	if err != nil {
@@ -488,4 +506,15 @@ func (s *session) checkBase(ctx context.Context, r *record, prov *Provenance) ([
 		}
 	}
 	return out, nil
+}
+
+// attestationFindings says what is wrong with an attestation's signature.
+func attestationFindings(r *record, what, attachment, signed, why string) []Finding {
+	switch signed {
+	case AttestationUnsigned:
+		return []Finding{finding(r, CodeAttestationUnsigned, "the %s %s is not signed (attached before a signing key was configured: build again to sign it)", what, attachment)}
+	case AttestationInvalid:
+		return []Finding{finding(r, CodeAttestationInvalid, "the %s %s does not verify with the key: %s", what, attachment, why)}
+	}
+	return nil
 }

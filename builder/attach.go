@@ -1,8 +1,6 @@
 package builder
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -11,22 +9,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
-	"github.com/sailmaker/sailmaker/registry"
 )
-
-// requiredAttachments are the artifact types every image sailmaker pushes
-// has; an image without them is not up to date.
-var requiredAttachments = []string{attest.ProvenanceArtifactType, attest.SBOMArtifactType}
 
 // attestation is what one build records about its images, beyond the
 // labels: the trigger, BuildKit, the patches and when it ran.
 type attestation struct {
 	recipe       *recipes.Recipe
 	prov         Provenance
-	trigger      Trigger
+	trigger      api.Trigger
 	buildKit     string
 	invocationID string
 	started      time.Time
@@ -68,9 +62,8 @@ func goBinaries(img recipes.Image, outDir, envoyDir, version string) ([]attest.G
 	return out, nil
 }
 
-// attachments makes the provenance and SBOM of one image, to be pushed
-// with it.
-func (a *attestation) attachments(img recipes.Image, tag name.Tag, bi BaseImage, out assembled, finished time.Time) ([]registry.Attachment, error) {
+// documents makes the provenance and SBOM of one image, unsigned.
+func (a *attestation) documents(img recipes.Image, tag name.Tag, bi BaseImage, out assembled, finished time.Time) ([]attest.Attestation, error) {
 	desc, err := partial.Descriptor(out.image)
 	if err != nil {
 		return nil, err
@@ -100,10 +93,7 @@ func (a *attestation) attachments(img recipes.Image, tag name.Tag, bi BaseImage,
 			BuildKitVersion:  a.buildKit,
 			SailmakerVersion: attest.SailmakerVersion(),
 			InputsKey:        p.InputsKey,
-			Trigger: attest.Trigger{
-				Actor: a.trigger.Actor, Kind: a.trigger.Kind, DeliveryID: a.trigger.DeliveryID,
-				BuildID: a.trigger.BuildID, Time: a.trigger.Time.UTC(),
-			},
+			Trigger:          a.trigger,
 		},
 		InvocationID: a.invocationID,
 		StartedOn:    a.started,
@@ -130,48 +120,13 @@ func (a *attestation) attachments(img recipes.Image, tag name.Tag, bi BaseImage,
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
 
-	var atts []registry.Attachment
-	for _, d := range []struct {
-		artifactType, kind string
-		doc                any
-	}{
-		{attest.ProvenanceArtifactType, attest.KindProvenance, st},
-		{attest.SBOMArtifactType, attest.KindSBOM, sbom},
-	} {
-		raw, err := json.Marshal(d.doc)
-		if err != nil {
-			return nil, err
-		}
-		att, err := attest.Attachment(*desc, d.artifactType, d.kind, raw, finished)
-		if err != nil {
-			return nil, err
-		}
-		atts = append(atts, registry.Attachment{ArtifactType: d.artifactType, Image: att})
+	prov, err := attest.ProvenanceDocument(st, finished)
+	if err != nil {
+		return nil, err
 	}
-	return atts, nil
-}
-
-// signer signs with key through rc, for registry.Pending.Sign.
-func signer(rc *registry.Client, key *attest.Key) func(context.Context, name.Digest) (v1.Hash, error) {
-	if key == nil {
-		return nil
+	sb, err := attest.SBOMDocument(st.Subject[0], sbom, finished)
+	if err != nil {
+		return nil, err
 	}
-	return func(ctx context.Context, ref name.Digest) (v1.Hash, error) {
-		return attest.Sign(ctx, ref, key, rc.Remote(ctx)...)
-	}
-}
-
-// withAttachments copies the digests of what is attached to an image into
-// the result's fields.
-func withAttachments(r ImageResult) ImageResult {
-	if d, ok := r.Attached[attest.ProvenanceArtifactType]; ok {
-		r.Provenance = d.String()
-	}
-	if d, ok := r.Attached[attest.SBOMArtifactType]; ok {
-		r.SBOM = d.String()
-	}
-	if r.SignatureDigest != nil {
-		r.Signature = r.SignatureDigest.String()
-	}
-	return r
+	return []attest.Attestation{{Document: prov}, {Document: sb}}, nil
 }

@@ -22,12 +22,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
 )
 
 // The documents are read here with go-containerregistry and encoding/json
@@ -47,8 +50,11 @@ func referrersOf(t *testing.T, ref name.Digest, opts []remote.Option) map[string
 	return out
 }
 
-// readAttachment checks an attachment's manifest and returns its document.
-func readAttachment(t *testing.T, subject name.Digest, d v1.Descriptor, opts []remote.Option) map[string]any {
+// readAttachment checks an attachment's manifest and returns its document:
+// the layer itself, or for a signed one the statement in its DSSE
+// envelope, whose signature must verify with pub (read with crypto/ecdsa
+// here, not sailmaker's code).
+func readAttachment(t *testing.T, subject name.Digest, d v1.Descriptor, opts []remote.Option, pub ...*ecdsa.PublicKey) map[string]any {
 	t.Helper()
 	img, err := remote.Image(subject.Context().Digest(d.Digest.String()), opts...)
 	require.NoError(t, err)
@@ -63,7 +69,6 @@ func readAttachment(t *testing.T, subject name.Digest, d v1.Descriptor, opts []r
 	_, err = time.Parse(time.RFC3339, m.Annotations["org.opencontainers.image.created"])
 	assert.NoError(t, err)
 	require.Len(t, m.Layers, 1)
-	assert.Equal(t, d.ArtifactType, string(m.Layers[0].MediaType))
 	layers, err := img.Layers()
 	require.NoError(t, err)
 	rc, err := layers[0].Compressed()
@@ -71,9 +76,47 @@ func readAttachment(t *testing.T, subject name.Digest, d v1.Descriptor, opts []r
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	require.NoError(t, err)
-	var doc map[string]any
-	require.NoError(t, json.Unmarshal(b, &doc), string(b))
-	return doc
+	if len(pub) == 0 {
+		assert.Equal(t, d.ArtifactType, string(m.Layers[0].MediaType))
+		assert.Empty(t, m.Annotations["dev.sailmaker.signed"])
+		var doc map[string]any
+		require.NoError(t, json.Unmarshal(b, &doc), string(b))
+		return doc
+	}
+	assert.Equal(t, "application/vnd.dsse.envelope.v1+json", string(m.Layers[0].MediaType))
+	assert.Equal(t, "true", m.Annotations["dev.sailmaker.signed"])
+	statement, ok := openDSSE(t, b, pub[0])
+	require.True(t, ok, "the DSSE envelope verifies with our key")
+	return statement
+}
+
+// openDSSE checks a DSSE envelope's signature over PAE(type, payload) with
+// crypto/ecdsa and returns the in-toto statement it carries.
+func openDSSE(t *testing.T, envelope []byte, pub *ecdsa.PublicKey) (map[string]any, bool) {
+	t.Helper()
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []struct {
+			Sig string `json:"sig"`
+		} `json:"signatures"`
+	}
+	require.NoError(t, json.Unmarshal(envelope, &env))
+	assert.Equal(t, "application/vnd.in-toto+json", env.PayloadType)
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	require.NoError(t, err)
+	pae := fmt.Sprintf("DSSEv1 %d %s %d %s", len(env.PayloadType), env.PayloadType, len(payload), payload)
+	sum := sha256.Sum256([]byte(pae))
+	var statement map[string]any
+	require.NoError(t, json.Unmarshal(payload, &statement))
+	for _, s := range env.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		require.NoError(t, err)
+		if ecdsa.VerifyASN1(pub, sum[:], sig) {
+			return statement, true
+		}
+	}
+	return statement, false
 }
 
 // field walks a JSON document along dotted keys.
@@ -136,10 +179,11 @@ func publicKey(t *testing.T, pemBytes []byte) *ecdsa.PublicKey {
 }
 
 // Every image a build pushes carries a provenance statement and an SBOM as
-// OCI referrers and, with a key configured, a cosign signature; a second
-// build adds nothing; images that lost their attestations or signature
-// (pushed before this existed) get them back on the next build, with the
-// same image digest.
+// OCI referrers. Without a key they are plain documents; a later build
+// with a key builds the same images again, to the same digests, and adds
+// signed ones: DSSE envelopes (also under cosign's .att tag) and a cosign
+// signature. A build after that adds nothing; a lost signature comes back
+// without a rebuild.
 func TestBuildAttestsAndSigns(t *testing.T) {
 	e := testenv.Start(t)
 	bases := e.Bases(t)
@@ -152,7 +196,6 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "sailmaker.key"), priv, 0o600))
 	_, otherPub, err := attest.GenerateKey()
 	require.NoError(t, err)
-	e.Config.Signing.Key = filepath.Join(keyDir, "sailmaker.key")
 
 	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
@@ -184,14 +227,12 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	bkVersion := info.BuildkitVersion.Version
 	require.NotEmpty(t, bkVersion)
 
+	// 1. No key: plain attachments.
 	triggered := time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC)
-	o := builder.Options{
-		Config: e.Config, Registry: e.Registry, Progress: builder.Progress{Out: testWriter{t}, Mode: "plain"},
-		Trigger: builder.Trigger{Actor: "ci-bot", Kind: "webhook", DeliveryID: "delivery-123", BuildID: "build-9", Time: triggered},
-	}
-	res, err := builder.Build(ctx, r, o)
+	req := builder.Request{Trigger: api.Trigger{Actor: "ci-bot", Kind: "webhook", DeliveryID: "delivery-123", BuildID: "build-9", Time: triggered}}
+	res, err := buildAndPublish(t, e, r, req, publish.Settings{})
 	require.NoError(t, err)
-	require.Len(t, res.Images, 2)
+	require.Len(t, res.Published, 2)
 
 	baseImg, err := e.Registry.Image(ctx, bases["base/bookworm"].Tag)
 	require.NoError(t, err)
@@ -200,94 +241,25 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	debs := strings.Split(bcf.Config.Labels[base.LabelPackages], ",")
 	require.Greater(t, len(debs), 20, "the base lists its Debian packages")
 
-	for _, im := range res.Images {
-		ref := im.Tag.Context().Digest(im.Digest.String())
+	for _, im := range res.Published {
+		ref := refOf(t, im)
 		refs := referrersOf(t, ref, opts)
 		require.Len(t, refs["application/vnd.in-toto+json"], 1, "%s: one provenance", im.Name)
 		require.Len(t, refs["application/spdx+json"], 1, "%s: one SBOM", im.Name)
 		provDesc, sbomDesc := refs["application/vnd.in-toto+json"][0], refs["application/spdx+json"][0]
 		assert.Equal(t, provDesc.Digest.String(), im.Provenance)
 		assert.Equal(t, sbomDesc.Digest.String(), im.SBOM)
-		assert.NotEmpty(t, im.Signature)
+		assert.Empty(t, im.Signature, "no key, no signature")
+		assert.Empty(t, im.Attestations)
 
-		// Provenance.
-		prov := readAttachment(t, ref, provDesc, opts)
-		assert.Equal(t, "https://in-toto.io/Statement/v1", field(t, prov, "_type"))
-		assert.Equal(t, "https://slsa.dev/provenance/v1", field(t, prov, "predicateType"))
-		subj := field(t, prov, "subject").([]any)[0]
-		assert.Equal(t, im.Digest.Hex, field(t, subj, "digest.sha256"))
-		assert.Equal(t, im.Tag.Context().Name(), field(t, subj, "name"))
-		x := field(t, prov, "predicate.buildDefinition.externalParameters")
-		assert.Equal(t, repo.Commit, field(t, x, "source.commit"))
-		assert.Equal(t, "1.0.0", field(t, x, "source.tag"))
-		assert.Equal(t, repo.URL, field(t, x, "source.git"))
-		assert.Equal(t, r.Digest(), field(t, x, "recipe.digest"))
-		assert.Equal(t, bases["builder/go1.23.4"].Digest.String(), field(t, x, "toolchain.builderDigest"))
-		assert.Equal(t, "1.23.4", field(t, x, "toolchain.go"))
-		assert.Equal(t, bases["base/bookworm"].Digest.String(), field(t, x, "base.digest"))
-		assert.Equal(t, envoySHA, field(t, x, "envoy.sha256"))
-		assert.Equal(t, repo.ProxySHA, field(t, x, "envoy.proxySha"))
-		assert.Contains(t, field(t, x, "envoy.url"), fixture.EnvoyTarballName(repo.ProxySHA))
-		assert.Equal(t, "1.0.0", field(t, x, "make.variables.VERSION"))
-		assert.Equal(t, []any{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent"}, field(t, x, "make.targets"))
-		assert.Equal(t, im.Name, field(t, x, "image.name"))
-		assert.Equal(t, []any{map[string]any{"path": "readme.patch", "sha256": sha([]byte(patch))}}, field(t, x, "patches"))
-		in := field(t, prov, "predicate.buildDefinition.internalParameters")
-		assert.Equal(t, "ci-bot", field(t, in, "trigger.actor"))
-		assert.Equal(t, "webhook", field(t, in, "trigger.kind"))
-		assert.Equal(t, "delivery-123", field(t, in, "trigger.deliveryId"))
-		assert.Equal(t, "2025-03-01T09:30:00Z", field(t, in, "trigger.time"))
-		assert.Equal(t, res.InputsKey, field(t, in, "inputsKey"))
-		assert.Equal(t, bkVersion, field(t, in, "buildkitVersion"), "the daemon's BuildKit version")
-		assert.Equal(t, "build-9", field(t, prov, "predicate.runDetails.metadata.invocationId"))
-		deps := map[string]any{}
-		for _, d := range field(t, prov, "predicate.buildDefinition.resolvedDependencies").([]any) {
-			deps[field(t, d, "uri").(string)] = field(t, d, "digest")
-		}
-		assert.Equal(t, map[string]any{"gitCommit": repo.Commit}, deps["git+"+repo.URL+"@refs/tags/1.0.0"])
-		assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[e.Config.Registry.Address+"/base/bookworm:1"])
-		assert.Equal(t, map[string]any{"sha256": bases["builder/go1.23.4"].Digest.Hex}, deps[e.Config.Registry.Address+"/builder/go1.23.4:1"])
-		assert.Equal(t, map[string]any{"sha256": envoySHA}, deps[field(t, x, "envoy.url").(string)])
-		assert.Equal(t, map[string]any{"sha256": sha([]byte(patch))}, deps["file:readme.patch"])
-
-		// SBOM: the fixture's third-party module, the main module at the
-		// recipe's version, the toolchain, the base's Debian packages.
-		sbom := readAttachment(t, ref, sbomDesc, opts)
-		assert.Equal(t, "SPDX-2.3", field(t, sbom, "spdxVersion"))
-		// name -> versionInfo -> package (proxyv2's stand-in Envoy is a Go
-		// binary too, built with the host's Go: two stdlib versions).
-		pkgs := map[string]map[string]map[string]any{}
-		for _, p := range field(t, sbom, "packages").([]any) {
-			n, v := field(t, p, "name").(string), field(t, p, "versionInfo").(string)
-			if pkgs[n] == nil {
-				pkgs[n] = map[string]map[string]any{}
-			}
-			pkgs[n][v] = p.(map[string]any)
-		}
-		require.Contains(t, pkgs, "github.com/google/uuid", "%s: the SBOM lists the fixture's module", im.Name)
-		require.Contains(t, pkgs["github.com/google/uuid"], "v1.6.0")
-		assert.Equal(t, "pkg:golang/github.com/google/uuid@v1.6.0", field(t, pkgs["github.com/google/uuid"]["v1.6.0"]["externalRefs"].([]any)[0], "referenceLocator"))
-		require.Contains(t, pkgs, "istio.io/istio")
-		assert.Contains(t, pkgs["istio.io/istio"], "1.0.0", "the main module at the recipe's version")
-		require.Contains(t, pkgs, "stdlib")
-		require.Contains(t, pkgs["stdlib"], "go1.23.4", "the builder's toolchain")
-		assert.Contains(t, pkgs["stdlib"]["go1.23.4"]["comment"], "/usr/local/bin/pilot-")
-		for _, nv := range debs {
-			n, v, _ := strings.Cut(nv, "=")
-			if assert.Contains(t, pkgs, n, "%s: Debian package %s", im.Name, n) {
-				assert.Contains(t, pkgs[n], v, "version of %s", n)
-			}
-		}
-		require.Contains(t, pkgs, "iptables")
-
-		// Signature: verifies with our key, not with another.
-		assert.True(t, verifyCosign(t, ref, publicKey(t, pub), opts), "%s: signed with our key", im.Name)
-		assert.False(t, verifyCosign(t, ref, publicKey(t, otherPub), opts))
-		require.NoError(t, attest.VerifySignature(ctx, ref, publicKey(t, pub), opts...))
-		require.ErrorIs(t, attest.VerifySignature(ctx, ref, publicKey(t, otherPub), opts...), attest.ErrBadSignature)
+		checkProvenance(t, readAttachment(t, ref, provDesc, opts), checks{
+			image: im, repo: repo, recipe: r, bases: bases, envoySHA: envoySHA, patch: patch,
+			inputsKey: res.InputsKey, buildKit: bkVersion, actor: "ci-bot", invocation: "build-9",
+		})
+		checkSBOM(t, im.Name, readAttachment(t, ref, sbomDesc, opts), debs)
 	}
 	// pilot's SBOM names pilot-discovery, not proxyv2's binaries.
-	pilotRef := res.Images[0].Tag.Context().Digest(res.Images[0].Digest.String())
+	pilotRef := refOf(t, res.Published[0])
 	sbom := readAttachment(t, pilotRef, referrersOf(t, pilotRef, opts)["application/spdx+json"][0], opts)
 	for _, p := range field(t, sbom, "packages").([]any) {
 		if field(t, p, "name") == "github.com/google/uuid" {
@@ -295,53 +267,224 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 		}
 	}
 
-	// Nothing changed: up to date, nothing new attached.
-	again, err := builder.Build(ctx, r, o)
+	// 2. With a key: the unsigned images are built again, to the same
+	// digests, and get signed attestations and signatures.
+	e.Config.Signing.Key = filepath.Join(keyDir, "sailmaker.key")
+	req.Trigger = api.Trigger{Actor: "alice", Kind: "cli", BuildID: "cli-1"}
+	signed, err := buildAndPublish(t, e, r, req, publish.Settings{})
+	require.NoError(t, err)
+	assert.False(t, signed.UpToDate, "unsigned attestations: built again")
+	for i, im := range signed.Published {
+		assert.Equal(t, res.Published[i].Digest, im.Digest, "%s: the same image", im.Name)
+		assert.Equal(t, api.StatusUnchanged, im.Status)
+		ref := refOf(t, im)
+		refs := referrersOf(t, ref, opts)
+		require.Len(t, refs["application/vnd.in-toto+json"], 2, "%s: the old provenance and the signed one", im.Name)
+		var provDesc, sbomDesc v1.Descriptor
+		for _, d := range refs["application/vnd.in-toto+json"] {
+			if d.Digest.String() == im.Provenance {
+				provDesc = d
+			}
+		}
+		for _, d := range refs["application/spdx+json"] {
+			if d.Digest.String() == im.SBOM {
+				sbomDesc = d
+			}
+		}
+		require.NotEqual(t, res.Published[i].Provenance, im.Provenance)
+		prov := readAttachment(t, ref, provDesc, opts, publicKey(t, pub))
+		assert.Equal(t, "alice", field(t, prov, "predicate.buildDefinition.internalParameters.trigger.actor"))
+		assert.Equal(t, "cli-1", field(t, prov, "predicate.runDetails.metadata.invocationId"))
+		st := readAttachment(t, ref, sbomDesc, opts, publicKey(t, pub))
+		assert.Equal(t, "https://spdx.dev/Document", field(t, st, "predicateType"))
+		assert.Equal(t, im.Digest[len("sha256:"):], field(t, field(t, st, "subject").([]any)[0], "digest.sha256"))
+		checkSBOM(t, im.Name, field(t, st, "predicate").(map[string]any), debs)
+		_, ok := openDSSE(t, mustJSON(t, dsseOf(t, ref, provDesc, opts)), publicKey(t, otherPub))
+		assert.False(t, ok, "another key does not verify the envelope")
+
+		// cosign's .att tag: the same envelopes, with their predicate types.
+		att := cosignLayers(t, ref, ".att", opts)
+		require.Len(t, att, 2)
+		types := map[string]bool{}
+		for _, l := range att {
+			assert.Equal(t, "application/vnd.dsse.envelope.v1+json", l.mediaType)
+			types[l.annotations["predicateType"]] = true
+			_, ok := openDSSE(t, l.content, publicKey(t, pub))
+			assert.True(t, ok)
+		}
+		assert.Equal(t, map[string]bool{"https://slsa.dev/provenance/v1": true, "https://spdx.dev/Document": true}, types)
+
+		// Signature: verifies with our key, not with another.
+		assert.True(t, verifyCosign(t, ref, publicKey(t, pub), opts), "%s: signed with our key", im.Name)
+		assert.False(t, verifyCosign(t, ref, publicKey(t, otherPub), opts))
+		require.NoError(t, attest.VerifySignature(ctx, ref, publicKey(t, pub), opts...))
+		require.ErrorIs(t, attest.VerifySignature(ctx, ref, publicKey(t, otherPub), opts...), attest.ErrBadSignature)
+	}
+
+	// 3. Nothing changed: up to date, nothing new attached or signed.
+	again, err := buildAndPublish(t, e, r, req, publish.Settings{})
 	require.NoError(t, err)
 	require.True(t, again.UpToDate)
-	for i, im := range again.Images {
-		assert.Equal(t, res.Images[i].Provenance, im.Provenance)
-		assert.Equal(t, res.Images[i].SBOM, im.SBOM)
-		assert.Equal(t, res.Images[i].Signature, im.Signature)
-		refs := referrersOf(t, im.Tag.Context().Digest(im.Digest.String()), opts)
-		assert.Len(t, refs["application/vnd.in-toto+json"], 1)
+	for i, im := range again.Published {
+		assert.Equal(t, signed.Published[i].Provenance, im.Provenance)
+		assert.Equal(t, signed.Published[i].SBOM, im.SBOM)
+		assert.Equal(t, signed.Published[i].Signature, im.Signature)
+		ref := refOf(t, im)
+		assert.Len(t, referrersOf(t, ref, opts)["application/vnd.in-toto+json"], 2)
+		assert.Len(t, cosignLayers(t, ref, ".sig", opts), 1, "signing again adds no signature")
 	}
 
-	// pilot as pushed before attestations existed: no referrers, no
-	// signature. proxyv2 only unsigned.
-	pilot, proxy := res.Images[0], res.Images[1]
-	fallback := pilot.Tag.Context().Tag("sha256-" + pilot.Digest.Hex)
-	desc, err := remote.Head(fallback, opts...)
-	require.NoError(t, err, "our registry has no referrers API: ggcr keeps the fallback tag")
-	require.NoError(t, remote.Delete(pilot.Tag.Context().Digest(desc.Digest.String()), opts...))
-	for _, im := range []builder.ImageResult{pilot, proxy} {
-		require.NoError(t, remote.Delete(im.Tag.Context().Digest(im.Signature), opts...))
-		assert.ErrorIs(t, attest.VerifySignature(ctx, im.Tag.Context().Digest(im.Digest.String()), publicKey(t, pub), opts...), attest.ErrNotSigned)
-	}
-	assert.Empty(t, referrersOf(t, pilot.Tag.Context().Digest(pilot.Digest.String()), opts))
-
-	o.Trigger = builder.Trigger{Actor: "alice", Kind: "cli"}
-	rebuilt, err := builder.Build(ctx, r, o)
+	// 4. A lost signature comes back without a rebuild.
+	proxy := signed.Published[1]
+	require.NoError(t, remote.Delete(refOf(t, proxy).Context().Digest(proxy.Signature), opts...))
+	assert.ErrorIs(t, attest.VerifySignature(ctx, refOf(t, proxy), publicKey(t, pub), opts...), attest.ErrNotSigned)
+	resigned, err := buildAndPublish(t, e, r, req, publish.Settings{})
 	require.NoError(t, err)
-	assert.False(t, rebuilt.UpToDate, "an image without provenance is rebuilt")
-	for i, im := range rebuilt.Images {
-		assert.Equal(t, res.Images[i].Digest, im.Digest, "%s: the same image", im.Name)
-		assert.True(t, im.Unchanged)
-		ref := im.Tag.Context().Digest(im.Digest.String())
-		refs := referrersOf(t, ref, opts)
-		require.Len(t, refs["application/vnd.in-toto+json"], 1)
-		require.Len(t, refs["application/spdx+json"], 1)
-		assert.True(t, verifyCosign(t, ref, publicKey(t, pub), opts), "%s: signed again", im.Name)
-	}
-	prov := readAttachment(t, pilotRef, referrersOf(t, pilotRef, opts)["application/vnd.in-toto+json"][0], opts)
-	assert.Equal(t, "alice", field(t, prov, "predicate.buildDefinition.internalParameters.trigger.actor"), "pilot's new provenance")
-	assert.NotEqual(t, res.Images[0].Provenance, rebuilt.Images[0].Provenance)
-	assert.Equal(t, res.Images[1].Provenance, rebuilt.Images[1].Provenance, "proxyv2 keeps its provenance")
+	assert.True(t, resigned.UpToDate)
+	assert.True(t, verifyCosign(t, refOf(t, proxy), publicKey(t, pub), opts))
+	assert.Equal(t, proxy.Signature, resigned.Published[1].Signature, "signatures are deterministic")
+}
 
-	// Unsigned but otherwise complete: signed without a rebuild.
-	require.NoError(t, remote.Delete(proxy.Tag.Context().Digest(rebuilt.Images[1].Signature), opts...))
-	signed, err := builder.Build(ctx, r, o)
+// checks are what a provenance statement must say.
+type checks struct {
+	image      api.Image
+	repo       *fixture.Repo
+	recipe     *recipes.Recipe
+	bases      map[string]registry.Pushed
+	envoySHA   string
+	patch      string
+	inputsKey  string
+	buildKit   string
+	actor      string
+	invocation string
+}
+
+func checkProvenance(t *testing.T, prov map[string]any, c checks) {
+	t.Helper()
+	im, repo, bases := c.image, c.repo, c.bases
+	assert.Equal(t, "https://in-toto.io/Statement/v1", field(t, prov, "_type"))
+	assert.Equal(t, "https://slsa.dev/provenance/v1", field(t, prov, "predicateType"))
+	subj := field(t, prov, "subject").([]any)[0]
+	assert.Equal(t, im.Digest[len("sha256:"):], field(t, subj, "digest.sha256"))
+	assert.Equal(t, im.Repository, field(t, subj, "name"))
+	x := field(t, prov, "predicate.buildDefinition.externalParameters")
+	assert.Equal(t, repo.Commit, field(t, x, "source.commit"))
+	assert.Equal(t, "1.0.0", field(t, x, "source.tag"))
+	assert.Equal(t, repo.URL, field(t, x, "source.git"))
+	assert.Equal(t, c.recipe.Digest(), field(t, x, "recipe.digest"))
+	assert.Equal(t, bases["builder/go1.23.4"].Digest.String(), field(t, x, "toolchain.builderDigest"))
+	assert.Equal(t, "1.23.4", field(t, x, "toolchain.go"))
+	assert.Equal(t, bases["base/bookworm"].Digest.String(), field(t, x, "base.digest"))
+	assert.Equal(t, c.envoySHA, field(t, x, "envoy.sha256"))
+	assert.Equal(t, repo.ProxySHA, field(t, x, "envoy.proxySha"))
+	assert.Contains(t, field(t, x, "envoy.url"), fixture.EnvoyTarballName(repo.ProxySHA))
+	assert.Equal(t, "1.0.0", field(t, x, "make.variables.VERSION"))
+	assert.Equal(t, []any{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent"}, field(t, x, "make.targets"))
+	assert.Equal(t, im.Name, field(t, x, "image.name"))
+	assert.Equal(t, []any{map[string]any{"path": "readme.patch", "sha256": sha([]byte(c.patch))}}, field(t, x, "patches"))
+	in := field(t, prov, "predicate.buildDefinition.internalParameters")
+	assert.Equal(t, c.actor, field(t, in, "trigger.actor"))
+	assert.Equal(t, "webhook", field(t, in, "trigger.kind"))
+	assert.Equal(t, "delivery-123", field(t, in, "trigger.deliveryId"))
+	assert.Equal(t, "2025-03-01T09:30:00Z", field(t, in, "trigger.time"))
+	assert.Equal(t, c.inputsKey, field(t, in, "inputsKey"))
+	assert.Equal(t, c.buildKit, field(t, in, "buildkitVersion"), "the daemon's BuildKit version")
+	assert.Equal(t, c.invocation, field(t, prov, "predicate.runDetails.metadata.invocationId"))
+	deps := map[string]any{}
+	for _, d := range field(t, prov, "predicate.buildDefinition.resolvedDependencies").([]any) {
+		deps[field(t, d, "uri").(string)] = field(t, d, "digest")
+	}
+	reg := strings.SplitN(im.Repository, "/", 2)[0]
+	assert.Equal(t, map[string]any{"gitCommit": repo.Commit}, deps["git+"+repo.URL+"@refs/tags/1.0.0"])
+	assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[reg+"/base/bookworm:1"])
+	assert.Equal(t, map[string]any{"sha256": bases["builder/go1.23.4"].Digest.Hex}, deps[reg+"/builder/go1.23.4:1"])
+	assert.Equal(t, map[string]any{"sha256": c.envoySHA}, deps[field(t, x, "envoy.url").(string)])
+	assert.Equal(t, map[string]any{"sha256": sha([]byte(c.patch))}, deps["file:readme.patch"])
+}
+
+// checkSBOM: the fixture's third-party module, the main module at the
+// recipe's version, the toolchain, the base's Debian packages.
+func checkSBOM(t *testing.T, image string, sbom map[string]any, debs []string) {
+	t.Helper()
+	assert.Equal(t, "SPDX-2.3", field(t, sbom, "spdxVersion"))
+	// name -> versionInfo -> package (proxyv2's stand-in Envoy is a Go
+	// binary too, built with the host's Go: two stdlib versions).
+	pkgs := map[string]map[string]map[string]any{}
+	for _, p := range field(t, sbom, "packages").([]any) {
+		n, v := field(t, p, "name").(string), field(t, p, "versionInfo").(string)
+		if pkgs[n] == nil {
+			pkgs[n] = map[string]map[string]any{}
+		}
+		pkgs[n][v] = p.(map[string]any)
+	}
+	require.Contains(t, pkgs, "github.com/google/uuid", "%s: the SBOM lists the fixture's module", image)
+	require.Contains(t, pkgs["github.com/google/uuid"], "v1.6.0")
+	assert.Equal(t, "pkg:golang/github.com/google/uuid@v1.6.0", field(t, pkgs["github.com/google/uuid"]["v1.6.0"]["externalRefs"].([]any)[0], "referenceLocator"))
+	require.Contains(t, pkgs, "istio.io/istio")
+	assert.Contains(t, pkgs["istio.io/istio"], "1.0.0", "the main module at the recipe's version")
+	require.Contains(t, pkgs, "stdlib")
+	require.Contains(t, pkgs["stdlib"], "go1.23.4", "the builder's toolchain")
+	assert.Contains(t, pkgs["stdlib"]["go1.23.4"]["comment"], "/usr/local/bin/pilot-")
+	for _, nv := range debs {
+		n, v, _ := strings.Cut(nv, "=")
+		if assert.Contains(t, pkgs, n, "%s: Debian package %s", image, n) {
+			assert.Contains(t, pkgs[n], v, "version of %s", n)
+		}
+	}
+	require.Contains(t, pkgs, "iptables")
+}
+
+func refOf(t *testing.T, im api.Image) name.Digest {
+	t.Helper()
+	d, err := name.NewDigest(im.Reference, name.Insecure)
 	require.NoError(t, err)
-	assert.True(t, signed.UpToDate)
-	assert.True(t, verifyCosign(t, proxy.Tag.Context().Digest(proxy.Digest.String()), publicKey(t, pub), opts))
+	return d
+}
+
+// dsseOf reads a signed attachment's envelope as JSON.
+func dsseOf(t *testing.T, subject name.Digest, d v1.Descriptor, opts []remote.Option) map[string]any {
+	t.Helper()
+	img, err := remote.Image(subject.Context().Digest(d.Digest.String()), opts...)
+	require.NoError(t, err)
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	rc, err := layers[0].Compressed()
+	require.NoError(t, err)
+	defer rc.Close()
+	var env map[string]any
+	require.NoError(t, json.NewDecoder(rc).Decode(&env))
+	return env
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
+
+type cosignLayer struct {
+	mediaType   string
+	annotations map[string]string
+	content     []byte
+}
+
+// cosignLayers reads the layers under an image's cosign tag (.sig, .att).
+func cosignLayers(t *testing.T, ref name.Digest, suffix string, opts []remote.Option) []cosignLayer {
+	t.Helper()
+	tag := ref.Context().Tag(strings.Replace(ref.DigestStr(), ":", "-", 1) + suffix)
+	img, err := remote.Image(tag, opts...)
+	require.NoError(t, err, "the tag %s", tag)
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	var out []cosignLayer
+	for _, l := range m.Layers {
+		layer, err := img.LayerByDigest(l.Digest)
+		require.NoError(t, err)
+		rc, err := layer.Compressed()
+		require.NoError(t, err)
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		out = append(out, cosignLayer{mediaType: string(l.MediaType), annotations: l.Annotations, content: b})
+	}
+	return out
 }

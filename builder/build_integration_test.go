@@ -18,9 +18,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -72,18 +75,18 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)
 
-	opts := builder.Options{Config: e.Config, Registry: e.Registry, Progress: builder.Progress{Out: testWriter{t}, Mode: "plain"}}
-	res, err := builder.Build(ctx, r, opts)
+	res, err := buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
 	require.NoError(t, err)
 	require.False(t, res.UpToDate)
-	require.Len(t, res.Images, 2)
+	require.Len(t, res.Published, 2)
 
-	pilotRes, proxyRes := res.Images[0], res.Images[1]
-	assert.Equal(t, e.Config.Registry.Address+"/fixture/pilot:1.0.0", pilotRes.Tag.String())
-	pilot, err := e.Registry.Image(ctx, pilotRes.Tag)
-	require.NoError(t, err)
-	proxy, err := e.Registry.Image(ctx, proxyRes.Tag)
-	require.NoError(t, err)
+	pilotRes, proxyRes := res.Published[0], res.Published[1]
+	assert.Equal(t, e.Config.Registry.Address+"/fixture/pilot", pilotRes.Repository)
+	assert.Equal(t, "1.0.0", pilotRes.Tag)
+	assert.Equal(t, api.StatusPushed, pilotRes.Status)
+	pilot := imageAt(t, e, pilotRes.Repository+":"+pilotRes.Tag)
+	proxy := imageAt(t, e, proxyRes.Repository+":"+proxyRes.Tag)
+	assert.Equal(t, pilotRes.Digest, digestOf(t, pilot))
 
 	// The binaries report the recipe's VERSION and the pinned commit.
 	bin, h := fileFromImage(t, pilot, "/usr/local/bin/pilot-discovery")
@@ -129,26 +132,26 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	assert.Equal(t, d0, p0)
 
 	// Nothing changed: nothing is built or pushed.
-	again, err := builder.Build(ctx, r, opts)
+	again, err := buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
 	require.NoError(t, err)
 	assert.True(t, again.UpToDate)
-	for i, im := range again.Images {
-		assert.True(t, im.Unchanged)
-		assert.Equal(t, res.Images[i].Digest, im.Digest)
+	for i, im := range again.Published {
+		assert.Equal(t, api.StatusUnchanged, im.Status)
+		assert.Equal(t, res.Published[i].Digest, im.Digest)
 		assert.Zero(t, im.BytesUploaded)
 	}
 
 	// Two builds, the second with no cache, give identical digests; the
 	// tags already name them, so nothing moves.
-	opts.CheckReproducible = true
-	check, err := builder.Build(ctx, r, opts)
+	check, err := buildAndPublish(t, e, r, builder.Request{CheckReproducible: true}, publish.Settings{})
 	require.NoError(t, err)
 	require.NotNil(t, check.Reproducible)
 	assert.True(t, *check.Reproducible)
-	for i, im := range check.Images {
-		assert.Equal(t, res.Images[i].Digest, im.Digest, "rebuild of %s", im.Name)
-		assert.True(t, im.Unchanged)
+	for i, im := range check.Published {
+		assert.Equal(t, res.Published[i].Digest, im.Digest, "rebuild of %s", im.Name)
+		assert.Equal(t, api.StatusUnchanged, im.Status)
 	}
+	_ = ctx
 }
 
 // A build that reaches for the network fails, and says why.
@@ -161,7 +164,7 @@ func TestBuildWithoutNetwork(t *testing.T) {
 	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)
-	_, err = builder.Build(context.Background(), r, builder.Options{Config: e.Config, Registry: e.Registry})
+	_, err = buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tried to reach the network")
 	assert.Contains(t, err.Error(), "no network")
@@ -174,6 +177,40 @@ func TestBuildWithoutNetwork(t *testing.T) {
 
 func extractEnvoy(tgz []byte) ([]byte, error) {
 	return builder.ExtractFile(tgz, fixture.EnvoyBinaryPath)
+}
+
+// buildAndPublish builds r in e and publishes it as s says (by default to
+// e's registry, with the registry as the cache), as the CLI does.
+func buildAndPublish(t *testing.T, e *testenv.Env, r *recipes.Recipe, req builder.Request, s publish.Settings) (*publish.Outcome, error) {
+	t.Helper()
+	s.Registry = e.Registry
+	if s.Key == nil && e.Config.Signing.Key != "" {
+		k, err := attest.LoadKey(e.Config.Signing.Key)
+		require.NoError(t, err)
+		s.Key = k
+	}
+	pub, cache, err := publish.New(s)
+	require.NoError(t, err)
+	b, err := builder.New(e.Config, e.Registry, builder.WithProgress(builder.Progress{Out: testWriter{t}, Mode: "plain"}), builder.WithCache(cache))
+	require.NoError(t, err)
+	return publish.BuildAndPublish(context.Background(), b, r, req, pub)
+}
+
+// imageAt reads an image from e's registry.
+func imageAt(t *testing.T, e *testenv.Env, ref string) v1.Image {
+	t.Helper()
+	r, err := e.Registry.ParseRef(ref)
+	require.NoError(t, err)
+	img, err := e.Registry.Image(context.Background(), r)
+	require.NoError(t, err)
+	return img
+}
+
+func digestOf(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	require.NoError(t, err)
+	return d.String()
 }
 
 type testWriter struct{ t *testing.T }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/moby/buildkit/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -65,19 +66,26 @@ func (s *setup) recipe(t *testing.T, envoySHA string) *recipes.Recipe {
 	return r
 }
 
-func (s *setup) build(r *recipes.Recipe, mod func(*builder.Options)) error {
-	o := builder.Options{Config: s.env.Config, Registry: s.env.Registry}
-	if mod != nil {
-		mod(&o)
-	}
-	_, err := builder.Build(context.Background(), r, o)
+func (s *setup) build(t *testing.T, r *recipes.Recipe, req builder.Request) error {
+	_, err := newBuilder(t, s.env).Build(context.Background(), r, req)
 	return err
+}
+
+// newBuilder is a builder whose BuildKit client leads nowhere: these tests
+// end before anything is solved.
+func newBuilder(t *testing.T, e *testenv.Env) *builder.Builder {
+	bk, err := client.New(context.Background(), "unix://"+filepath.Join(t.TempDir(), "no-buildkitd.sock"))
+	require.NoError(t, err)
+	t.Cleanup(func() { bk.Close() })
+	b, err := builder.New(e.Config, e.Registry, builder.WithBuildKit(bk))
+	require.NoError(t, err)
+	return b
 }
 
 func TestWrongEnvoyChecksumFailsBeforeBuildKit(t *testing.T) {
 	s := newSetup(t)
 	wrong := strings.Repeat("ab", 32)
-	err := s.build(s.recipe(t, wrong), nil)
+	err := s.build(t, s.recipe(t, wrong), builder.Request{})
 	require.ErrorIs(t, err, builder.ErrChecksum)
 	assert.Contains(t, err.Error(), s.sum, "names the artifact's real sum")
 	assert.Contains(t, err.Error(), wrong, "names the pinned sum")
@@ -90,14 +98,14 @@ func TestEnvoyFileIsCheckedToo(t *testing.T) {
 	other, _ := fixture.EnvoyTarball(t, strings.Repeat("0", 40))
 	p := t.TempDir() + "/envoy.tar.gz"
 	require.NoError(t, writeFile(p, append(other, 0)))
-	err := s.build(s.recipe(t, s.sum), func(o *builder.Options) { o.EnvoyFile = p })
+	err := s.build(t, s.recipe(t, s.sum), builder.Request{EnvoyFile: p})
 	require.ErrorIs(t, err, builder.ErrChecksum)
 	assert.Contains(t, err.Error(), p)
 }
 
 func TestUnconfirmedEnvoyNeedsAChecksum(t *testing.T) {
 	s := newSetup(t)
-	err := s.build(s.recipe(t, ""), nil)
+	err := s.build(t, s.recipe(t, ""), builder.Request{})
 	require.ErrorContains(t, err, "unconfirmed")
 	require.ErrorContains(t, err, "--envoy-sha256")
 }
@@ -106,8 +114,8 @@ func TestMovedTagIsRefused(t *testing.T) {
 	s := newSetup(t)
 	r := s.recipe(t, s.sum)
 	s.repo.MoveTag(t, "retag the release")
-	err := s.build(r, nil)
-	require.ErrorIs(t, err, builder.ErrTagMoved)
+	err := s.build(t, r, builder.Request{})
+	require.ErrorIs(t, err, builder.ErrUpstreamTagMoved)
 	assert.Contains(t, err.Error(), s.repo.Commit, "names where the tag points now")
 	assert.Contains(t, err.Error(), r.Spec.Source.Commit, "names the pinned commit")
 }
@@ -115,7 +123,7 @@ func TestMovedTagIsRefused(t *testing.T) {
 func TestProxySHAMustMatchIstioDeps(t *testing.T) {
 	s := newSetup(t)
 	s.repo.ProxySHA = strings.Repeat("1", 40) // the recipe now pins another Envoy build
-	err := s.build(s.recipe(t, s.sum), nil)
+	err := s.build(t, s.recipe(t, s.sum), builder.Request{})
 	require.ErrorContains(t, err, "PROXY_REPO_SHA")
 }
 
@@ -125,7 +133,7 @@ func TestMissingBaseImageSaysHowToBuildIt(t *testing.T) {
 	file := fixture.WriteRecipe(t, repo, "http://127.0.0.1:1/", strings.Repeat("a", 64), e.Config.Registry.Address)
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)
-	_, err = builder.Build(context.Background(), r, builder.Options{Config: e.Config, Registry: e.Registry})
+	_, err = newBuilder(t, e).Build(context.Background(), r, builder.Request{})
 	require.ErrorContains(t, err, "sailmaker base build")
 }
 
@@ -157,7 +165,7 @@ func TestPatches(t *testing.T) {
 		require.NoError(t, err)
 		return r
 	}
-	err = s.build(withPatch("bad.patch"), nil)
+	err = s.build(t, withPatch("bad.patch"), builder.Request{})
 	require.ErrorContains(t, err, "bad.patch does not apply")
 
 	in, err := builder.FetchInputs(context.Background(), withPatch("good.patch"), builder.InputOptions{Config: s.env.Config})

@@ -32,9 +32,9 @@ import (
 // ErrChecksum is wrapped by every checksum mismatch.
 var ErrChecksum = errors.New("checksum mismatch")
 
-// ErrTagMoved is wrapped when an upstream tag no longer resolves to the
+// ErrUpstreamTagMoved is wrapped when an upstream git tag no longer resolves to the
 // commit the recipe pins.
-var ErrTagMoved = errors.New("upstream tag moved")
+var ErrUpstreamTagMoved = errors.New("upstream tag moved")
 
 // Inputs are everything the build needs, fetched and verified outside it.
 type Inputs struct {
@@ -137,7 +137,7 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 		return err
 	}
 	if got != src.Commit {
-		return fmt.Errorf("%w: tag %s of %s now points to %s, but the recipe pins %s; refusing to build (check upstream, then update the recipe's commit)", ErrTagMoved, src.Tag, src.Git, got, src.Commit)
+		return fmt.Errorf("%w: tag %s of %s now points to %s, but the recipe pins %s; refusing to build (check upstream, then update the recipe's commit)", ErrUpstreamTagMoved, src.Tag, src.Git, got, src.Commit)
 	}
 	in.Commit = got
 	ct, err := git(ctx, mirror, "show", "-s", "--format=%ct", got)

@@ -217,15 +217,11 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 			continue
 		}
 		byDigest := p.Tag.Context().Digest(out[i].Digest.String())
-		// Count what goes over the wire: blobs the registry already has, or
-		// mounts from another repository, cost nothing.
-		counter := &uploadCounter{base: c.transport}
-		opts := append(c.Remote(ctx), remote.WithTransport(counter))
-		err := remote.Write(byDigest, p.Image, opts...)
+		n, err := c.Write(ctx, byDigest, p.Image)
 		if err != nil {
-			return nil, fmt.Errorf("pushing %s: %w", byDigest, err)
+			return nil, err
 		}
-		out[i].BytesUploaded = counter.n.Load()
+		out[i].BytesUploaded = n
 		c.log.WithFields(logrus.Fields{"image": p.Tag.Context().String(), "digest": out[i].Digest.String()}).Info("pushed")
 	}
 	for i, p := range images {
@@ -247,6 +243,18 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 		}
 	}
 	return out, nil
+}
+
+// Write pushes img by digest into ref's repository (blobs the registry
+// has, or can mount, are not sent again) and returns the blob bytes that
+// went over the wire.
+func (c *Client) Write(ctx context.Context, ref name.Digest, img v1.Image) (int64, error) {
+	counter := &uploadCounter{base: c.transport}
+	opts := append(c.Remote(ctx), remote.WithTransport(counter))
+	if err := remote.Write(ref, img, opts...); err != nil {
+		return counter.n.Load(), fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return counter.n.Load(), nil
 }
 
 // attach writes p's attachments that the image does not have yet (one
@@ -287,8 +295,9 @@ func (c *Client) attach(ctx context.Context, p Pending, out *Pushed) error {
 
 // Attached lists the referrers of an image (the OCI referrers API, or the
 // sha256-<hex> fallback tag on registries without it) by artifact type.
-// Of several of one type, the one created last (annotation
-// org.opencontainers.image.created) wins.
+// Of several of one type, a signed one (annotation dev.sailmaker.signed)
+// wins over an unsigned one, then the one created last (annotation
+// org.opencontainers.image.created).
 func (c *Client) Attached(ctx context.Context, image name.Digest) (map[string]v1.Descriptor, error) {
 	idx, err := remote.Referrers(image, c.Remote(ctx)...)
 	if err != nil {
@@ -298,13 +307,19 @@ func (c *Client) Attached(ctx context.Context, image name.Digest) (map[string]v1
 	if err != nil {
 		return nil, fmt.Errorf("listing the referrers of %s: %w", image, err)
 	}
-	const created = "org.opencontainers.image.created"
+	rank := func(d v1.Descriptor) string {
+		signed := "0"
+		if d.Annotations["dev.sailmaker.signed"] == "true" {
+			signed = "1"
+		}
+		return signed + d.Annotations["org.opencontainers.image.created"]
+	}
 	out := map[string]v1.Descriptor{}
 	for _, d := range im.Manifests {
 		if d.ArtifactType == "" {
 			continue
 		}
-		if cur, ok := out[d.ArtifactType]; ok && cur.Annotations[created] > d.Annotations[created] {
+		if cur, ok := out[d.ArtifactType]; ok && rank(cur) > rank(d) {
 			continue
 		}
 		out[d.ArtifactType] = d

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -356,7 +357,7 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 	b, created, err := s.Submit(r.Context(), rec, source, doc, SubmitOptions{
 		Force:       req.Force,
 		EnvoySHA256: req.EnvoySHA256,
-		Trigger:     Trigger{Actor: p.Name, Kind: "api"},
+		Trigger:     api.Trigger{Actor: p.Name, Kind: api.TriggerAPI},
 	})
 	if err != nil {
 		s.internalError(w, r, err)
@@ -396,7 +397,7 @@ func (s *Service) internalError(w http.ResponseWriter, r *http.Request, err erro
 type SubmitOptions struct {
 	Force       bool
 	EnvoySHA256 string
-	Trigger     Trigger
+	Trigger     api.Trigger
 }
 
 // Submit queues a build of r, unless a build of the same recipe with the

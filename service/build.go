@@ -3,8 +3,7 @@ package service
 import (
 	"time"
 
-	"github.com/sailmaker/sailmaker/builder"
-	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/api"
 )
 
 // State is where a build is.
@@ -65,11 +64,11 @@ type Build struct {
 	RecipeDigest string `json:"recipeDigest"`
 	// Source says where the recipe came from: embedded, stored, inline or
 	// webhook.
-	Source      string  `json:"source"`
-	State       State   `json:"state"`
-	Force       bool    `json:"force,omitempty"`
-	EnvoySHA256 string  `json:"envoySHA256,omitempty"`
-	Trigger     Trigger `json:"trigger"`
+	Source      string      `json:"source"`
+	State       State       `json:"state"`
+	Force       bool        `json:"force,omitempty"`
+	EnvoySHA256 string      `json:"envoySHA256,omitempty"`
+	Trigger     api.Trigger `json:"trigger"`
 	// Created is when the build was asked for; Started when its first
 	// attempt started; Finished when it reached a final state.
 	Created  time.Time  `json:"created"`
@@ -77,28 +76,20 @@ type Build struct {
 	Finished *time.Time `json:"finished,omitempty"`
 	// Phases are when the current (or last) attempt entered each phase.
 	Phases  map[State]time.Time `json:"phases,omitempty"`
-	Timings *Timings            `json:"timings,omitempty"`
+	Timings *api.Timings        `json:"timings,omitempty"`
 	// UpToDate: the registry already had the images from the same inputs;
 	// nothing was built or pushed.
-	UpToDate bool    `json:"upToDate,omitempty"`
-	Images   []Image `json:"images,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	UpToDate bool `json:"upToDate,omitempty"`
+	// Images are the images the build published; a failed build lists
+	// those it tagged before it failed.
+	Images []api.Image `json:"images,omitempty"`
+	Error  string      `json:"error,omitempty"`
 	// Attempts counts the starts of the build.
 	Attempts int `json:"attempts"`
 	// Interruptions are the attempts the service did not see to the end.
 	Interruptions []Interruption `json:"interruptions,omitempty"`
 	CancelledBy   string         `json:"cancelledBy,omitempty"`
 	Warnings      []string       `json:"warnings,omitempty"`
-}
-
-// Trigger is who asked for a build, and how.
-type Trigger struct {
-	// Actor is the token's name ("anonymous" on an open loopback service;
-	// "webhook" for the webhook).
-	Actor string `json:"actor"`
-	// Kind is api or webhook.
-	Kind       string `json:"kind"`
-	DeliveryID string `json:"deliveryId,omitempty"`
 }
 
 // Interruption is an attempt that ended because the service stopped.
@@ -111,59 +102,8 @@ type Interruption struct {
 	Graceful bool `json:"graceful,omitempty"`
 }
 
-// Timings are the phases' durations in seconds.
-type Timings struct {
-	Fetch    float64 `json:"fetch"`
-	Solve    float64 `json:"solve"`
-	Assemble float64 `json:"assemble"`
-	Push     float64 `json:"push"`
-	Total    float64 `json:"total"`
-}
-
-// Image is one image a build produced.
-type Image struct {
-	Name           string `json:"name"`
-	Repository     string `json:"repository"`
-	Tag            string `json:"tag"`
-	Reference      string `json:"reference"`
-	Digest         string `json:"digest"`
-	Size           int64  `json:"size"`
-	BytesUploaded  int64  `json:"bytesUploaded"`
-	Status         string `json:"status"`
-	PreviousDigest string `json:"previousDigest,omitempty"`
-}
-
-func timingsOf(t builder.Timings) *Timings {
-	return &Timings{Fetch: t.Fetch.Seconds(), Solve: t.Solve.Seconds(), Assemble: t.Assemble.Seconds(), Push: t.Push.Seconds(), Total: t.Total.Seconds()}
-}
-
-func imagesOf(res *builder.Result) []Image {
-	out := make([]Image, 0, len(res.Images))
-	for _, im := range res.Images {
-		out = append(out, imageOf(im.Name, im.Pushed))
-	}
-	return out
-}
-
-func imageOf(name string, p registry.Pushed) Image {
-	im := Image{
-		Name:          name,
-		Repository:    p.Tag.Context().String(),
-		Tag:           p.Tag.TagStr(),
-		Reference:     p.Tag.Context().Digest(p.Digest.String()).String(),
-		Digest:        p.Digest.String(),
-		Size:          p.Size,
-		BytesUploaded: p.BytesUploaded,
-		Status:        "pushed",
-	}
-	switch {
-	case p.Unchanged:
-		im.Status = "unchanged"
-	case p.Forced:
-		im.Status = "pushed (tag moved by force)"
-	}
-	if p.Previous != nil {
-		im.PreviousDigest = p.Previous.String()
-	}
-	return im
+// Result is the build's result as the CLI prints a local build's.
+func (b *Build) Result() api.Result {
+	return api.Result{Recipe: b.Recipe, RecipeDigest: b.RecipeDigest, Trigger: b.Trigger,
+		UpToDate: b.UpToDate, Images: b.Images, Timings: b.Timings}
 }

@@ -14,17 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/recipes"
-	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
 )
 
@@ -53,7 +50,7 @@ type fakeRun struct {
 	started chan string
 	release chan struct{}
 	// fn, if set, replaces the waiting and the result.
-	fn func(ctx context.Context, j Job) (*builder.Result, error)
+	fn func(ctx context.Context, j Job) (*api.Result, error)
 
 	mu     sync.Mutex
 	ctxErr map[string]error // how each attempt's context ended
@@ -67,10 +64,10 @@ func newFakeRun() *fakeRun {
 	return &fakeRun{started: make(chan string, 100), release: make(chan struct{}), ctxErr: map[string]error{}}
 }
 
-func (f *fakeRun) run(ctx context.Context, j Job) (*builder.Result, error) {
-	j.OnPhase(builder.PhaseFetching)
+func (f *fakeRun) run(ctx context.Context, j Job) (*api.Result, error) {
+	j.OnPhase(api.PhaseFetching)
 	fmt.Fprintf(j.Log, "fetching %s\n", j.Recipe.ID())
-	j.OnPhase(builder.PhaseBuilding)
+	j.OnPhase(api.PhaseBuilding)
 	fmt.Fprintf(j.Log, "compiling %s\n", j.Recipe.ID())
 	f.started <- j.Build.ID
 	if f.fn != nil {
@@ -84,7 +81,7 @@ func (f *fakeRun) run(ctx context.Context, j Job) (*builder.Result, error) {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("build cancelled: %w", ctx.Err())
 	}
-	j.OnPhase(builder.PhasePushing)
+	j.OnPhase(api.PhasePushing)
 	fmt.Fprintf(j.Log, "pushing %s\n", j.Recipe.ID())
 	return fakeResult(j.Recipe), nil
 }
@@ -100,17 +97,14 @@ func (f *fakeRun) waitStarted(t *testing.T) string {
 	}
 }
 
-func fakeResult(r *recipes.Recipe) *builder.Result {
-	res := &builder.Result{RecipeID: r.ID(), RecipeDigest: r.Digest(), Timings: builder.Timings{Fetch: time.Second, Solve: 2 * time.Second, Total: 3 * time.Second}}
+func fakeResult(r *recipes.Recipe) *api.Result {
+	res := &api.Result{Recipe: r.ID(), RecipeDigest: r.Digest(), Timings: &api.Timings{Fetch: time.Second, Solve: 2 * time.Second, Total: 3 * time.Second}}
 	for _, img := range r.Spec.Images {
-		tag, err := name.NewTag(config.DefaultRegistryAddr + "/" + img.Repository + ":" + img.Tag)
-		if err != nil {
-			panic(err)
-		}
+		repo := config.DefaultRegistryAddr + "/" + img.Repository
 		sum := sha256.Sum256([]byte(r.Digest() + img.Name))
-		res.Images = append(res.Images, builder.ImageResult{Name: img.Name, Pushed: registry.Pushed{
-			Tag: tag, Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sum)}, Size: 2048, BytesUploaded: 1000,
-		}})
+		d := fmt.Sprintf("sha256:%x", sum)
+		res.Images = append(res.Images, api.Image{Name: img.Name, Output: "registry", Repository: repo, Tag: img.Tag,
+			Reference: repo + "@" + d, Digest: d, Size: 2048, BytesUploaded: 1000, Status: api.StatusPushed})
 	}
 	return res
 }

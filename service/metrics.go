@@ -76,10 +76,10 @@ func (m *metrics) finished(b *Build) {
 		m.duration.WithLabelValues(string(b.State)).Observe(b.Finished.Sub(*b.Started).Seconds())
 	}
 	if t := b.Timings; t != nil && b.State == StateSucceeded && !b.UpToDate {
-		m.phases.WithLabelValues("fetch").Observe(t.Fetch)
-		m.phases.WithLabelValues("solve").Observe(t.Solve)
-		m.phases.WithLabelValues("assemble").Observe(t.Assemble)
-		m.phases.WithLabelValues("push").Observe(t.Push)
+		m.phases.WithLabelValues("fetch").Observe(t.Fetch.Seconds())
+		m.phases.WithLabelValues("solve").Observe(t.Solve.Seconds())
+		m.phases.WithLabelValues("assemble").Observe(t.Assemble.Seconds())
+		m.phases.WithLabelValues("push").Observe(t.Push.Seconds())
 	}
 	for _, im := range b.Images {
 		m.pushBytes.Add(float64(im.BytesUploaded))

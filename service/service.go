@@ -23,8 +23,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
@@ -39,11 +42,13 @@ type Job struct {
 	// Logger writes to Log.
 	Logger logrus.FieldLogger
 	// OnPhase records the build's phase.
-	OnPhase func(builder.Phase)
+	OnPhase func(api.Phase)
 }
 
 // RunFunc runs one attempt of a build. It must return when ctx is done.
-type RunFunc func(ctx context.Context, job Job) (*builder.Result, error)
+// On an error it may still return a result: the images it published
+// before it failed.
+type RunFunc func(ctx context.Context, job Job) (*api.Result, error)
 
 // Options configure a Service.
 type Options struct {
@@ -79,6 +84,7 @@ type Service struct {
 	newRec  func(context.Context, recipes.NewOptions) (*recipes.Recipe, error)
 	ready   map[string]func(context.Context) error
 	audit   http.Handler
+	signKey *attest.Key
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
@@ -156,6 +162,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if _, err := registry.NewClient(o.Config); err != nil {
 			return nil, err
 		}
+		if o.Config.Signing.Key != "" {
+			if s.signKey, err = attest.LoadKey(o.Config.Signing.Key); err != nil {
+				return nil, fmt.Errorf("signing.key: %w", err)
+			}
+		}
 		s.run = s.builderRun
 	}
 	if s.newRec == nil {
@@ -187,31 +198,39 @@ func (s *Service) recipeDir() string { return filepath.Join(s.cfg.StateDir, "rec
 // LogPath is where a build's log is kept.
 func (s *Service) LogPath(id string) string { return filepath.Join(s.logDir(), id+".log") }
 
-// builderRun is the default RunFunc: builder.Build, its pushes logged to
-// the build's log.
-func (s *Service) builderRun(ctx context.Context, j Job) (*builder.Result, error) {
+// builderRun is the default RunFunc: the builder, then the registry
+// publisher (signing with the configured key, recording in the ledger), its
+// pushes logged to the build's log.
+func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	rc, err := registry.NewClient(s.cfg, registry.WithLogger(j.Logger))
 	if err != nil {
 		return nil, err
 	}
-	return builder.Build(ctx, j.Recipe, builder.Options{
-		Config:   s.cfg,
-		Registry: rc,
-		Progress: builder.Progress{Out: j.Log, Mode: "plain"},
-		Log:      j.Logger,
-		Force:    j.Build.Force,
+	pub, cache, err := publish.New(publish.Settings{Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger})
+	if err != nil {
+		return nil, err
+	}
+	b, err := builder.New(s.cfg, rc,
+		builder.WithProgress(builder.Progress{Out: j.Log, Mode: "plain"}),
+		builder.WithLogger(j.Logger),
+		builder.WithCache(cache))
+	if err != nil {
+		return nil, err
+	}
+	tr := j.Build.Trigger
+	tr.BuildID, tr.Time = j.Build.ID, j.Build.Created
+	out, err := publish.BuildAndPublish(ctx, b, j.Recipe, builder.Request{
+		Trigger: tr,
+		NoCache: j.Build.Force,
 		// The override is recorded on the images as the CLI's is.
 		EnvoySHA256: j.Build.EnvoySHA256,
-		Trigger: builder.Trigger{
-			Actor:      j.Build.Trigger.Actor,
-			Kind:       j.Build.Trigger.Kind,
-			DeliveryID: j.Build.Trigger.DeliveryID,
-			BuildID:    j.Build.ID,
-			Time:       j.Build.Created,
-		},
-		OnPhase: j.OnPhase,
-		Ledger:  s.st,
-	})
+		OnPhase:     j.OnPhase,
+	}, pub)
+	if out == nil {
+		return nil, err
+	}
+	res := out.API()
+	return &res, err
 }
 
 // Start recovers builds a previous run left running, then starts the
@@ -446,10 +465,14 @@ func (s *Service) execute(b *Build) {
 		if intr != nil {
 			b.Interruptions = append(b.Interruptions, *intr)
 		}
+		if res != nil {
+			// A failed build keeps the images it published before it
+			// failed: their tags are in the registry.
+			b.Images = res.Images
+		}
 		if state == StateSucceeded {
 			b.UpToDate = res.UpToDate
-			b.Images = imagesOf(res)
-			b.Timings = timingsOf(res.Timings)
+			b.Timings = res.Timings
 		}
 		return nil
 	})
@@ -466,7 +489,7 @@ func (s *Service) execute(b *Build) {
 }
 
 // runAttempt loads the recipe and runs the build with its log file.
-func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogger) (*builder.Result, error) {
+func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogger) (*api.Result, error) {
 	f, err := os.OpenFile(s.LogPath(b.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the build log: %w", err)
@@ -491,7 +514,7 @@ func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogg
 		Recipe: r,
 		Log:    out,
 		Logger: logger.WithField("build", b.ID),
-		OnPhase: func(p builder.Phase) {
+		OnPhase: func(p api.Phase) {
 			s.phase(b.ID, State(p), log)
 		},
 	})
@@ -502,7 +525,7 @@ func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogg
 }
 
 // runSafely turns a panic in a build into its failure.
-func (s *Service) runSafely(ctx context.Context, j Job) (res *builder.Result, err error) {
+func (s *Service) runSafely(ctx context.Context, j Job) (res *api.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("internal error: %v", p)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 )
 
@@ -29,7 +29,7 @@ func TestSubmitCoalescesAndRuns(t *testing.T) {
 	assert.Equal(t, "istio@1.24.2", b.Recipe)
 	assert.Equal(t, SourceEmbedded, b.Source)
 	assert.Equal(t, "/v1/builds/"+b.ID, first.header.Get("Location"))
-	assert.Equal(t, Trigger{Actor: "anonymous", Kind: "api"}, b.Trigger)
+	assert.Equal(t, api.Trigger{Actor: "anonymous", Kind: "api"}, b.Trigger)
 	e.run.waitStarted(t)
 	running := e.waitState(b.ID, StateBuilding)
 	assert.Equal(t, 1, running.Attempts)
@@ -57,7 +57,7 @@ func TestSubmitCoalescesAndRuns(t *testing.T) {
 	assert.Regexp(t, `^sha256:[0-9a-f]{64}$`, done.Images[0].Digest)
 	assert.Equal(t, done.Images[0].Repository+"@"+done.Images[0].Digest, done.Images[0].Reference)
 	require.NotNil(t, done.Timings)
-	assert.Equal(t, 3.0, done.Timings.Total)
+	assert.Equal(t, 3*time.Second, done.Timings.Total, "timings are seconds in JSON")
 	require.NotNil(t, done.Finished)
 	assert.Contains(t, done.Phases, StatePushing)
 	e.waitState(fb.ID, StateSucceeded)
@@ -392,7 +392,7 @@ func TestTimeout(t *testing.T) {
 func TestBuildFailure(t *testing.T) {
 	e := newEnv(t)
 	calls := 0
-	e.run.fn = func(ctx context.Context, j Job) (*builder.Result, error) {
+	e.run.fn = func(ctx context.Context, j Job) (*api.Result, error) {
 		calls++
 		if calls == 1 {
 			return nil, errors.New("compile error: undefined: foo")
@@ -414,7 +414,7 @@ func TestBuildFailure(t *testing.T) {
 func TestLogStreams(t *testing.T) {
 	e := newEnv(t)
 	step := make(chan struct{})
-	e.run.fn = func(ctx context.Context, j Job) (*builder.Result, error) {
+	e.run.fn = func(ctx context.Context, j Job) (*api.Result, error) {
 		for i := 0; i < 3; i++ {
 			<-step
 			fmt.Fprintf(j.Log, "step %d\n", i)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/sailmaker/sailmaker/api"
 )
 
 // Webhook headers.
@@ -211,7 +213,7 @@ func (s *Service) handleTag(ctx context.Context, log logrus.FieldLogger, dl *del
 		log.WithError(err).Error("deriving the recipe of an upstream tag")
 		return http.StatusBadGateway, WebhookResponse{Reason: fmt.Sprintf("deriving the recipe of %s at %s: %v (the delivery may be sent again)", repo, tag, err)}
 	}
-	b, created, err := s.Submit(ctx, rec, SourceWebhook, doc, SubmitOptions{Trigger: Trigger{Actor: "webhook", Kind: "webhook", DeliveryID: dl.ID}})
+	b, created, err := s.Submit(ctx, rec, SourceWebhook, doc, SubmitOptions{Trigger: api.Trigger{Actor: "webhook", Kind: api.TriggerWebhook, DeliveryID: dl.ID}})
 	if err != nil {
 		dl.Outcome, dl.Detail = deliveryError, err.Error()
 		return http.StatusInternalServerError, WebhookResponse{Reason: err.Error()}

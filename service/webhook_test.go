@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -90,7 +91,7 @@ func TestWebhook(t *testing.T) {
 	require.NotNil(t, resp.Build)
 	b := resp.Build
 	assert.Equal(t, SourceWebhook, b.Source)
-	assert.Equal(t, Trigger{Actor: "webhook", Kind: "webhook", DeliveryID: "d1"}, b.Trigger)
+	assert.Equal(t, api.Trigger{Actor: "webhook", Kind: "webhook", DeliveryID: "d1"}, b.Trigger)
 	stored, err := os.ReadFile(e.svc.storedRecipePath("istio@1.0.0"))
 	require.NoError(t, err)
 	rec, err := recipes.Parse("stored", stored, recipes.WithRegistry(e.cfg.Registry.Address))

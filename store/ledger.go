@@ -16,6 +16,15 @@ const (
 	ActionForce = "force"
 	// ActionRefused: a push was refused because the tag names another digest.
 	ActionRefused = "refused"
+	// ActionIntent: a tag is about to be written (NewDigest); recorded
+	// before the registry is asked, so that a tag is never in the registry
+	// without the ledger knowing who meant to write it. A push or force
+	// entry with the same repository, tag, build and digest confirms it;
+	// an abandoned entry says it did not happen.
+	ActionIntent = "intent"
+	// ActionAbandoned: an intent whose tag write did not happen (the
+	// registry refused it, or the tag names something else).
+	ActionAbandoned = "abandoned"
 )
 
 // Entry is one line of the push ledger.
@@ -106,12 +115,32 @@ func (s *Store) Entries(ctx context.Context, f LedgerFilter) ([]Entry, error) {
 type TagState struct {
 	Repository string
 	Tag        string
-	Digest     string
-	Last       Entry
+	// Digest is what the last push or force set ("" when nothing is
+	// confirmed yet, only intended).
+	Digest string
+	Last   Entry
+	// Pending are intents to write the tag that nothing has confirmed or
+	// abandoned yet: the tag may name any of their digests.
+	Pending []Entry
+}
+
+// Names reports whether the ledger accounts for the tag naming digest: the
+// last confirmed write, or an intent not yet settled.
+func (t TagState) Names(digest string) bool {
+	if t.Digest == digest {
+		return true
+	}
+	for _, p := range t.Pending {
+		if p.NewDigest == digest {
+			return true
+		}
+	}
+	return false
 }
 
 // Tags returns, for every tag the ledger knows, the digest its last
-// effective entry (push or force) set. Refused entries change nothing.
+// effective entry (push or force) set, and the intents still pending.
+// Refused and abandoned entries change nothing.
 func (s *Store) Tags(ctx context.Context) (map[string]TagState, error) {
 	entries, err := s.query(ctx, entryColumns+` WHERE id IN (SELECT max(id) FROM ledger WHERE action IN (?, ?) GROUP BY repository, tag)`, ActionPush, ActionForce)
 	if err != nil {
@@ -121,7 +150,31 @@ func (s *Store) Tags(ctx context.Context) (map[string]TagState, error) {
 	for _, e := range entries {
 		out[e.Repository+":"+e.Tag] = TagState{Repository: e.Repository, Tag: e.Tag, Digest: e.NewDigest, Last: e}
 	}
+	pending, err := s.PendingIntents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range pending {
+		k := e.Repository + ":" + e.Tag
+		st := out[k]
+		if st.Tag == "" {
+			st = TagState{Repository: e.Repository, Tag: e.Tag, Last: e}
+		}
+		st.Pending = append(st.Pending, e)
+		out[k] = st
+	}
 	return out, nil
+}
+
+// PendingIntents returns the intents nothing has confirmed or abandoned
+// yet, oldest first: tag writes that may or may not have reached the
+// registry (the process ended between asking the registry and recording
+// the answer).
+func (s *Store) PendingIntents(ctx context.Context) ([]Entry, error) {
+	return s.query(ctx, entryColumns+` AS i WHERE i.action = ? AND NOT EXISTS (
+		SELECT 1 FROM ledger AS c WHERE c.id > i.id AND c.repository = i.repository AND c.tag = i.tag
+			AND c.build_id = i.build_id AND c.new_digest = i.new_digest AND c.action IN (?, ?, ?))
+		ORDER BY i.id`, ActionIntent, ActionPush, ActionForce, ActionAbandoned)
 }
 
 const entryColumns = `SELECT id, time, actor, action, repository, tag, old_digest, new_digest, build_id, note FROM ledger`

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"os"
@@ -19,11 +20,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/store"
 )
@@ -61,15 +64,17 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	st, err := store.OpenDir(ctx, state)
 	require.NoError(t, err)
-	res, err := builder.Build(ctx, r, builder.Options{
-		Config: e.Config, Registry: e.Registry, Ledger: st,
-		Trigger:  builder.Trigger{Actor: "tester", Kind: "cli"},
-		Progress: builder.Progress{Out: logWriter{t}, Mode: "plain"},
-	})
+	key, err := attest.LoadKey(e.Config.Signing.Key)
+	require.NoError(t, err)
+	publisher, cache, err := publish.New(publish.Settings{Registry: e.Registry, Ledger: st, Key: key})
+	require.NoError(t, err)
+	b, err := builder.New(e.Config, e.Registry, builder.WithProgress(builder.Progress{Out: logWriter{t}, Mode: "plain"}), builder.WithCache(cache))
+	require.NoError(t, err)
+	res, err := publish.BuildAndPublish(ctx, b, r, builder.Request{Trigger: api.Trigger{Actor: "tester", Kind: "cli"}}, publisher)
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
-	require.Len(t, res.Images, 2)
-	pilot := res.Images[0]
+	require.Len(t, res.Published, 2)
+	pilot := res.Published[0]
 
 	// The CLI as after `make demo`: the registry and state of this test,
 	// the public key in the environment, no other flags.
@@ -92,10 +97,10 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	sort.Strings(names)
 	assert.Equal(t, []string{"base/bookworm:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
 		"every image, and no bookkeeping tag")
-	for _, im := range res.Images {
-		got := byName[im.Tag.RepositoryStr()+":"+im.Tag.TagStr()]
+	for _, im := range res.Published {
+		got := byName[strings.TrimPrefix(im.Repository, e.Config.Registry.Address+"/")+":"+im.Tag]
 		assert.Equal(t, audit.KindSailmaker, got.Kind, im.Name)
-		assert.Equal(t, im.Digest.String(), got.Digest)
+		assert.Equal(t, im.Digest, got.Digest)
 		assert.Equal(t, repo.Commit, got.Commit)
 		assert.Equal(t, "1.0.0", got.Version)
 		assert.Equal(t, bases["base/bookworm"].Digest.String(), got.BaseDigest)
@@ -118,10 +123,11 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	require.NotNil(t, d.SBOM)
 	assert.Contains(t, d.SBOM.GoModules, audit.Package{Name: "github.com/google/uuid", Version: "v1.6.0", PURL: "pkg:golang/github.com/google/uuid@v1.6.0"})
 	assert.Greater(t, len(d.SBOM.DebianPackages), 20)
-	require.Len(t, d.Ledger, 1)
-	assert.Equal(t, store.ActionPush, d.Ledger[0].Action)
-	assert.Equal(t, "tester", d.Ledger[0].Actor)
-	assert.Equal(t, pilot.Digest.String(), d.Ledger[0].NewDigest)
+	require.Len(t, d.Ledger, 2, "the intent to tag, then the push")
+	assert.Equal(t, store.ActionIntent, d.Ledger[0].Action)
+	assert.Equal(t, store.ActionPush, d.Ledger[1].Action)
+	assert.Equal(t, "tester", d.Ledger[1].Actor)
+	assert.Equal(t, pilot.Digest, d.Ledger[1].NewDigest)
 	assert.Empty(t, d.Findings)
 	out, _, err = runCLI(t, state, "audit", "show", "fixture/pilot:1.0.0")
 	require.NoError(t, err)
@@ -131,7 +137,9 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	// Independent tools agree: the attachments read with
 	// go-containerregistry alone say what audit says.
 	opts := e.Registry.Remote(ctx)
-	pilotRef := pilot.Tag.Context().Digest(pilot.Digest.String())
+	pilotRef, err := name.NewDigest(pilot.Reference, name.Insecure)
+	require.NoError(t, err)
+	pilotTag := pilotRef.Context().Tag(pilot.Tag)
 	idx, err := remote.Referrers(pilotRef, opts...)
 	require.NoError(t, err)
 	im, err := idx.IndexManifest()
@@ -158,17 +166,19 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 			} `json:"buildDefinition"`
 		} `json:"predicate"`
 	}
-	require.NoError(t, json.Unmarshal(readDocument(t, pilotRef, byType["application/vnd.in-toto+json"], opts), &prov))
-	assert.Equal(t, pilot.Digest.Hex, prov.Subject[0].Digest["sha256"])
+	require.NoError(t, json.Unmarshal(dssePayload(t, readDocument(t, pilotRef, byType["application/vnd.in-toto+json"], opts)), &prov))
+	assert.Equal(t, strings.TrimPrefix(pilot.Digest, "sha256:"), prov.Subject[0].Digest["sha256"])
 	assert.Equal(t, d.Provenance.Commit(), prov.Predicate.BuildDefinition.ExternalParameters.Source.Commit)
 	var spdx struct {
-		Packages []struct {
-			Name        string `json:"name"`
-			VersionInfo string `json:"versionInfo"`
-		} `json:"packages"`
+		Predicate struct {
+			Packages []struct {
+				Name        string `json:"name"`
+				VersionInfo string `json:"versionInfo"`
+			} `json:"packages"`
+		} `json:"predicate"`
 	}
-	require.NoError(t, json.Unmarshal(readDocument(t, pilotRef, byType["application/spdx+json"], opts), &spdx))
-	assert.Equal(t, len(spdx.Packages), len(d.SBOM.GoModules)+len(d.SBOM.DebianPackages)+d.SBOM.Other, "every package of the SBOM is summarised")
+	require.NoError(t, json.Unmarshal(dssePayload(t, readDocument(t, pilotRef, byType["application/spdx+json"], opts)), &spdx))
+	assert.Equal(t, len(spdx.Predicate.Packages), len(d.SBOM.GoModules)+len(d.SBOM.DebianPackages)+d.SBOM.Other, "every package of the SBOM is summarised")
 
 	// verify: clean
 	out, stderr, err = runCLI(t, state, "audit", "verify")
@@ -205,7 +215,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	cf.Config.Env = append(cf.Config.Env, "PILOT_DEBUG=1")
 	moved, err := mutate.ConfigFile(pilotImg, cf)
 	require.NoError(t, err)
-	require.NoError(t, remote.Write(pilot.Tag, moved, opts...))
+	require.NoError(t, remote.Write(pilotTag, moved, opts...))
 	movedDigest, err := moved.Digest()
 	require.NoError(t, err)
 
@@ -217,7 +227,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	for _, f := range rep.Findings {
 		got[f.Repository+":"+f.Tag] = append(got[f.Repository+":"+f.Tag], f.Code)
 		if f.Code == audit.CodeTagMoved {
-			assert.Contains(t, f.Message, pilot.Digest.String(), "the ledger's digest")
+			assert.Contains(t, f.Message, pilot.Digest, "the ledger's digest")
 			assert.Equal(t, movedDigest.String(), f.Digest, "the registry's digest")
 		}
 	}
@@ -232,6 +242,21 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	assert.Contains(t, out, "fixture/pilot:1.0.0")
 	assert.Contains(t, err.Error(), "tag-moved")
 	assert.Contains(t, err.Error(), "not-built-by-sailmaker")
+}
+
+// dssePayload opens a signed attachment's DSSE envelope (by hand, not
+// with sailmaker's code) and returns the statement in it.
+func dssePayload(t *testing.T, envelope []byte) []byte {
+	t.Helper()
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+	}
+	require.NoError(t, json.Unmarshal(envelope, &env))
+	require.Equal(t, "application/vnd.in-toto+json", env.PayloadType)
+	b, err := base64.StdEncoding.DecodeString(env.Payload)
+	require.NoError(t, err)
+	return b
 }
 
 // readDocument reads an attachment's one layer with go-containerregistry.

@@ -7,8 +7,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
-	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/builder/base"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
@@ -78,9 +79,8 @@ reproducible) or the tag is left alone unless --force.`,
 				return err
 			}
 			defer st.Close()
-			trigger := builder.Trigger{Actor: localActor(), Kind: "cli"}
-			var pushed []registry.Pushed
-			var names []string
+			trigger := localTrigger()
+			var results []api.Image
 			for _, b := range specs {
 				p, err := base.Ensure(cmd.Context(), rc, base.FromRecipe(b), base.EnsureOptions{
 					Options: base.Options{
@@ -97,20 +97,15 @@ reproducible) or the tag is left alone unless --force.`,
 				// New and moved base tags, and refusals, go to the ledger
 				// like the builds' tags, so audit can tell a base tag moved
 				// behind sailmaker's back.
-				var done []registry.Pushed
-				if p != nil && !p.Unchanged {
-					done = []registry.Pushed{*p}
-				}
-				if lerr := builder.RecordPushes(cmd.Context(), st, trigger, done, err); lerr != nil {
+				if lerr := publish.RecordPushed(cmd.Context(), st, trigger, p, err); lerr != nil {
 					return fmt.Errorf("recording in the ledger: %w", lerr)
 				}
 				if err != nil {
 					return err
 				}
-				pushed = append(pushed, *p)
-				names = append(names, b.Metadata.Name)
+				results = append(results, imageFromPushed(b.Metadata.Name, *p))
 			}
-			return printRows(cmd.OutOrStdout(), rowsFromPushed(names, pushed), o.output)
+			return printImages(cmd.OutOrStdout(), results, o.output)
 		},
 	}
 	build.Flags().StringArrayVarP(&o.files, "file", "f", nil, "a BaseImage recipe file (repeatable)")

@@ -2,19 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
@@ -28,32 +33,81 @@ type buildOptions struct {
 	envoySHA256       string
 	force             bool
 	checkReproducible bool
-	output            string
+	format            string
+	outputs           []string
+	metadataFile      string
+	quiet             bool
 	progress          string
 	timings           bool
 	server            string
+}
+
+// check refuses bad flags before any work starts.
+func (o *buildOptions) check() ([]publish.Output, error) {
+	if err := checkFormat("-o", o.format, imageFormats); err != nil {
+		return nil, err
+	}
+	if err := checkProgress(o.progress); err != nil {
+		return nil, err
+	}
+	outs, err := publish.ParseOutputs(o.outputs)
+	if err != nil {
+		return nil, err
+	}
+	if o.metadataFile != "" {
+		if fi, err := os.Stat(filepath.Dir(o.metadataFile)); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--metadata-file %s: its directory does not exist", o.metadataFile)
+		}
+	}
+	return outs, nil
+}
+
+func checkProgress(p string) error {
+	switch p {
+	case "auto", "plain", "tty", "quiet", "rawjson":
+		return nil
+	}
+	return fmt.Errorf("--progress %q: must be auto, plain, tty, quiet or rawjson", p)
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
 	o := &buildOptions{}
 	cmd := &cobra.Command{
 		Use:   "build [RECIPE]",
-		Short: "Build a recipe's images from upstream source and push them",
+		Short: "Build a recipe's images from upstream source and publish them",
 		Long: `Build the images of one recipe: fetch and verify the source at the pinned
 commit, the Go modules against go.sum and Envoy by sha256; run upstream's make
 targets in BuildKit with no network; assemble the images on the internal base
-images; push them by digest, then tag them. Tags are immutable: a tag that
-names another digest is refused unless --force. When the registry already has
-the images from the same inputs, nothing is built or pushed.`,
+images, with a provenance and an SBOM for each; then publish them to every
+--output:
+
+  registry          the internal registry (the default): content by digest,
+                    attachments, signatures, then the tags, recorded in the
+                    ledger. Tags are immutable: a tag that names another
+                    digest is refused unless --force. When the registry
+                    already has the images from the same inputs, nothing is
+                    built.
+  oci-layout=DIR    an OCI image layout directory (skopeo ... oci:DIR:REPO:TAG)
+  tar=FILE          a docker-archive tarball (docker load, kind load, skopeo)
+
+With a signing key (signing.key, $SAILMAKER_SIGNING_KEY) each image gets a
+cosign signature and its provenance and SBOM are signed DSSE attestations
+(cosign verify-attestation --key sailmaker.pub --type slsaprovenance1).`,
 		Example: `  sailmaker build istio@1.24.2
   sailmaker build -f my-recipe.yaml -o json
   sailmaker build istio@1.24.2 --envoy-file envoy.tar.gz --envoy-sha256 <sum>
+  sailmaker build istio@1.24.2 --output oci-layout=./out --output tar=images.tar
+  sailmaker build istio@1.24.2 -q --metadata-file build.json   # repo@sha256:... lines on stdout
   sailmaker build istio@1.24.2 --check-reproducible --timings
   sailmaker build istio@1.24.2 --server http://127.0.0.1:8080   # queue it on a build service`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 0) == (o.file == "") {
 				return errors.New("name one recipe: an embedded one (see `sailmaker recipes list`) or -f FILE")
+			}
+			outs, err := o.check()
+			if err != nil {
+				return err
 			}
 			cfg, err := g.load()
 			if err != nil {
@@ -70,7 +124,7 @@ the images from the same inputs, nothing is built or pushed.`,
 			if err != nil {
 				return err
 			}
-			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, r, o)
+			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, r, outs, o)
 		},
 	}
 	f := cmd.Flags()
@@ -79,9 +133,12 @@ the images from the same inputs, nothing is built or pushed.`,
 	f.StringVar(&o.envoySHA256, "envoy-sha256", "", "expect this sha256 for the Envoy tarball instead of the recipe's pin (recorded on the images)")
 	f.BoolVar(&o.force, "force", false, "rebuild even if up to date, and move tags that point to other digests (recorded)")
 	f.BoolVar(&o.checkReproducible, "check-reproducible", false, "build twice, the second time without cache, and fail unless the digests are equal")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
-	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty or quiet")
-	f.BoolVar(&o.timings, "timings", false, "print how long each phase took (with -o json: an object {images, timings in nanoseconds, upToDate} instead of the list of images)")
+	f.StringVarP(&o.format, "format", "o", "table", "result format: table, json, yaml or csv")
+	f.StringArrayVar(&o.outputs, "output", []string{publish.OutputRegistry}, "where the images go: registry, oci-layout=DIR or tar=FILE (repeatable)")
+	f.StringVar(&o.metadataFile, "metadata-file", "", "write the images' references, digests, platforms and attachment digests to this JSON file")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only repository@digest lines on stdout")
+	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty, quiet or rawjson")
+	f.BoolVar(&o.timings, "timings", false, "print how long each phase took")
 	f.StringVar(&o.server, "server", "", "queue the build on this build service and follow it (default $SAILMAKER_SERVER or server.url; none: build here)")
 	return cmd
 }
@@ -94,9 +151,13 @@ func loadRecipe(cfg *config.Config, args []string, file string) (*recipes.Recipe
 	return recipes.Get(args[0], opts...)
 }
 
-func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config, r *recipes.Recipe, o *buildOptions) error {
+func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config, r *recipes.Recipe, outs []publish.Output, o *buildOptions) error {
 	for _, w := range r.Warnings() {
 		logrus.Warn(w)
+	}
+	key, err := loadSigningKey(cfg)
+	if err != nil {
+		return err
 	}
 	rc, err := registry.NewClient(cfg)
 	if err != nil {
@@ -105,61 +166,168 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 	if err := registry.Ping(ctx, cfg.Registry.Address, cfg.RegistryInsecure(cfg.Registry.Address)); err != nil {
 		return err
 	}
-	mode := progressui.DisplayMode(o.progress)
-	if o.progress == "auto" {
-		mode = progressui.AutoMode
-		if f, ok := stderr.(*os.File); !ok || !isTerminal(f) {
-			mode = progressui.PlainMode
+	settings := publish.Settings{Outputs: outs, Registry: rc, Force: o.force, Key: key, Log: logrus.StandardLogger()}
+	if hasRegistryOutput(outs) {
+		st, err := store.OpenDir(ctx, cfg.StateDir)
+		if err != nil {
+			return err
 		}
+		defer st.Close()
+		settings.Ledger = st
 	}
-	st, err := store.OpenDir(ctx, cfg.StateDir)
+	pub, cache, err := publish.New(settings)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	res, err := builder.Build(ctx, r, builder.Options{
-		Trigger:           builder.Trigger{Actor: localActor(), Kind: "cli"},
-		Ledger:            st,
-		Config:            cfg,
-		Registry:          rc,
-		Progress:          builder.Progress{Out: stderr, Mode: mode},
-		Log:               logrus.StandardLogger(),
+	b, err := builder.New(cfg, rc,
+		builder.WithProgress(builder.Progress{Out: stderr, Mode: progressMode(o.progress, stderr)}),
+		builder.WithLogger(logrus.StandardLogger()),
+		builder.WithCache(cache))
+	if err != nil {
+		return err
+	}
+	out, err := publish.BuildAndPublish(ctx, b, r, builder.Request{
+		Trigger:           localTrigger(),
 		EnvoyFile:         o.envoyFile,
 		EnvoySHA256:       o.envoySHA256,
-		Force:             o.force,
+		NoCache:           o.force,
 		CheckReproducible: o.checkReproducible,
-	})
+	}, pub)
 	if err != nil {
+		if out != nil && len(out.Published) > 0 {
+			_ = printImages(stderr, out.Published, "table")
+		}
 		return err
 	}
-	if res.UpToDate {
+	if out.UpToDate {
 		fmt.Fprintf(stderr, "%s is up to date: the registry has its images from the same inputs; nothing built, nothing pushed\n", r.ID())
 	}
 	if o.timings {
-		t := res.Timings
+		t := out.Timings
 		fmt.Fprintf(stderr, "timings: fetch %s, solve %s, assemble %s, push %s, total %s\n", t.Fetch.Round(1e6), t.Solve.Round(1e6), t.Assemble.Round(1e6), t.Push.Round(1e6), t.Total.Round(1e6))
 	}
-	names := make([]string, len(res.Images))
-	pushed := make([]registry.Pushed, len(res.Images))
-	for i, im := range res.Images {
-		names[i], pushed[i] = im.Name, im.Pushed
-	}
-	rows := rowsFromPushed(names, pushed)
-	if o.timings && o.output == "json" {
-		// The machine-readable form of --timings: the rows with the
-		// timings (nanoseconds) beside them.
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(buildJSON{Images: rows, Timings: res.Timings, UpToDate: res.UpToDate})
-	}
-	return printRows(stdout, rows, o.output)
+	return printResult(stdout, out.API(), o)
 }
 
-// buildJSON is what `build -o json --timings` prints.
-type buildJSON struct {
-	Images   []imageRow      `json:"images"`
-	Timings  builder.Timings `json:"timings"`
-	UpToDate bool            `json:"upToDate"`
+// printResult prints a build's result as -o, -q and --metadata-file ask.
+func printResult(stdout io.Writer, res api.Result, o *buildOptions) error {
+	if o.metadataFile != "" {
+		if err := writeMetadataFile(o.metadataFile, res); err != nil {
+			return err
+		}
+	}
+	switch {
+	case o.quiet:
+		seen := map[string]bool{}
+		for _, im := range res.Images {
+			if !seen[im.Reference] {
+				seen[im.Reference] = true
+				fmt.Fprintln(stdout, im.Reference)
+			}
+		}
+		return nil
+	case o.format == "json":
+		return writeJSONOut(stdout, res)
+	case o.format == "yaml":
+		return writeYAML(stdout, res)
+	default:
+		return printImages(stdout, res.Images, o.format)
+	}
+}
+
+func hasRegistryOutput(outs []publish.Output) bool {
+	for _, o := range outs {
+		if o.Kind == publish.OutputRegistry {
+			return true
+		}
+	}
+	return false
+}
+
+// loadSigningKey reads the configured signing key, if any, before any work
+// starts.
+func loadSigningKey(cfg *config.Config) (*attest.Key, error) {
+	if cfg.Signing.Key == "" {
+		return nil, nil
+	}
+	k, err := attest.LoadKey(cfg.Signing.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signing.key: %w", err)
+	}
+	return k, nil
+}
+
+func progressMode(p string, stderr io.Writer) progressui.DisplayMode {
+	if p != "auto" {
+		return progressui.DisplayMode(p)
+	}
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		return progressui.AutoMode
+	}
+	return progressui.PlainMode
+}
+
+// localTrigger is the trigger of a build run by this CLI: the local user,
+// and a build id of its own for the ledger and the provenance.
+func localTrigger() api.Trigger {
+	return api.Trigger{Actor: localActor(), Kind: api.TriggerCLI, BuildID: "cli-" + uuid.NewString()[:8], Time: time.Now()}
+}
+
+// metadataEntry is one image in --metadata-file, with the keys `docker
+// buildx build --metadata-file` users script against.
+type metadataEntry struct {
+	ImageName    string           `json:"image.name"`
+	Digest       string           `json:"containerimage.digest"`
+	Descriptor   metadataDesc     `json:"containerimage.descriptor"`
+	Platforms    []string         `json:"platforms,omitempty"`
+	Provenance   string           `json:"provenance,omitempty"`
+	SBOM         string           `json:"sbom,omitempty"`
+	Signature    string           `json:"signature,omitempty"`
+	Attestations string           `json:"attestations,omitempty"`
+	Outputs      []metadataOutput `json:"outputs"`
+}
+
+type metadataDesc struct {
+	MediaType string `json:"mediaType,omitempty"`
+	Digest    string `json:"digest"`
+}
+
+type metadataOutput struct {
+	Output    string `json:"output"`
+	Reference string `json:"reference"`
+	Status    string `json:"status"`
+}
+
+// writeMetadataFile writes, per image name, its reference, digest,
+// platforms and attachment digests (from the first output that has them).
+func writeMetadataFile(path string, res api.Result) error {
+	m := map[string]*metadataEntry{}
+	for _, im := range res.Images {
+		e := m[im.Name]
+		if e == nil {
+			e = &metadataEntry{ImageName: im.Repository + ":" + im.Tag, Digest: im.Digest, Platforms: im.Platforms,
+				Descriptor: metadataDesc{MediaType: im.MediaType, Digest: im.Digest}}
+			m[im.Name] = e
+		}
+		for _, f := range []struct {
+			dst *string
+			v   string
+		}{{&e.Provenance, im.Provenance}, {&e.SBOM, im.SBOM}, {&e.Signature, im.Signature}, {&e.Attestations, im.Attestations}} {
+			if *f.dst == "" {
+				*f.dst = f.v
+			}
+		}
+		e.Outputs = append(e.Outputs, metadataOutput{Output: im.Output, Reference: im.Reference, Status: im.Status})
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--metadata-file: %w", err)
+	}
+	if err := writeJSONOut(f, m); err != nil {
+		f.Close()
+		return fmt.Errorf("--metadata-file %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // localActor names the user running the CLI, for the ledger and provenance.

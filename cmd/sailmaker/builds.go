@@ -219,7 +219,7 @@ func printBuild(w io.Writer, b *service.Build, output string) error {
 		fmt.Fprintf(tw, "Force:\ttrue\n")
 	}
 	if t := b.Timings; t != nil {
-		fmt.Fprintf(tw, "Timings:\tfetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs, total %.1fs\n", t.Fetch, t.Solve, t.Assemble, t.Push, t.Total)
+		fmt.Fprintf(tw, "Timings:\tfetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs, total %.1fs\n", t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), t.Total.Seconds())
 	}
 	if b.UpToDate {
 		fmt.Fprintf(tw, "Up to date:\tthe registry had the images from the same inputs; nothing built or pushed\n")
@@ -235,18 +235,9 @@ func printBuild(w io.Writer, b *service.Build, output string) error {
 	}
 	if len(b.Images) > 0 {
 		fmt.Fprintln(w)
-		return printRows(w, rowsFromImages(b.Images), "table")
+		return printImages(w, b.Images, "table")
 	}
 	return nil
-}
-
-func rowsFromImages(images []service.Image) []imageRow {
-	rows := make([]imageRow, len(images))
-	for i, im := range images {
-		rows[i] = imageRow{Name: im.Name, Image: im.Repository, Tag: im.Tag, Digest: im.Digest, Size: im.Size,
-			Status: im.Status, Previous: im.PreviousDigest, BytesUploaded: im.BytesUploaded}
-	}
-	return rows
 }
 
 func writeJSONOut(w io.Writer, v any) error {
@@ -300,7 +291,7 @@ func runRemoteBuild(ctx context.Context, stdout, stderr io.Writer, c *service.Cl
 		fmt.Fprintf(stderr, "%s is up to date: the registry has its images from the same inputs; nothing built, nothing pushed\n", final.Recipe)
 	}
 	if t := final.Timings; o.timings && t != nil {
-		fmt.Fprintf(stderr, "timings: fetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs, total %.1fs\n", t.Fetch, t.Solve, t.Assemble, t.Push, t.Total)
+		fmt.Fprintf(stderr, "timings: fetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs, total %.1fs\n", t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), t.Total.Seconds())
 	}
-	return printRows(stdout, rowsFromImages(final.Images), o.output)
+	return printResult(stdout, final.Result(), o)
 }

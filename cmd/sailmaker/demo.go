@@ -14,6 +14,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -70,9 +71,9 @@ The fixture commit is fixed, so running it again builds nothing.`,
 			if err != nil {
 				return err
 			}
-			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, r, &buildOptions{
+			return runBuild(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, r, []publish.Output{{Kind: publish.OutputRegistry}}, &buildOptions{
 				file:     file,
-				output:   o.output,
+				format:   o.output,
 				progress: o.progress,
 			})
 		},

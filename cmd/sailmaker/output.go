@@ -1,89 +1,114 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 
-	"github.com/sailmaker/sailmaker/attest"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/registry"
 )
 
-// imageRow is one line of a result table, and one object of its JSON.
-type imageRow struct {
-	Name          string `json:"name,omitempty"`
-	Image         string `json:"image"`
-	Tag           string `json:"tag"`
-	Digest        string `json:"digest"`
-	Size          int64  `json:"size"`
-	Status        string `json:"status"`
-	Previous      string `json:"previousDigest,omitempty"`
-	BytesUploaded int64  `json:"bytesUploaded"`
-	// Digests of the provenance and SBOM attachments and the signature.
-	Provenance string `json:"provenance,omitempty"`
-	SBOM       string `json:"sbom,omitempty"`
-	Signature  string `json:"signature,omitempty"`
-}
+// imageFormats are the -o values image results print in.
+var imageFormats = []string{"table", "json", "yaml", "csv"}
 
-func rowsFromPushed(names []string, pushed []registry.Pushed) []imageRow {
-	rows := make([]imageRow, len(pushed))
-	for i, p := range pushed {
-		r := imageRow{
-			Image:         p.Tag.Context().String(),
-			Tag:           p.Tag.TagStr(),
-			Digest:        p.Digest.String(),
-			Size:          p.Size,
-			Status:        pushStatus(p),
-			BytesUploaded: p.BytesUploaded,
+// checkFormat refuses an -o value that is not one of formats, before any
+// work starts.
+func checkFormat(flag, value string, formats []string) error {
+	for _, f := range formats {
+		if value == f {
+			return nil
 		}
-		if i < len(names) {
-			r.Name = names[i]
-		}
-		if p.Previous != nil {
-			r.Previous = p.Previous.String()
-		}
-		if d, ok := p.Attached[attest.ProvenanceArtifactType]; ok {
-			r.Provenance = d.String()
-		}
-		if d, ok := p.Attached[attest.SBOMArtifactType]; ok {
-			r.SBOM = d.String()
-		}
-		if p.SignatureDigest != nil {
-			r.Signature = p.SignatureDigest.String()
-		}
-		rows[i] = r
 	}
-	return rows
+	return fmt.Errorf("%s %q: unknown output format; use one of %v", flag, value, formats)
 }
 
-func pushStatus(p registry.Pushed) string {
-	switch {
-	case p.Unchanged:
-		return "unchanged"
-	case p.Forced:
-		return "pushed (tag moved by --force)"
-	default:
-		return "pushed"
+// printImages prints image results: a table for people, or JSON, YAML or
+// CSV with every field of api.Image.
+func printImages(w io.Writer, images []api.Image, format string) error {
+	if images == nil {
+		images = []api.Image{}
 	}
-}
-
-func printRows(w io.Writer, rows []imageRow, output string) error {
-	switch output {
+	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return enc.Encode(images)
+	case "yaml":
+		return writeYAML(w, images)
+	case "csv":
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"name", "output", "repository", "tag", "digest", "size", "status", "previousDigest", "bytesUploaded", "provenance", "sbom", "signature", "attestations"})
+		for _, im := range images {
+			_ = cw.Write([]string{im.Name, im.Output, im.Repository, im.Tag, im.Digest, strconv.FormatInt(im.Size, 10), im.Status, im.PreviousDigest,
+				strconv.FormatInt(im.BytesUploaded, 10), im.Provenance, im.SBOM, im.Signature, im.Attestations})
+		}
+		cw.Flush()
+		return cw.Error()
 	case "table", "":
+		outputs := map[string]bool{}
+		for _, im := range images {
+			outputs[im.Output] = true
+		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "IMAGE\tTAG\tDIGEST\tSIZE\tSTATUS")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Image, r.Tag, r.Digest, humanSize(r.Size), r.Status)
+		if len(outputs) > 1 {
+			fmt.Fprintln(tw, "IMAGE\tTAG\tDIGEST\tSIZE\tOUTPUT\tSTATUS")
+		} else {
+			fmt.Fprintln(tw, "IMAGE\tTAG\tDIGEST\tSIZE\tSTATUS")
+		}
+		for _, im := range images {
+			if len(outputs) > 1 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", im.Repository, im.Tag, im.Digest, humanSize(im.Size), im.Output, api.StatusText(im.Status))
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", im.Repository, im.Tag, im.Digest, humanSize(im.Size), api.StatusText(im.Status))
+			}
 		}
 		return tw.Flush()
 	default:
-		return fmt.Errorf("unknown output format %q: use table or json", output)
+		return checkFormat("-o", format, imageFormats)
 	}
+}
+
+// writeYAML writes v as YAML with the field names of its JSON.
+func writeYAML(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(generic); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// imageFromPushed is the result of a registry.PushAll (base images).
+func imageFromPushed(name string, p registry.Pushed) api.Image {
+	im := api.Image{
+		Name: name, Output: "registry", Repository: p.Tag.Context().String(), Tag: p.Tag.TagStr(),
+		Reference: p.Tag.Context().Digest(p.Digest.String()).String(), Digest: p.Digest.String(),
+		Size: p.Size, BytesUploaded: p.BytesUploaded, Status: api.StatusPushed,
+	}
+	switch {
+	case p.Unchanged:
+		im.Status = api.StatusUnchanged
+	case p.Forced:
+		im.Status = api.StatusMoved
+	}
+	if p.Previous != nil {
+		im.PreviousDigest = p.Previous.String()
+	}
+	return im
 }
 
 func humanSize(n int64) string {

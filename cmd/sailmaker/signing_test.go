@@ -8,13 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
-	"github.com/sailmaker/sailmaker/registry"
 )
 
 func TestSigningKeygen(t *testing.T) {
@@ -52,29 +50,25 @@ func TestSigningKeygen(t *testing.T) {
 	assert.NotEqual(t, before, after)
 }
 
-// The JSON rows of a build show the digests of what is attached.
-func TestRowsShowAttachments(t *testing.T) {
-	tag, err := name.NewTag("127.0.0.1:5000/fixture/pilot:1.0.0")
-	require.NoError(t, err)
-	h := func(c string) v1.Hash {
-		d, err := v1.NewHash("sha256:" + strings.Repeat(c, 64))
-		require.NoError(t, err)
-		return d
-	}
-	sig := h("4")
-	p := registry.Pushed{Tag: tag, Digest: h("1"), Attached: map[string]v1.Hash{
-		attest.ProvenanceArtifactType: h("2"), attest.SBOMArtifactType: h("3"),
-	}, SignatureDigest: &sig}
+// The JSON of a build's images shows the digests of what is attached, and
+// leaves out what is not.
+func TestImagesShowAttachments(t *testing.T) {
+	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	im := api.Image{Name: "pilot", Output: "registry", Repository: "127.0.0.1:5000/fixture/pilot", Tag: "1.0.0", Digest: d("1"),
+		Provenance: d("2"), SBOM: d("3"), Signature: d("4"), Attestations: d("5"), Status: api.StatusPushed}
 	var buf bytes.Buffer
-	require.NoError(t, printRows(&buf, rowsFromPushed([]string{"pilot"}, []registry.Pushed{p}), "json"))
+	require.NoError(t, printImages(&buf, []api.Image{im}, "json"))
 	var rows []map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &rows))
 	require.Len(t, rows, 1)
-	assert.Equal(t, h("2").String(), rows[0]["provenance"])
-	assert.Equal(t, h("3").String(), rows[0]["sbom"])
-	assert.Equal(t, sig.String(), rows[0]["signature"])
+	assert.Equal(t, d("2"), rows[0]["provenance"])
+	assert.Equal(t, d("3"), rows[0]["sbom"])
+	assert.Equal(t, d("4"), rows[0]["signature"])
+	assert.Equal(t, d("5"), rows[0]["attestations"])
 
 	buf.Reset()
-	require.NoError(t, printRows(&buf, rowsFromPushed([]string{"pilot"}, []registry.Pushed{{Tag: tag, Digest: h("1")}}), "json"))
+	im.Signature, im.Attestations = "", ""
+	require.NoError(t, printImages(&buf, []api.Image{im}, "json"))
 	assert.NotContains(t, buf.String(), "signature")
+	assert.NotContains(t, buf.String(), "attestations")
 }

@@ -1,0 +1,194 @@
+package builder
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/client"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
+	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
+)
+
+// ErrNotReproducible is returned by Request.CheckReproducible when two
+// builds differ.
+var ErrNotReproducible = errors.New("the two builds gave different images")
+
+// Builder turns recipes into images and their attestations. It pushes
+// nothing: a publisher (package publish) puts the Result somewhere.
+type Builder struct {
+	cfg      *config.Config
+	reg      *registry.Client
+	bk       *client.Client
+	progress Progress
+	log      logrus.FieldLogger
+	cache    Cache
+}
+
+// Option configures a Builder.
+type Option func(*Builder) error
+
+// WithBuildKit builds with an open BuildKit client (the caller closes it).
+// Default: each build dials the configured buildkitd first, before it
+// fetches anything, and closes it at the end.
+func WithBuildKit(c *client.Client) Option {
+	return func(b *Builder) error {
+		if c == nil {
+			return errors.New("builder.WithBuildKit: nil client")
+		}
+		b.bk = c
+		return nil
+	}
+}
+
+// WithProgress shows BuildKit's progress. Default: none shown.
+func WithProgress(p Progress) Option {
+	return func(b *Builder) error { b.progress = p; return nil }
+}
+
+// WithLogger sets the logger. Default: a logger that discards.
+func WithLogger(l logrus.FieldLogger) Option {
+	return func(b *Builder) error {
+		if l == nil {
+			return errors.New("builder.WithLogger: nil logger")
+		}
+		b.log = l
+		return nil
+	}
+}
+
+// WithCache looks images up in c before solving: when c has them, built
+// from the same inputs, nothing is built. Default: no cache, every build
+// solves.
+func WithCache(c Cache) Option {
+	return func(b *Builder) error { b.cache = c; return nil }
+}
+
+// New makes a Builder. cfg says where buildkitd, the caches and the state
+// are; reg reads the builder and base images from the internal registry.
+func New(cfg *config.Config, reg *registry.Client, opts ...Option) (*Builder, error) {
+	if cfg == nil || reg == nil {
+		return nil, errors.New("builder.New: a config and a registry client are required")
+	}
+	quiet := logrus.New()
+	quiet.SetOutput(discard{})
+	b := &Builder{cfg: cfg, reg: reg, log: quiet}
+	for _, o := range opts {
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Request is one build of a recipe.
+type Request struct {
+	// Trigger says who or what asked for the build (ledger, provenance).
+	Trigger api.Trigger
+	// EnvoyFile replaces the download of the Envoy artifact; EnvoySHA256
+	// replaces the recipe's pinned checksum (both are recorded).
+	EnvoyFile   string
+	EnvoySHA256 string
+	// NoCache builds even when the cache has the images.
+	NoCache bool
+	// CheckReproducible builds twice, the second time with no BuildKit
+	// cache, and fails unless the image digests are equal.
+	CheckReproducible bool
+	// OnPhase, if set, is called as the build enters each phase.
+	OnPhase func(api.Phase)
+}
+
+// Result is what a build made: images with their attestations, not yet
+// published.
+type Result struct {
+	RecipeID     string
+	RecipeDigest string
+	Commit       string
+	// InputsKey identifies everything that decides the images' content.
+	InputsKey string
+	Trigger   api.Trigger
+	Images    []Image
+	// UpToDate is true when the cache had every image from the same
+	// inputs: nothing was built, the images are the cache's.
+	UpToDate bool
+	// Reproducible is set by Request.CheckReproducible.
+	Reproducible *bool
+	// Timings has fetch, solve and assemble; publishers add the rest.
+	Timings api.Timings
+
+	// cleanup removes the files the images' layers are read from.
+	cleanup func()
+}
+
+// Close removes the files the images' layers are read from: call it once
+// the result is published.
+func (r *Result) Close() {
+	if r != nil && r.cleanup != nil {
+		r.cleanup()
+		r.cleanup = nil
+	}
+}
+
+// Image is one image of a recipe: where it goes and what it is.
+type Image struct {
+	// Name is the image's name in the recipe.
+	Name string
+	// Tag is where the recipe wants it in the internal registry.
+	Tag name.Tag
+	// Image is the image. For an image found in the cache it reads from
+	// the registry.
+	Image  v1.Image
+	Digest v1.Hash
+	// Attestations are what the build says about the image (provenance,
+	// SBOM), to attach to it; none for an image found in the cache.
+	Attestations []attest.Attestation
+	// Attached are attachments the image already has, by artifact type
+	// (an image found in the cache).
+	Attached map[string]v1.Descriptor
+	// Signature is the image's cosign signature, when a signing publisher
+	// made one.
+	Signature *attest.Tagged
+}
+
+// Cache finds images a build would make, built before from the same inputs.
+type Cache interface {
+	// Lookup returns the images of plan when every one of them is there,
+	// built from plan.InputsKey and attested; ok is false otherwise.
+	Lookup(ctx context.Context, plan Plan) (images []Image, ok bool, err error)
+}
+
+// Plan is what a build is about to make, once its inputs are known.
+type Plan struct {
+	Recipe    *recipes.Recipe
+	InputsKey string
+	// Targets are the recipe's images with their tags, in recipe order.
+	Targets []Target
+}
+
+// Target is one image a build makes and its tag.
+type Target struct {
+	Name string
+	Tag  name.Tag
+}
+
+// Clone returns a copy of r whose Images can be changed without changing
+// r's (wrappers return new results, as mutate returns new images).
+func (r *Result) Clone() *Result {
+	c := *r
+	c.cleanup = nil // the original owns the files
+	c.Images = append([]Image(nil), r.Images...)
+	for i := range c.Images {
+		c.Images[i].Attestations = append([]attest.Attestation(nil), r.Images[i].Attestations...)
+	}
+	return &c
+}

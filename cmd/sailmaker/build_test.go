@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/builder/base"
+	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/registry"
+)
+
+// Bad flags are refused before anything else happens: the registry and
+// buildkitd named here do not exist, and no error speaks of them.
+func TestBuildFlagsCheckedFirst(t *testing.T) {
+	t.Setenv("SAILMAKER_REGISTRY", "127.0.0.1:1")
+	t.Setenv("BUILDKIT_HOST", "unix:///nonexistent/buildkitd.sock")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "xml"}, `-o "xml": unknown output format`},
+		{[]string{"--output", "s3=bucket"}, `--output "s3=bucket": unknown output`},
+		{[]string{"--output", "tar"}, `tar needs a path: tar=FILE`},
+		{[]string{"--output", "registry=foo"}, `registry takes no path`},
+		{[]string{"--output", "tar=a.tar", "--output", "tar=a.tar"}, `is given twice`},
+		{[]string{"--metadata-file", "/nonexistent/dir/meta.json"}, `--metadata-file /nonexistent/dir/meta.json: its directory does not exist`},
+		{[]string{"--progress", "fancy"}, `--progress "fancy"`},
+	} {
+		_, _, err := runCLI(t, t.TempDir(), append([]string{"build", "istio@1.24.2"}, c.args...)...)
+		require.Error(t, err, "%v", c.args)
+		assert.Contains(t, err.Error(), c.want, "%v", c.args)
+		assert.NotContains(t, err.Error(), "127.0.0.1:1", "checked before the registry is asked")
+	}
+}
+
+// recipeSetup is a fixture recipe whose Envoy comes from a counting
+// artifact server, in a registry with stand-in builder and base images.
+type recipeSetup struct {
+	env  *testenv.Env
+	file string
+	srv  *fixture.ArtifactServer
+}
+
+func newRecipeSetup(t *testing.T) *recipeSetup {
+	e := testenv.Registry(t)
+	for _, n := range []string{"builder/go1.23.4", "base/bookworm"} {
+		img, err := random.Image(64, 1)
+		require.NoError(t, err)
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		cf.Config.Labels = map[string]string{base.LabelGoVersion: "1.23.4"}
+		img, err = mutate.ConfigFile(img, cf)
+		require.NoError(t, err)
+		tag, err := e.Registry.Tag(n, "1")
+		require.NoError(t, err)
+		_, err = e.Registry.PushAll(context.Background(), []registry.Pending{{Tag: tag, Image: img}}, false)
+		require.NoError(t, err)
+	}
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
+	envoy, sum := fixture.EnvoyTarball(t, repo.ProxySHA)
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
+	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", sum, e.Config.Registry.Address)
+	t.Setenv("SAILMAKER_REGISTRY", e.Config.Registry.Address)
+	t.Setenv("SAILMAKER_SIGNING_KEY", "")
+	return &recipeSetup{env: e, file: file, srv: srv}
+}
+
+// BuildKit is asked first: with no daemon, the build fails at once,
+// before the source, the modules or Envoy are fetched.
+func TestBuildDialsBuildKitFirst(t *testing.T) {
+	s := newRecipeSetup(t)
+	state := t.TempDir()
+	t.Setenv("BUILDKIT_HOST", "unix://"+filepath.Join(state, "no-buildkitd.sock"))
+	start := time.Now()
+	_, _, err := runCLI(t, state, "build", "-f", s.file)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "buildkitd")
+	assert.Zero(t, s.srv.TotalHits(), "nothing was downloaded")
+	_, statErr := os.Stat(filepath.Join(state, "cache", "git"))
+	assert.True(t, os.IsNotExist(statErr), "no source was fetched")
+	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// A signing key that cannot be used stops the build before anything is
+// fetched, and says which setting is wrong.
+func TestBuildBadSigningKeyFailsFirst(t *testing.T) {
+	s := newRecipeSetup(t)
+	missing := filepath.Join(t.TempDir(), "nope.key")
+	t.Setenv("SAILMAKER_SIGNING_KEY", missing)
+	_, _, err := runCLI(t, t.TempDir(), "build", "-f", s.file)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "signing.key")
+	assert.Contains(t, err.Error(), missing)
+
+	notKey := filepath.Join(t.TempDir(), "cert.pem")
+	require.NoError(t, os.WriteFile(notKey, []byte("hello"), 0o600))
+	t.Setenv("SAILMAKER_SIGNING_KEY", notKey)
+	_, _, err = runCLI(t, t.TempDir(), "build", "-f", s.file)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not a PEM file")
+	assert.Zero(t, s.srv.TotalHits(), "nothing was fetched")
+}
+
+// -q prints repository@digest lines; -o yaml and csv print every field;
+// --metadata-file has buildx's keys.
+func TestPrintResult(t *testing.T) {
+	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	res := api.Result{Recipe: "istio@1.24.2", Images: []api.Image{
+		{Name: "pilot", Output: "registry", Repository: "reg.local/istio/pilot", Tag: "1.24.2", Reference: "reg.local/istio/pilot@" + d("1"), Digest: d("1"), Platforms: []string{"linux/amd64"}, Provenance: d("2"), Status: api.StatusPushed},
+		{Name: "pilot", Output: "tar:/tmp/x.tar", Repository: "reg.local/istio/pilot", Tag: "1.24.2", Reference: "reg.local/istio/pilot@" + d("1"), Digest: d("1"), Status: api.StatusWritten},
+		{Name: "proxyv2", Output: "registry", Repository: "reg.local/istio/proxyv2", Tag: "1.24.2", Reference: "reg.local/istio/proxyv2@" + d("3"), Digest: d("3"), Status: api.StatusMoved, PreviousDigest: d("4")},
+	}}
+	var out strings.Builder
+	require.NoError(t, printResult(&out, res, &buildOptions{quiet: true, format: "table"}))
+	assert.Equal(t, "reg.local/istio/pilot@"+d("1")+"\nreg.local/istio/proxyv2@"+d("3")+"\n", out.String())
+
+	out.Reset()
+	require.NoError(t, printResult(&out, res, &buildOptions{format: "table"}))
+	assert.Contains(t, out.String(), "OUTPUT")
+	assert.Contains(t, out.String(), "pushed (tag moved by --force)")
+
+	out.Reset()
+	require.NoError(t, printResult(&out, res, &buildOptions{format: "yaml"}))
+	assert.Contains(t, out.String(), "recipe: istio@1.24.2")
+	assert.Contains(t, out.String(), "previousDigest: "+d("4"))
+
+	out.Reset()
+	require.NoError(t, printResult(&out, res, &buildOptions{format: "csv"}))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 4)
+	assert.True(t, strings.HasPrefix(lines[0], "name,output,repository,tag,digest"))
+
+	meta := filepath.Join(t.TempDir(), "meta.json")
+	out.Reset()
+	require.NoError(t, printResult(&out, res, &buildOptions{format: "json", metadataFile: meta}))
+	var doc map[string]map[string]any
+	b, err := os.ReadFile(meta)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &doc))
+	assert.Equal(t, "reg.local/istio/pilot:1.24.2", doc["pilot"]["image.name"])
+	assert.Equal(t, d("1"), doc["pilot"]["containerimage.digest"])
+	assert.Equal(t, []any{"linux/amd64"}, doc["pilot"]["platforms"])
+	assert.Equal(t, d("2"), doc["pilot"]["provenance"])
+	assert.Len(t, doc["pilot"]["outputs"], 2)
+	var back api.Result
+	require.NoError(t, json.Unmarshal([]byte(out.String()), &back))
+	assert.Equal(t, res.Images, back.Images)
+}

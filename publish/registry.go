@@ -1,0 +1,433 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
+	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
+)
+
+// RequiredAttachments are the artifact types every image sailmaker pushes
+// has; an image without them is not up to date.
+var RequiredAttachments = []string{attest.ProvenanceArtifactType, attest.SBOMArtifactType}
+
+// Registry publishes to the internal registry: every image's content by
+// digest, then its attachments (OCI referrers), then its signature and
+// signed attestations (cosign's .sig and .att tags), and only when all of
+// that is in, the tags. Tags are immutable: one that names another digest
+// is refused before anything is pushed, unless forced. With a ledger,
+// every tag written is recorded before it is written (an intent) and
+// confirmed after.
+//
+// It is also the builder's cache: Lookup finds images built from the same
+// inputs under the recipe's tags.
+type Registry struct {
+	rc            *registry.Client
+	force         bool
+	ledger        Ledger
+	requireSigned bool
+	log           logrus.FieldLogger
+}
+
+// Ledger records tag changes; *store.Store is one.
+type Ledger interface {
+	Append(ctx context.Context, entries ...store.Entry) error
+	Tags(ctx context.Context) (map[string]store.TagState, error)
+	PendingIntents(ctx context.Context) ([]store.Entry, error)
+}
+
+// RegistryOption configures a Registry publisher.
+type RegistryOption func(*Registry) error
+
+// WithForce moves tags that name another digest (recorded as forced).
+// Default: such a tag refuses the whole publish.
+func WithForce(force bool) RegistryOption {
+	return func(r *Registry) error { r.force = force; return nil }
+}
+
+// WithLedger records every tag written, moved or refused in l. Default:
+// nothing is recorded.
+func WithLedger(l Ledger) RegistryOption {
+	return func(r *Registry) error {
+		if l == nil {
+			return errors.New("publish.WithLedger: nil ledger")
+		}
+		r.ledger = l
+		return nil
+	}
+}
+
+// RequireSigned makes Lookup accept only images whose attestations are
+// signed (used when a signing key is configured, so that a build signs
+// what an earlier, keyless build attached). Default: unsigned will do.
+func RequireSigned(b bool) RegistryOption {
+	return func(r *Registry) error { r.requireSigned = b; return nil }
+}
+
+// WithLog logs pushes and tag moves to l. Default: the registry client's
+// logger.
+func WithLog(l logrus.FieldLogger) RegistryOption {
+	return func(r *Registry) error { r.log = l; return nil }
+}
+
+// NewRegistry makes a publisher for rc's registry.
+func NewRegistry(rc *registry.Client, opts ...RegistryOption) (*Registry, error) {
+	if rc == nil {
+		return nil, errors.New("publish.NewRegistry: nil registry client")
+	}
+	r := &Registry{rc: rc, log: logrus.StandardLogger()}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Lookup implements builder.Cache: every target's tag exists, names an
+// image built from plan.InputsKey, with its provenance and SBOM attached
+// (signed, with RequireSigned).
+func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Image, bool, error) {
+	var out []builder.Image
+	for _, t := range plan.Targets {
+		d, ok, err := r.rc.Resolve(ctx, t.Tag)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		byDigest := t.Tag.Context().Digest(d.String())
+		img, err := r.rc.Image(ctx, byDigest)
+		if err != nil {
+			return nil, false, err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, false, err
+		}
+		if cf.Config.Labels[builder.LabelInputs] != plan.InputsKey {
+			return nil, false, nil
+		}
+		have, err := r.rc.Attached(ctx, byDigest)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, at := range RequiredAttachments {
+			desc, ok := have[at]
+			if !ok || (r.requireSigned && desc.Annotations[attest.AnnotationSigned] != "true") {
+				// Pushed before images were attested (or signed): build
+				// again, to the same digest, to attach them.
+				return nil, false, nil
+			}
+		}
+		out = append(out, builder.Image{Name: t.Name, Tag: t.Tag, Image: img, Digest: d, Attached: have})
+	}
+	return out, true, nil
+}
+
+// pushing is one image on its way to the registry.
+type pushing struct {
+	img      builder.Image
+	byDigest name.Digest
+	result   api.Image
+	// unchanged: the tag already names the image; previous: what it
+	// named before (a forced move).
+	unchanged bool
+	previous  *v1.Hash
+}
+
+// Publish pushes res's images. Phases: check every tag (refuse moved ones),
+// settle intents earlier runs left, push content by digest, attach, sign,
+// then write the tags.
+func (r *Registry) Publish(ctx context.Context, res *builder.Result) ([]api.Image, error) {
+	imgs := make([]*pushing, len(res.Images))
+	for i, im := range res.Images {
+		size, err := registry.ImageSize(im.Image)
+		if err != nil {
+			return nil, err
+		}
+		mt, _ := im.Image.MediaType()
+		byDigest := im.Tag.Context().Digest(im.Digest.String())
+		imgs[i] = &pushing{img: im, byDigest: byDigest, result: api.Image{
+			Name: im.Name, Output: OutputRegistry, Repository: im.Tag.Context().String(), Tag: im.Tag.TagStr(),
+			Reference: byDigest.String(), Digest: im.Digest.String(), MediaType: string(mt), Platforms: platforms(im),
+			Size: size, Status: api.StatusPushed,
+		}}
+	}
+	if err := r.checkTags(ctx, res.Trigger, imgs); err != nil {
+		return nil, err
+	}
+	if err := r.Reconcile(ctx); err != nil {
+		r.log.WithError(err).Warn("could not settle tag writes an earlier run left unconfirmed in the ledger")
+	}
+	for _, step := range []func(context.Context, *pushing) error{r.pushContent, r.attach, r.writeTagged} {
+		for _, p := range imgs {
+			if err := step(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var done []api.Image
+	for _, p := range imgs {
+		if err := r.tag(ctx, res.Trigger, p); err != nil {
+			return done, err
+		}
+		done = append(done, p.result)
+	}
+	return done, nil
+}
+
+// checkTags resolves every tag first: if one names another digest and the
+// publish is not forced, nothing is pushed, and the refusal is recorded.
+func (r *Registry) checkTags(ctx context.Context, tr api.Trigger, imgs []*pushing) error {
+	for _, p := range imgs {
+		cur, ok, err := r.rc.Resolve(ctx, p.img.Tag)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+		case cur == p.img.Digest:
+			p.unchanged = true
+			p.result.Status = api.StatusUnchanged
+		case !r.force:
+			moved := &registry.TagMovedError{Tag: p.img.Tag, Current: cur, New: p.img.Digest}
+			if r.ledger != nil {
+				e := entry(tr, store.ActionRefused, p.img.Tag, cur.String(), p.img.Digest.String())
+				if lerr := r.ledger.Append(context.WithoutCancel(ctx), e); lerr != nil {
+					r.log.WithError(lerr).Error("could not record the refused push in the ledger")
+				}
+			}
+			return moved
+		default:
+			prev := cur
+			p.previous = &prev
+			p.result.Status, p.result.PreviousDigest = api.StatusMoved, cur.String()
+		}
+	}
+	return nil
+}
+
+func (r *Registry) pushContent(ctx context.Context, p *pushing) error {
+	if p.unchanged {
+		return nil
+	}
+	n, err := r.rc.Write(ctx, p.byDigest, p.img.Image)
+	p.result.BytesUploaded = n
+	if err != nil {
+		return err
+	}
+	r.log.WithFields(logrus.Fields{"image": p.img.Tag.Context().String(), "digest": p.img.Digest.String()}).Info("pushed")
+	return nil
+}
+
+// attach writes the image's attestations as OCI referrers, except those of
+// an artifact type the image already has (signed, when ours is). Of each
+// type, the image keeps the first: its provenance is the build that pushed
+// it first.
+func (r *Registry) attach(ctx context.Context, p *pushing) error {
+	have := p.img.Attached
+	if len(p.img.Attestations) > 0 {
+		var err error
+		if have, err = r.rc.Attached(ctx, p.byDigest); err != nil {
+			return err
+		}
+	}
+	desc, err := partial.Descriptor(p.img.Image)
+	if err != nil {
+		return err
+	}
+	found := map[string]string{}
+	for t, d := range have {
+		found[t] = d.Digest.String()
+	}
+	for _, a := range p.img.Attestations {
+		if d, ok := have[a.ArtifactType]; ok && (a.Envelope == nil || d.Annotations[attest.AnnotationSigned] == "true") {
+			continue
+		}
+		art, err := attest.AttachmentOf(*desc, a)
+		if err != nil {
+			return err
+		}
+		d, err := art.Digest()
+		if err != nil {
+			return err
+		}
+		if err := remote.Write(p.img.Tag.Context().Digest(d.String()), art, r.rc.Remote(ctx)...); err != nil {
+			return fmt.Errorf("pushing the %s of %s: %w", a.Kind, p.byDigest, err)
+		}
+		found[a.ArtifactType] = d.String()
+		r.log.WithFields(logrus.Fields{"image": p.byDigest.String(), "artifactType": a.ArtifactType, "digest": d.String()}).Info("attached")
+	}
+	p.result.Provenance = found[attest.ProvenanceArtifactType]
+	p.result.SBOM = found[attest.SBOMArtifactType]
+	return nil
+}
+
+// writeTagged writes the image's cosign signature and signed attestations
+// under their .sig and .att tags, merged with what is there.
+func (r *Registry) writeTagged(ctx context.Context, p *pushing) error {
+	if p.img.Signature != nil {
+		d, err := attest.WriteTagged(ctx, p.byDigest, *p.img.Signature, r.rc.Remote(ctx)...)
+		if err != nil {
+			return fmt.Errorf("signing %s: %w", p.byDigest, err)
+		}
+		p.result.Signature = d.String()
+	}
+	att, err := attest.Attestations(p.img.Attestations)
+	if err != nil {
+		return err
+	}
+	if len(att.Layers) > 0 {
+		d, err := attest.WriteTagged(ctx, p.byDigest, att, r.rc.Remote(ctx)...)
+		if err != nil {
+			return fmt.Errorf("writing the signed attestations of %s: %w", p.byDigest, err)
+		}
+		p.result.Attestations = d.String()
+	}
+	return nil
+}
+
+// tag writes the image's tag: the ledger records the intent first, the
+// registry is asked, the ledger confirms. If the registry's answer is lost
+// (an error, a cancel), the tag is read back to settle the intent.
+func (r *Registry) tag(ctx context.Context, tr api.Trigger, p *pushing) error {
+	if p.unchanged {
+		return r.recordUnchanged(ctx, tr, p)
+	}
+	old := ""
+	if p.previous != nil {
+		old = p.previous.String()
+	}
+	if r.ledger != nil {
+		if err := r.ledger.Append(ctx, entry(tr, store.ActionIntent, p.img.Tag, old, p.img.Digest.String())); err != nil {
+			return fmt.Errorf("recording in the ledger before tagging %s (nothing was tagged): %w", p.img.Tag, err)
+		}
+	}
+	err := remote.Tag(p.img.Tag, p.img.Image, r.rc.Remote(ctx)...)
+	if err != nil {
+		err = fmt.Errorf("tagging %s: %w", p.img.Tag, err)
+		// The tag may have been written all the same (the answer was lost
+		// or the build was cancelled mid-request): look.
+		settle, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		cur, ok, rerr := r.rc.Resolve(settle, p.img.Tag)
+		switch {
+		case rerr != nil:
+			return err // the intent stays pending; Reconcile settles it later
+		case ok && cur == p.img.Digest:
+			r.log.WithField("tag", p.img.Tag.String()).WithError(err).Warn("the registry's answer was an error, but the tag was written")
+			err = nil
+		default:
+			if r.ledger != nil {
+				e := entry(tr, store.ActionAbandoned, p.img.Tag, old, p.img.Digest.String())
+				e.Note = appendNote(e.Note, "the registry did not take the tag: "+err.Error())
+				if lerr := r.ledger.Append(settle, e); lerr != nil {
+					r.log.WithError(lerr).Error("could not record an abandoned tag write in the ledger")
+				}
+			}
+			return err
+		}
+	}
+	p.result.Status = api.StatusPushed
+	action := store.ActionPush
+	if p.previous != nil {
+		action = store.ActionForce
+		p.result.Status = api.StatusMoved
+		r.log.WithFields(logrus.Fields{"tag": p.img.Tag.String(), "digest": p.img.Digest.String(), "previous": old}).Warn("tag moved by --force")
+	}
+	if r.ledger != nil {
+		if lerr := r.ledger.Append(context.WithoutCancel(ctx), entry(tr, action, p.img.Tag, old, p.img.Digest.String())); lerr != nil {
+			// The intent is recorded; Reconcile confirms it later.
+			r.log.WithError(lerr).WithField("tag", p.img.Tag.String()).Error("the tag is written but its confirmation could not be recorded; the ledger's intent stands for it until the next run confirms it")
+		}
+	}
+	return err
+}
+
+// recordUnchanged records a tag that already names the build's image when
+// the ledger does not say so (a build interrupted between tagging and
+// recording, or images from before the ledger): the build has just checked
+// the image is its own.
+func (r *Registry) recordUnchanged(ctx context.Context, tr api.Trigger, p *pushing) error {
+	if r.ledger == nil {
+		return nil
+	}
+	known, err := r.ledger.Tags(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the ledger: %w", err)
+	}
+	if known[p.img.Tag.RepositoryStr()+":"+p.img.Tag.TagStr()].Digest == p.img.Digest.String() {
+		return nil
+	}
+	e := entry(tr, store.ActionPush, p.img.Tag, "", p.img.Digest.String())
+	e.Note = appendNote(e.Note, "the tag already named this image: recorded by a later build")
+	if err := r.ledger.Append(context.WithoutCancel(ctx), e); err != nil {
+		return fmt.Errorf("recording in the ledger: %w", err)
+	}
+	return nil
+}
+
+// Reconcile settles intents the ledger holds without an outcome: a tag
+// that names the intended digest is confirmed, any other is abandoned.
+func (r *Registry) Reconcile(ctx context.Context) error {
+	if r.ledger == nil {
+		return nil
+	}
+	pending, err := r.ledger.PendingIntents(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range pending {
+		tag, err := r.rc.Tag(in.Repository, in.Tag)
+		if err != nil {
+			continue // a repository of another registry: not ours to settle
+		}
+		cur, ok, err := r.rc.Resolve(ctx, tag)
+		if err != nil {
+			return err
+		}
+		e := in
+		e.ID, e.Time = 0, time.Time{}
+		if ok && cur.String() == in.NewDigest {
+			e.Action = store.ActionPush
+			if in.OldDigest != "" {
+				e.Action = store.ActionForce
+			}
+			e.Note = appendNote(in.Note, "confirmed later: the tag names the digest the build meant to write")
+		} else {
+			e.Action = store.ActionAbandoned
+			e.Note = appendNote(in.Note, "the tag was not written")
+		}
+		if err := r.ledger.Append(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func entry(tr api.Trigger, action string, tag name.Tag, old, new string) store.Entry {
+	e := store.Entry{Actor: tr.Actor, BuildID: tr.BuildID, Action: action,
+		Repository: tag.RepositoryStr(), Tag: tag.TagStr(), OldDigest: old, NewDigest: new}
+	if tr.DeliveryID != "" {
+		e.Note = "delivery " + tr.DeliveryID
+	}
+	return e
+}
+
+func appendNote(note, more string) string {
+	if note == "" {
+		return more
+	}
+	return note + "; " + more
+}
