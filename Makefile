@@ -6,6 +6,9 @@
 # The one place BuildKit is pinned: the daemon and CLI built into bin/ and the
 # client library in go.mod must both be this version (checked by check-pins).
 BUILDKIT_VERSION := v0.33.1
+# cosign, the independent client the tests verify signatures and
+# attestations with (installed into bin/, like buildkitd).
+COSIGN_VERSION := v2.6.5
 
 BIN       := $(CURDIR)/bin
 STATE_DIR ?= /var/lib/sailmaker
@@ -25,7 +28,10 @@ build: $(SAILMAKER)
 $(SAILMAKER): $(GO_SOURCES)
 	$(GO) build -o $@ ./cmd/sailmaker
 
-tools: $(BIN)/buildkitd $(BIN)/buildctl
+tools: $(BIN)/buildkitd $(BIN)/buildctl $(BIN)/cosign
+
+$(BIN)/cosign:
+	GOBIN=$(BIN) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
 
 # buildkitd and buildctl from the pinned module (go install pkg@version refuses
 # BuildKit's exclude directives, so they are built inside a small tools module).
