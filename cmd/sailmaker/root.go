@@ -27,6 +27,7 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sailmaker",
 		Short:         "Build Istio images from source, hermetically, into an internal registry",
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,6 +48,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 
+	root.SetVersionTemplate("{{.Version}}\n")
 	for _, add := range subcommands {
 		root.AddCommand(add(g))
 	}
