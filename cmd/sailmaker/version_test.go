@@ -58,7 +58,12 @@ func TestVersionCommand(t *testing.T) {
 // version stamped), into a directory of the test's own.
 func makeBinary(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
+	return makeBinaryIn(t, t.TempDir())
+}
+
+// makeBinaryIn is makeBinary into dir.
+func makeBinaryIn(t *testing.T, dir string) string {
+	t.Helper()
 	cmd := exec.Command("make", "-s", "BIN="+dir, filepath.Join(dir, "sailmaker"))
 	cmd.Dir = testenv.ModuleRoot(t)
 	out, err := cmd.CombinedOutput()
