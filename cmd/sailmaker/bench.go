@@ -137,7 +137,7 @@ recipe from a local upstream checkout instead of its git URL.`,
 	f.StringVar(&o.out, "out", "", "output folder (default bench/out/<UTC time>)")
 	f.StringVar(&o.sailmaker, "sailmaker", "", "the sailmaker binary to measure (default: this one)")
 	f.StringVar(&o.buildctl, "buildctl", "", "buildctl for the plain path (default: $SAILMAKER_BIN_DIR/buildctl, beside this binary, or on PATH)")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table (Markdown) or json")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the table is Markdown)")
 	completeOutput(cmd, output.Table, output.JSON)
 	return cmd
 }

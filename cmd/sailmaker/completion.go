@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/service"
 )
@@ -95,4 +96,21 @@ func withPrefix(cs []string, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// completeOthers gives completion to the commands whose own files set none:
+// build's recipe argument and its -o (build.go is being reworked; it may
+// take these over).
+func completeOthers(root *cobra.Command, g *globalOptions) {
+	for _, c := range root.Commands() {
+		if c.Name() != "build" {
+			continue
+		}
+		if c.ValidArgsFunction == nil {
+			c.ValidArgsFunction = completeRecipeIDs(g, false)
+		}
+		if _, ok := c.GetFlagCompletionFunc("output"); !ok && c.Flags().Lookup("output") != nil {
+			completeOutput(c, output.Table, output.JSON)
+		}
+	}
 }

@@ -61,8 +61,8 @@ func registerOutputFlag(cmd *cobra.Command, persistent bool, allowed []output.Fo
 
 // completeOutput completes cmd's -o with the formats allowed.
 func completeOutput(cmd *cobra.Command, allowed ...output.Format) {
-	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return formatNames(allowed), cobra.ShellCompDirectiveNoFileComp
+	_ = cmd.RegisterFlagCompletionFunc("output", func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		return withPrefix(formatNames(allowed), toComplete), cobra.ShellCompDirectiveNoFileComp
 	})
 }
 

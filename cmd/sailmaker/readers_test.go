@@ -192,4 +192,17 @@ func TestRemoteBuildNamesWhereTheServiceCameFrom(t *testing.T) {
 	_, stderr, err = runRecipesCmd(t, "", "build", "istio@1.24.2", "--envoy-sha256", sum, "--server", url)
 	require.NoError(t, err, stderr)
 	assert.Contains(t, stderr, "(from --server)")
+
+	// The service's builds complete the id of builds show/logs/cancel.
+	builds, err := service.NewClient(url, "")
+	require.NoError(t, err)
+	list, err := builds.List(ctx, service.ListFilter{})
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	for _, sub := range []string{"show", "logs", "cancel"} {
+		got, _ := complete(t, t.TempDir(), "builds", sub, "--server", url, "")
+		assert.Equal(t, []string{list[0].ID, list[1].ID, list[2].ID}, got, sub)
+	}
+	got, _ := complete(t, t.TempDir(), "builds", "show", "--server", url, list[1].ID[:len(list[1].ID)-1])
+	assert.Equal(t, []string{list[1].ID}, got)
 }

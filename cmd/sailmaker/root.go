@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 	for _, add := range subcommands {
 		root.AddCommand(add(g))
 	}
+	completeOthers(root, g)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
@@ -92,7 +93,9 @@ func (c *choiceFlag) Set(s string) error {
 }
 
 func (c *choiceFlag) complete(cmd *cobra.Command, name string) {
-	_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(c.choices, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc(name, func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		return withPrefix(c.choices, toComplete), cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // subcommands register themselves from their own files with init().
