@@ -19,14 +19,28 @@ export SAILMAKER_BIN_DIR := $(BIN)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './testdata/*' -not -path './tools/*' -not -path './bench/out/*') \
               $(shell find recipes -name '*.yaml' -o -name '*.patch') go.mod go.sum
 
-.PHONY: all build tools deps check-pins demo down status test test-unit bench fuzz lint clean
+.PHONY: FORCE all build tools deps check-pins demo down status test test-unit bench fuzz lint clean
 
 all: build tools
 
 build: $(SAILMAKER)
 
-$(SAILMAKER): $(GO_SOURCES)
-	$(GO) build -o $@ ./cmd/sailmaker
+# `sailmaker version` reports the tree's git describe and commit and the
+# BuildKit pin, stamped here (a binary built otherwise falls back to Go's
+# build info). bin/.version changes only when they do, so a new commit
+# rebuilds the binary even when no Go file changed.
+SAILMAKER_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+SAILMAKER_COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG       := github.com/sailmaker/sailmaker/internal/version
+LDFLAGS           := -X $(VERSION_PKG).version=$(SAILMAKER_VERSION) -X $(VERSION_PKG).commit=$(SAILMAKER_COMMIT) -X $(VERSION_PKG).buildkit=$(BUILDKIT_VERSION)
+
+$(BIN)/.version: FORCE
+	@mkdir -p $(BIN); echo '$(LDFLAGS)' | cmp -s - $@ || echo '$(LDFLAGS)' > $@
+
+$(SAILMAKER): $(GO_SOURCES) $(BIN)/.version
+	$(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/sailmaker
+
+FORCE:
 
 tools: $(BIN)/buildkitd $(BIN)/buildctl $(BIN)/cosign
 

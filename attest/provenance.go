@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/internal/version"
 )
 
 // Identifiers in the provenance statement.
@@ -277,30 +277,7 @@ func digestMap(d string) (map[string]string, error) {
 	return map[string]string{alg: hex}, nil
 }
 
-// SailmakerVersion is the running binary's module version, with the VCS
-// revision when the binary was built from a git checkout.
-func SailmakerVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if rev != "" && !strings.Contains(v, rev[:min(12, len(rev))]) {
-		v += " " + rev + dirty
-	}
-	return v
-}
+// SailmakerVersion is the running binary's version, as `sailmaker version`
+// reports it: the version and commit the Makefile stamps (else Go's build
+// info), with +dirty for a modified tree.
+func SailmakerVersion() string { return version.Get().String() }

@@ -229,7 +229,7 @@ func New(cfg *config.Config, opts ...Option) (*Auditor, error) {
 			a.ledger = emptyLedger{}
 			a.ledgerNote = fmt.Sprintf("no ledger at %s: no tag can be checked against it", path)
 		} else {
-			st, err := store.Open(context.Background(), path)
+			st, err := store.OpenReadOnly(context.Background(), path)
 			if err != nil {
 				return nil, fmt.Errorf("opening the ledger: %w", err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/sailmaker/sailmaker/audit"
 )
@@ -97,5 +98,13 @@ func TestWriteFormats(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Bytes(), &back))
 	assert.Equal(t, res.Images, back.Images)
 
-	assert.ErrorIs(t, audit.Write(&b, "yaml", res), audit.ErrBadInput)
+	// YAML is the JSON document in YAML syntax.
+	b.Reset()
+	require.NoError(t, audit.Write(&b, "yaml", res))
+	var fromYAML audit.ImagesResult
+	require.NoError(t, yaml.Unmarshal(b.Bytes(), &fromYAML))
+	assert.Equal(t, res.Images[0].Repository, fromYAML.Images[0].Repository)
+	assert.Contains(t, b.String(), "digest: "+d+"\n")
+
+	assert.ErrorIs(t, audit.Write(&b, "xml", res), audit.ErrBadInput)
 }

@@ -35,7 +35,17 @@ func Connect(ctx context.Context, cfg *config.Config) (*client.Client, error) {
 		}
 		c.Close()
 	}
-	return nil, fmt.Errorf("buildkitd at %s is not answering (start it with `sailmaker dev up` or `make demo`, or set buildkit.address): %w", cfg.BuildKit.Address, err)
+	return nil, fmt.Errorf("buildkitd at %s is not answering (%s): %w", cfg.BuildKit.Address, buildKitHint(cfg), err)
+}
+
+// buildKitHint says where the address came from and what to do, naming
+// the setting the user actually used.
+func buildKitHint(cfg *config.Config) string {
+	origin := cfg.Origin("buildkit.address")
+	if origin == config.DefaultOrigin {
+		return "the default address: start it with `sailmaker dev up` or `make demo`, or point buildkit.address in the config or $BUILDKIT_HOST at a running buildkitd"
+	}
+	return "the address is from " + origin + ": start buildkitd there, or change " + origin
 }
 
 // Progress says how solve progress is shown.

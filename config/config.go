@@ -35,6 +35,9 @@ type Config struct {
 	Git      GitConfig      `yaml:"git"`
 	Signing  SigningConfig  `yaml:"signing"`
 	Server   ServerConfig   `yaml:"server"`
+
+	// origins maps a setting's key to where its value came from (Origin).
+	origins map[string]string
 }
 
 // SigningConfig: with Key set, builds sign every image they push.
@@ -128,6 +131,7 @@ func Load(path, stateDir string) (*Config, error) {
 		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
+		cfg.recordFileOrigins(path, data)
 	}
 	cfg.applyEnv()
 	if stateDir != "" {
@@ -136,10 +140,11 @@ func Load(path, stateDir string) (*Config, error) {
 			return nil, err
 		}
 		cfg.StateDir = abs
+		cfg.SetOrigin("stateDir", "--state-dir")
 	}
 	cfg.fillDefaults()
 	if err := cfg.Validate(); err != nil {
-		if path != "" {
+		if path != "" && !cfg.notFromFile(err) {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 		return nil, err
@@ -163,28 +168,17 @@ func stateDirFromEnv() string {
 }
 
 func (c *Config) applyEnv() {
-	if v := os.Getenv("SAILMAKER_STATE_DIR"); v != "" {
-		c.StateDir = v
-	}
-	if v := os.Getenv("SAILMAKER_REGISTRY"); v != "" {
-		c.Registry.Address = v
-	}
-	if v := os.Getenv("BUILDKIT_HOST"); v != "" {
-		c.BuildKit.Address = v
-	}
-	if v := os.Getenv("SAILMAKER_DEBIAN_MIRROR"); v != "" {
-		c.Debian.Mirror = v
-	}
-	if v := os.Getenv("SAILMAKER_GOPROXY"); v != "" {
-		c.Go.Proxy = v
-	}
-	if v := os.Getenv("SAILMAKER_GOSUMDB"); v != "" {
-		c.Go.SumDB = v
-	}
-	if v := os.Getenv("SAILMAKER_SIGNING_KEY"); v != "" {
-		c.Signing.Key = v
-	}
-	c.Server.applyEnv()
+	env := os.Getenv
+	c.setFromEnv(&c.StateDir, "stateDir", "SAILMAKER_STATE_DIR", env)
+	c.setFromEnv(&c.Registry.Address, "registry.address", "SAILMAKER_REGISTRY", env)
+	c.setFromEnv(&c.BuildKit.Address, "buildkit.address", "BUILDKIT_HOST", env)
+	c.setFromEnv(&c.Debian.Mirror, "debian.mirror", "SAILMAKER_DEBIAN_MIRROR", env)
+	c.setFromEnv(&c.Go.Proxy, "go.proxy", "SAILMAKER_GOPROXY", env)
+	c.setFromEnv(&c.Go.SumDB, "go.sumdb", "SAILMAKER_GOSUMDB", env)
+	c.setFromEnv(&c.Signing.Key, "signing.key", "SAILMAKER_SIGNING_KEY", env)
+	c.setFromEnv(&c.Server.URL, "server.url", "SAILMAKER_SERVER", env)
+	c.setFromEnv(&c.Server.Token, "server.token", "SAILMAKER_TOKEN", env)
+	c.setFromEnv(&c.Server.Webhook.Secret, "server.webhook.secret", "SAILMAKER_WEBHOOK_SECRET", env)
 }
 
 func (c *Config) fillDefaults() {
@@ -206,13 +200,13 @@ func (c *Config) fillDefaults() {
 // Validate rejects settings that cannot work, instead of guessing.
 func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.StateDir) {
-		return fmt.Errorf("stateDir %q must be an absolute path", c.StateDir)
+		return c.settingErrorf("stateDir", "%q must be an absolute path", c.StateDir)
 	}
 	if strings.Contains(c.Registry.Address, "/") {
-		return fmt.Errorf("registry.address %q must be host[:port], without a scheme or path", c.Registry.Address)
+		return c.settingErrorf("registry.address", "%q must be host[:port], without a scheme or path", c.Registry.Address)
 	}
 	if !strings.HasPrefix(c.BuildKit.Address, "unix://") && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
-		return fmt.Errorf("buildkit.address %q must start with unix:// or tcp://", c.BuildKit.Address)
+		return c.settingErrorf("buildkit.address", "%q must start with unix:// or tcp://", c.BuildKit.Address)
 	}
 	tlsFiles := c.BuildKit.CACert != "" || c.BuildKit.Cert != "" || c.BuildKit.Key != ""
 	if tlsFiles && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {

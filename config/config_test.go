@@ -111,3 +111,44 @@ func TestSigningKeyFromFileThenEnv(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "/run/secrets/sailmaker.key", cfg.Signing.Key)
 }
+
+// Every setting knows where its value came from: the file (with its name),
+// the environment variable, the flag, or the default.
+func TestOrigins(t *testing.T) {
+	clearEnv(t)
+	for _, k := range []string{"SAILMAKER_SERVER", "SAILMAKER_TOKEN", "SAILMAKER_WEBHOOK_SECRET", "SAILMAKER_SIGNING_KEY"} {
+		t.Setenv(k, "")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("buildkit:\n  address: tcp://10.0.0.1:1234\nserver:\n  url: http://build.internal:8080\n  webhook:\n    repos: [a]\n"), 0o644))
+
+	cfg, err := Load(file, "")
+	require.NoError(t, err)
+	assert.Equal(t, "buildkit.address in "+file, cfg.Origin("buildkit.address"))
+	assert.Equal(t, "server.url in "+file, cfg.Origin("server.url"))
+	assert.Equal(t, "server.webhook.repos in "+file, cfg.Origin("server.webhook.repos"))
+	assert.Equal(t, DefaultOrigin, cfg.Origin("registry.address"))
+	assert.True(t, cfg.FromDefault("stateDir"))
+
+	// The environment overrides the file, and says so.
+	t.Setenv("BUILDKIT_HOST", "unix:///run/other.sock")
+	t.Setenv("SAILMAKER_SERVER", "http://127.0.0.1:9999")
+	cfg, err = Load(file, dir)
+	require.NoError(t, err)
+	assert.Equal(t, "unix:///run/other.sock", cfg.BuildKit.Address)
+	assert.Equal(t, "$BUILDKIT_HOST", cfg.Origin("buildkit.address"))
+	assert.Equal(t, "$SAILMAKER_SERVER", cfg.Origin("server.url"))
+	assert.Equal(t, "--state-dir", cfg.Origin("stateDir"))
+	cfg.SetOrigin("server.url", "--server")
+	assert.Equal(t, "--server", cfg.Origin("server.url"))
+
+	// A bad value names the variable it came from, not only the key.
+	t.Setenv("BUILDKIT_HOST", "127.0.0.1:1234")
+	_, err = Load("", dir)
+	assert.EqualError(t, err, `buildkit.address (from $BUILDKIT_HOST) "127.0.0.1:1234" must start with unix:// or tcp://`)
+	t.Setenv("BUILDKIT_HOST", "")
+	require.NoError(t, os.WriteFile(file, []byte("buildkit:\n  address: 127.0.0.1:1234\n"), 0o644))
+	_, err = Load(file, dir)
+	assert.EqualError(t, err, `config `+file+`: buildkit.address "127.0.0.1:1234" must start with unix:// or tcp://`)
+}

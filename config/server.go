@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"time"
 )
@@ -86,18 +85,6 @@ type WebhookConfig struct {
 	// Envoy tarball. A new recipe whose PROXY_REPO_SHA is not here keeps
 	// its sha256 unconfirmed, and its build fails saying so.
 	EnvoySHA256 map[string]string `yaml:"envoySHA256"`
-}
-
-func (s *ServerConfig) applyEnv() {
-	if v := os.Getenv("SAILMAKER_SERVER"); v != "" {
-		s.URL = v
-	}
-	if v := os.Getenv("SAILMAKER_TOKEN"); v != "" {
-		s.Token = v
-	}
-	if v := os.Getenv("SAILMAKER_WEBHOOK_SECRET"); v != "" {
-		s.Webhook.Secret = v
-	}
 }
 
 func (s *ServerConfig) fillDefaults() {

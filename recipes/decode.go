@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	goyaml "github.com/goccy/go-yaml"
+	goyamlparser "github.com/goccy/go-yaml/parser"
 	"gopkg.in/yaml.v3"
 )
 
@@ -35,7 +37,7 @@ func readDocument(c *collector, data []byte) *yaml.Node {
 			c.errs = append(c.errs, ValidationError{File: c.file, Msg: "empty document"})
 			return nil
 		}
-		c.errs = append(c.errs, yamlError(c.file, err))
+		c.errs = append(c.errs, yamlError(c.file, data, err))
 		return nil
 	}
 	var extra yaml.Node
@@ -43,7 +45,7 @@ func readDocument(c *collector, data []byte) *yaml.Node {
 		c.errs = append(c.errs, ValidationError{File: c.file, Line: extra.Line, Msg: "only one document is allowed per file"})
 		return nil
 	} else if !errors.Is(err, io.EOF) {
-		c.errs = append(c.errs, yamlError(c.file, err))
+		c.errs = append(c.errs, yamlError(c.file, data, err))
 		return nil
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
@@ -61,14 +63,38 @@ func readDocument(c *collector, data []byte) *yaml.Node {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// yamlError turns a syntax error from the YAML parser into a ValidationError.
-func yamlError(file string, err error) ValidationError {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return ValidationError{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+// yamlError turns a syntax error from the YAML parser into a ValidationError
+// at the line of the fault. yaml.v3 reports the line where the enclosing
+// block starts (line 1 for a fault anywhere in the top-level mapping), so
+// the line comes from goccy/go-yaml's parser, which reports the token at
+// fault; yaml.v3's line serves when that parser finds nothing wrong.
+func yamlError(file string, data []byte, err error) ValidationError {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
 	}
-	return ValidationError{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if l := faultLine(data); l > 0 {
+		line = l
+	}
+	return ValidationError{File: file, Line: line, Msg: "invalid YAML: " + msg}
+}
+
+// faultLine is the line of the first syntax error goccy/go-yaml's parser
+// finds in data, or 0.
+func faultLine(data []byte) (line int) {
+	defer func() {
+		if recover() != nil {
+			line = 0 // a parser bug must not take the error message down with it
+		}
+	}()
+	_, err := goyamlparser.ParseBytes(data, 0)
+	var se *goyaml.SyntaxError
+	if errors.As(err, &se) && se.Token != nil && se.Token.Position != nil {
+		return se.Token.Position.Line
+	}
+	return 0
 }
 
 // checkKind reads apiVersion and kind from the top-level mapping before the

@@ -2,6 +2,7 @@ package recipes
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -317,4 +318,49 @@ func TestParseDegenerate(t *testing.T) {
 		_, err := Parse("x.yaml", []byte(doc))
 		assert.Error(t, err, "%q", doc)
 	}
+}
+
+// A syntax error names the line of the fault, wherever it is: not the line
+// where the enclosing block starts (yaml.v3 says line 1 for any fault in
+// the top-level mapping).
+func TestSyntaxErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new string
+		// at is the text of the faulty line in the new document.
+		at string
+	}{
+		{"top-level key without a value", "spec:\n", "spec:\nbroken\n", "broken"},
+		{"top-level key indented", "spec:\n", " spec:\n", " spec:"},
+		{"nested key dedented", "    go: 1.23.4\n", "   go: 1.23.4\n", "   go: 1.23.4"},
+		{"deep key dedented", "      binary: usr/local/bin/envoy\n", "     binary: usr/local/bin/envoy\n", "     binary:"},
+		{"a tab", "    tag: 1.24.2\n", "\ttag: 1.24.2\n", "\ttag: 1.24.2"},
+		{"a value that is a mapping", "  version: 1.24.2\n", "  version: 1.24.2: x\n", "  version: 1.24.2: x"},
+		{"a key after the last one", "        ISTIO_META_ISTIO_PROXY_SHA: ${PROXY_REPO_SHA}\n", "        ISTIO_META_ISTIO_PROXY_SHA: ${PROXY_REPO_SHA}\nstatus\n", "status"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, validDoc, tc.old)
+			doc := strings.Replace(validDoc, tc.old, tc.new, 1)
+			want := 0
+			for i, l := range strings.Split(doc, "\n") {
+				if strings.HasPrefix(l, tc.at) {
+					want = i + 1
+					break
+				}
+			}
+			require.NotZero(t, want)
+			_, err := Parse("my.yaml", []byte(doc))
+			var errs ValidationErrors
+			require.ErrorAs(t, err, &errs)
+			require.Len(t, errs, 1, "%v", err)
+			assert.Equal(t, want, errs[0].Line, "%v", errs[0])
+			assert.True(t, strings.HasPrefix(errs[0].Error(), fmt.Sprintf("my.yaml:%d: invalid YAML: ", want)), errs[0].Error())
+		})
+	}
+
+	// JSON too: the line of the missing comma, not of the opening brace.
+	doc := "{\n  \"apiVersion\": \"sailmaker.dev/v1alpha1\",\n  \"kind\": \"Recipe\"\n  \"metadata\": {}\n}\n"
+	_, err := Parse("r.json", []byte(doc))
+	var errs ValidationErrors
+	require.ErrorAs(t, err, &errs)
+	assert.Equal(t, 4, errs[0].Line, "%v", err)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
@@ -20,8 +21,9 @@ const FileName = "sailmaker.db"
 
 // Store is an open database.
 type Store struct {
-	db   *sql.DB
-	path string
+	db       *sql.DB
+	path     string
+	readOnly bool
 }
 
 // migrations are applied in order; the index+1 is the schema version kept in
@@ -65,6 +67,61 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// OpenReadOnly opens an existing database for reading only: it creates
+// nothing, migrates nothing and writes nothing, so a user who may only read
+// the state directory can query it while the service writes to it.
+//
+// SQLite reads a WAL database through its -wal and -shm files. When they
+// exist (a writer has the database open) they are used read-only, and the
+// WAL index is rebuilt in this process's memory if the -shm cannot be
+// written. When they do not exist, every change is already in the database
+// file and, without write access to the directory, they cannot be made:
+// the file is then read as immutable (no locks; a writer that starts
+// meanwhile writes to a new WAL, not to the database file, until it
+// checkpoints).
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening the store %s: %w", path, err)
+	}
+	params := "mode=ro&_pragma=busy_timeout(10000)"
+	if !exists(path+"-wal") && !writable(filepath.Dir(path)) {
+		params = "mode=ro&immutable=1"
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+params)
+	if err != nil {
+		return nil, fmt.Errorf("opening the store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, readOnly: true}
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("reading the store %s: %w", path, err)
+	}
+	if version > len(migrations) {
+		db.Close()
+		return nil, fmt.Errorf("store %s: schema version %d is newer than this sailmaker knows (%d): upgrade sailmaker", path, version, len(migrations))
+	}
+	return s, nil
+}
+
+// OpenDirReadOnly is OpenReadOnly for the store in a state directory.
+func OpenDirReadOnly(ctx context.Context, stateDir string) (*Store, error) {
+	return OpenReadOnly(ctx, filepath.Join(stateDir, FileName))
+}
+
+// ReadOnly says whether the store was opened with OpenReadOnly.
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// writable says whether this process may create files in dir.
+func writable(dir string) bool {
+	return unix.Access(dir, unix.W_OK|unix.X_OK) == nil
 }
 
 // OpenDir opens the store in a state directory.

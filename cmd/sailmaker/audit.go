@@ -15,6 +15,7 @@ import (
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/store"
 )
@@ -22,7 +23,7 @@ import (
 func init() { subcommands = append(subcommands, newAuditCmd) }
 
 type auditOptions struct {
-	output      string
+	output      *outputFlag
 	prefixes    []string
 	key         string
 	concurrency int
@@ -54,7 +55,7 @@ public half of signing.key, the key builds sign with, when it is readable.`,
   sailmaker audit ledger --repository fixture/pilot`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or csv")
+	o.output = addPersistentOutputFlag(cmd)
 	pf.StringSliceVar(&o.prefixes, "prefix", nil, "audit only repositories equal to or under these prefixes (repeatable; default all)")
 	pf.StringVar(&o.key, "key", os.Getenv("SAILMAKER_SIGNING_PUB"), "public key (PEM file) to verify signatures with; default $SAILMAKER_SIGNING_PUB, else signing.key's public half")
 	pf.IntVar(&o.concurrency, "concurrency", 8, "images read at once")
@@ -74,9 +75,6 @@ public half of signing.key, the key builds sign with, when it is readable.`,
 // auditor checks the flags, then opens the auditor for the configured
 // registry (which must answer) and ledger.
 func (o *auditOptions) auditor(cmd *cobra.Command, g *globalOptions) (*audit.Auditor, error) {
-	if err := audit.CheckFormat(o.output); err != nil {
-		return nil, fmt.Errorf("-o: %w", err)
-	}
 	cfg, err := g.load()
 	if err != nil {
 		return nil, err
@@ -153,7 +151,7 @@ func auditServeHandler(cfg *config.Config, st *store.Store) (http.Handler, error
 
 // printAudit writes the result and, on stderr, what could not be read.
 func printAudit(cmd *cobra.Command, o *auditOptions, res audit.Tabular, notes []string) error {
-	if err := audit.Write(cmd.OutOrStdout(), o.output, res); err != nil {
+	if err := o.output.write(cmd.OutOrStdout(), res); err != nil {
 		return err
 	}
 	for _, n := range notes {
@@ -263,7 +261,7 @@ The exit status is 1 when there is any finding.`,
 			if err != nil {
 				return err
 			}
-			if o.output == "table" && len(rep.Findings) == 0 {
+			if o.output.format == output.Table && len(rep.Findings) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%d images in %s verified: no findings\n", rep.Checked, rep.Registry)
 				for _, n := range rep.Notes {
 					fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
@@ -309,7 +307,7 @@ content is unknown (no SBOM) are listed on stderr: they may contain it.`,
 			if n := len(res.NotSearched); n > 0 {
 				notes = append(notes, fmt.Sprintf("%d images have no SBOM and were not searched: %s", n, strings.Join(res.NotSearched, ", ")))
 			}
-			if len(res.Uses) == 0 && o.output == "table" {
+			if len(res.Uses) == 0 && o.output.format == output.Table {
 				notes = append(notes, "no image contains "+q.String())
 			}
 			return printAudit(cmd, o, res, notes)

@@ -97,7 +97,7 @@ func TestAuditCommands(t *testing.T) {
 	assert.Contains(t, out, "0 images")
 
 	for _, bad := range [][]string{
-		{"audit", "images", "-o", "yaml"},
+		{"audit", "images", "-o", "xml"},
 		{"audit", "show"},
 		{"audit", "show", "docker.io/library/golang:1.23"},
 		{"audit", "uses"},

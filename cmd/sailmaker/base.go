@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -21,7 +22,7 @@ type baseBuildOptions struct {
 	files   []string
 	rebuild bool
 	force   bool
-	output  string
+	output  *outputFlag
 }
 
 func newBaseCmd(g *globalOptions) *cobra.Command {
@@ -105,33 +106,72 @@ reproducible) or the tag is left alone unless --force.`,
 				}
 				results = append(results, imageFromPushed(b.Metadata.Name, *p))
 			}
-			return printImages(cmd.OutOrStdout(), results, o.output)
+			return printImages(cmd.OutOrStdout(), results, o.output.String())
 		},
 	}
 	build.Flags().StringArrayVarP(&o.files, "file", "f", nil, "a BaseImage recipe file (repeatable)")
 	build.Flags().BoolVar(&o.rebuild, "rebuild", false, "build even if the tag exists (the digest must not change)")
 	build.Flags().BoolVar(&o.force, "force", false, "move a tag that points to a different digest")
-	build.Flags().StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	// The image rows of a build print as a table or JSON (see output.go).
+	o.output = addOutputFlag(build)
+	build.ValidArgsFunction = completeBaseNames
 	cmd.AddCommand(build)
-	cmd.AddCommand(&cobra.Command{
-		Use:     "list",
-		Short:   "List the embedded base image recipes",
-		Example: `  sailmaker base list`,
-		Args:    cobra.NoArgs,
+
+	var listOut *outputFlag
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the embedded base image recipes",
+		Example: `  sailmaker base list
+  sailmaker base list -o yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			bases, err := recipes.Bases()
+			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			for _, b := range bases {
-				goV := ""
-				if b.Spec.Go != nil {
-					goV = " + Go " + b.Spec.Go.Version
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s:%s\tdebian %s %s%s\n", b.Metadata.Name, b.Metadata.Version, b.Spec.Suite, b.Spec.Variant, goV)
+			bases, err := recipes.Bases(recipeOptions(cfg)...)
+			if err != nil {
+				return err
 			}
-			return nil
+			l := make(baseList, len(bases))
+			for i, b := range bases {
+				l[i] = baseEntry{Name: b.Metadata.Name, Version: b.Metadata.Version, Image: b.Ref(cfg.Registry.Address),
+					Suite: b.Spec.Suite, Variant: b.Spec.Variant, Packages: b.Spec.Packages, Digest: b.Digest()}
+				if b.Spec.Go != nil {
+					l[i].Go = b.Spec.Go.Version
+				}
+			}
+			return listOut.write(cmd.OutOrStdout(), l)
 		},
-	})
+	}
+	listOut = addOutputFlag(list)
+	cmd.AddCommand(list)
 	return cmd
+}
+
+// baseEntry is a line of `base list`.
+type baseEntry struct {
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Image    string   `json:"image"`
+	Suite    string   `json:"suite"`
+	Variant  string   `json:"variant"`
+	Go       string   `json:"go,omitempty"`
+	Packages []string `json:"packages"`
+	// Digest is the recipe's.
+	Digest string `json:"recipeDigest"`
+}
+
+type baseList []baseEntry
+
+func (l baseList) Header() []string {
+	return []string{"NAME", "VERSION", "IMAGE", "DEBIAN", "GO", "PACKAGES"}
+}
+
+func (l baseList) Rows() [][]string {
+	rows := make([][]string, len(l))
+	for i, b := range l {
+		rows[i] = []string{b.Name, b.Version, b.Image, b.Suite + " " + b.Variant, b.Go, strings.Join(b.Packages, " ")}
+	}
+	return rows
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/bench"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -72,8 +73,8 @@ recipe from a local upstream checkout instead of its git URL.`,
 			if err != nil {
 				return err
 			}
-			if o.output != "table" && o.output != "json" {
-				return fmt.Errorf("-o %q: must be table or json", o.output)
+			if err := checkOutput(o.output, output.Table, output.JSON); err != nil {
+				return err
 			}
 			if o.runs < 1 || o.coldRuns < 1 {
 				return fmt.Errorf("--runs %d, --cold-runs %d: each must be at least 1", o.runs, o.coldRuns)
@@ -136,7 +137,8 @@ recipe from a local upstream checkout instead of its git URL.`,
 	f.StringVar(&o.out, "out", "", "output folder (default bench/out/<UTC time>)")
 	f.StringVar(&o.sailmaker, "sailmaker", "", "the sailmaker binary to measure (default: this one)")
 	f.StringVar(&o.buildctl, "buildctl", "", "buildctl for the plain path (default: $SAILMAKER_BIN_DIR/buildctl, beside this binary, or on PATH)")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table (Markdown) or json")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the table is Markdown)")
+	completeOutput(cmd, output.Table, output.JSON)
 	return cmd
 }
 

@@ -18,7 +18,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 	}{
 		{[]string{"bench", "--scenarios", "cold,warm"}, `unknown scenario "warm"`},
 		{[]string{"bench", "--paths", "docker"}, `unknown path "docker"`},
-		{[]string{"bench", "-o", "yaml"}, `-o "yaml": must be table or json`},
+		{[]string{"bench", "-o", "yaml"}, `-o: output format "yaml" does not apply here: use table or json`},
 		{[]string{"bench", "--recipe", "istio@1.24.2", "-f", "r.yaml"}, "--recipe and -f both name a recipe"},
 		{[]string{"bench", "--recipe", "istio@9.9"}, "no such recipe"},
 		{[]string{"bench", "--fixture", "/nonexistent"}, "no demo fixture at /nonexistent"},

@@ -19,6 +19,7 @@ import (
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
@@ -33,7 +34,7 @@ type buildOptions struct {
 	envoySHA256       string
 	force             bool
 	checkReproducible bool
-	format            string
+	format            *outputFlag
 	outputs           []string
 	metadataFile      string
 	quiet             bool
@@ -44,9 +45,6 @@ type buildOptions struct {
 
 // check refuses bad flags before any work starts.
 func (o *buildOptions) check() ([]publish.Output, error) {
-	if err := checkFormat("-o", o.format, imageFormats); err != nil {
-		return nil, err
-	}
 	if err := checkProgress(o.progress); err != nil {
 		return nil, err
 	}
@@ -133,13 +131,13 @@ cosign signature and its provenance and SBOM are signed DSSE attestations
 	f.StringVar(&o.envoySHA256, "envoy-sha256", "", "expect this sha256 for the Envoy tarball instead of the recipe's pin (recorded on the images)")
 	f.BoolVar(&o.force, "force", false, "rebuild even if up to date, and move tags that point to other digests (recorded)")
 	f.BoolVar(&o.checkReproducible, "check-reproducible", false, "build twice, the second time without cache, and fail unless the digests are equal")
-	f.StringVarP(&o.format, "format", "o", "table", "result format: table, json, yaml or csv")
 	f.StringArrayVar(&o.outputs, "output", []string{publish.OutputRegistry}, "where the images go: registry, oci-layout=DIR or tar=FILE (repeatable)")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write the images' references, digests, platforms and attachment digests to this JSON file")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only repository@digest lines on stdout")
 	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty, quiet or rawjson")
 	f.BoolVar(&o.timings, "timings", false, "print how long each phase took")
 	f.StringVar(&o.server, "server", "", "queue the build on this build service and follow it (default $SAILMAKER_SERVER or server.url; none: build here)")
+	o.format = addFormatFlag(cmd)
 	return cmd
 }
 
@@ -226,12 +224,10 @@ func printResult(stdout io.Writer, res api.Result, o *buildOptions) error {
 			}
 		}
 		return nil
-	case o.format == "json":
-		return writeJSONOut(stdout, res)
-	case o.format == "yaml":
-		return writeYAML(stdout, res)
+	case o.format.format == output.JSON || o.format.format == output.YAML:
+		return o.format.write(stdout, res)
 	default:
-		return printImages(stdout, res.Images, o.format)
+		return o.format.write(stdout, imageList(res.Images))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/builder/base"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/registry"
@@ -30,7 +31,7 @@ func TestBuildFlagsCheckedFirst(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-o", "xml"}, `-o "xml": unknown output format`},
+		{[]string{"-o", "xml"}, `unknown output format "xml": use table, json, yaml or csv`},
 		{[]string{"--output", "s3=bucket"}, `--output "s3=bucket": unknown output`},
 		{[]string{"--output", "tar"}, `tar needs a path: tar=FILE`},
 		{[]string{"--output", "registry=foo"}, `registry takes no path`},
@@ -123,28 +124,28 @@ func TestPrintResult(t *testing.T) {
 		{Name: "proxyv2", Output: "registry", Repository: "reg.local/istio/proxyv2", Tag: "1.24.2", Reference: "reg.local/istio/proxyv2@" + d("3"), Digest: d("3"), Status: api.StatusMoved, PreviousDigest: d("4")},
 	}}
 	var out strings.Builder
-	require.NoError(t, printResult(&out, res, &buildOptions{quiet: true, format: "table"}))
+	require.NoError(t, printResult(&out, res, &buildOptions{quiet: true, format: format(t, "table")}))
 	assert.Equal(t, "reg.local/istio/pilot@"+d("1")+"\nreg.local/istio/proxyv2@"+d("3")+"\n", out.String())
 
 	out.Reset()
-	require.NoError(t, printResult(&out, res, &buildOptions{format: "table"}))
+	require.NoError(t, printResult(&out, res, &buildOptions{format: format(t, "table")}))
 	assert.Contains(t, out.String(), "OUTPUT")
 	assert.Contains(t, out.String(), "pushed (tag moved by --force)")
 
 	out.Reset()
-	require.NoError(t, printResult(&out, res, &buildOptions{format: "yaml"}))
+	require.NoError(t, printResult(&out, res, &buildOptions{format: format(t, "yaml")}))
 	assert.Contains(t, out.String(), "recipe: istio@1.24.2")
 	assert.Contains(t, out.String(), "previousDigest: "+d("4"))
 
 	out.Reset()
-	require.NoError(t, printResult(&out, res, &buildOptions{format: "csv"}))
+	require.NoError(t, printResult(&out, res, &buildOptions{format: format(t, "csv")}))
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Len(t, lines, 4)
 	assert.True(t, strings.HasPrefix(lines[0], "name,output,repository,tag,digest"))
 
 	meta := filepath.Join(t.TempDir(), "meta.json")
 	out.Reset()
-	require.NoError(t, printResult(&out, res, &buildOptions{format: "json", metadataFile: meta}))
+	require.NoError(t, printResult(&out, res, &buildOptions{format: format(t, "json"), metadataFile: meta}))
 	var doc map[string]map[string]any
 	b, err := os.ReadFile(meta)
 	require.NoError(t, err)
@@ -157,4 +158,12 @@ func TestPrintResult(t *testing.T) {
 	var back api.Result
 	require.NoError(t, json.Unmarshal([]byte(out.String()), &back))
 	assert.Equal(t, res.Images, back.Images)
+}
+
+// format is a build's -o set to f.
+func format(t *testing.T, f string) *outputFlag {
+	t.Helper()
+	o := &outputFlag{format: output.Table, allowed: output.Formats}
+	require.NoError(t, o.Set(f))
+	return o
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/service"
 )
 
@@ -28,14 +29,35 @@ func serverURL(flag string, cfg *config.Config) string {
 	return cfg.Server.URL
 }
 
+// serverOrigin says where serverURL's answer came from: --server,
+// $SAILMAKER_SERVER, or server.url in the config file.
+func serverOrigin(flag string, cfg *config.Config) string {
+	if flag != "" {
+		return "--server"
+	}
+	return cfg.Origin("server.url")
+}
+
+// remoteService is a client of the configured service and where its URL
+// came from.
+type remoteService struct {
+	*service.Client
+	// Origin is --server, $SAILMAKER_SERVER or "server.url in FILE".
+	Origin string
+}
+
 // serviceClient is a client for the configured service, with the token
 // from $SAILMAKER_TOKEN or server.token.
-func serviceClient(flag string, cfg *config.Config) (*service.Client, error) {
+func serviceClient(flag string, cfg *config.Config) (*remoteService, error) {
 	u := serverURL(flag, cfg)
 	if u == "" {
 		return nil, errors.New("no build service given: pass --server URL, or set SAILMAKER_SERVER (or server.url in the config)")
 	}
-	return service.NewClient(u, cfg.Server.Token)
+	c, err := service.NewClient(u, cfg.Server.Token)
+	if err != nil {
+		return nil, fmt.Errorf("the build service URL from %s: %w", serverOrigin(flag, cfg), err)
+	}
+	return &remoteService{Client: c, Origin: serverOrigin(flag, cfg)}, nil
 }
 
 func newBuildsCmd(g *globalOptions) *cobra.Command {
@@ -52,7 +74,7 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
   sailmaker builds cancel 20250102-150405-3fa9c2d1`,
 	}
 	cmd.PersistentFlags().StringVar(&server, "server", "", "build service URL (default $SAILMAKER_SERVER or server.url)")
-	client := func() (*service.Client, error) {
+	client := func() (*remoteService, error) {
 		cfg, err := g.load()
 		if err != nil {
 			return nil, err
@@ -60,8 +82,9 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
 		return serviceClient(server, cfg)
 	}
 
-	var state, recipe, since, output string
+	var state, recipe, since string
 	var limit int
+	var listOut *outputFlag
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List builds, newest first",
@@ -87,21 +110,23 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
 			if err != nil {
 				return err
 			}
-			return printBuilds(cmd.OutOrStdout(), builds, output)
+			return listOut.write(cmd.OutOrStdout(), buildList(builds))
 		},
 	}
 	list.Flags().StringVar(&state, "state", "", "only builds in these states (comma-separated: queued, fetching, building, pushing, succeeded, failed, cancelled)")
 	list.Flags().StringVar(&recipe, "recipe", "", "only builds of this recipe (istio@1.24.2) or recipe name (istio)")
 	list.Flags().StringVar(&since, "since", "", "only builds asked for since this time (RFC 3339) or this long ago (24h)")
 	list.Flags().IntVar(&limit, "limit", 100, "at most this many builds")
-	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	listOut = addOutputFlag(list)
 
-	var showOutput string
+	var showOut *outputFlag
 	show := &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show one build: state, timings, images and digests, error",
-		Example: `  sailmaker builds show 20250102-150405-3fa9c2d1 -o json`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "show ID",
+		Short: "Show one build: state, timings, images and digests, error",
+		Example: `  sailmaker builds show 20250102-150405-3fa9c2d1
+  sailmaker builds show 20250102-150405-3fa9c2d1 -o json`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeBuildIDs(g, &server),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
@@ -111,10 +136,10 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
 			if err != nil {
 				return err
 			}
-			return printBuild(cmd.OutOrStdout(), b, showOutput)
+			return showOut.write(cmd.OutOrStdout(), (*buildShown)(b))
 		},
 	}
-	show.Flags().StringVarP(&showOutput, "output", "o", "text", "output format: text or json")
+	showOut = addOutputFlag(show, output.Documents...)
 
 	var follow bool
 	logs := &cobra.Command{
@@ -122,7 +147,8 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
 		Short: "Print a build's log; -f follows it until the build ends",
 		Example: `  sailmaker builds logs 20250102-150405-3fa9c2d1
   sailmaker builds logs 20250102-150405-3fa9c2d1 -f`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeBuildIDs(g, &server),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
@@ -138,10 +164,11 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the build ends")
 
 	cancel := &cobra.Command{
-		Use:     "cancel ID",
-		Short:   "Cancel a queued or running build (its BuildKit solve is cancelled)",
-		Example: `  sailmaker builds cancel 20250102-150405-3fa9c2d1`,
-		Args:    cobra.ExactArgs(1),
+		Use:               "cancel ID",
+		Short:             "Cancel a queued or running build (its BuildKit solve is cancelled)",
+		Example:           `  sailmaker builds cancel 20250102-150405-3fa9c2d1`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeBuildIDs(g, &server),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
@@ -163,20 +190,21 @@ server.url in the config), with the token in SAILMAKER_TOKEN (or server.token).`
 	return cmd
 }
 
-func printBuilds(w io.Writer, builds []service.Build, output string) error {
-	switch output {
-	case "json":
-		return writeJSONOut(w, builds)
-	case "table", "":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tRECIPE\tSTATE\tACTOR\tCREATED\tDURATION")
-		for _, b := range builds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Recipe, b.State, b.Trigger.Actor, b.Created.Local().Format("2006-01-02 15:04:05"), buildDuration(&b))
-		}
-		return tw.Flush()
-	default:
-		return fmt.Errorf("unknown output format %q: use table or json", output)
+// buildList is what `builds list` prints: the builds' JSON as the API
+// gives it, or a row per build.
+type buildList []service.Build
+
+func (l buildList) Header() []string {
+	return []string{"ID", "RECIPE", "STATE", "ACTOR", "CREATED", "DURATION"}
+}
+
+func (l buildList) Rows() [][]string {
+	rows := make([][]string, len(l))
+	for i := range l {
+		b := &l[i]
+		rows[i] = []string{b.ID, b.Recipe, string(b.State), b.Trigger.Actor, b.Created.Local().Format("2006-01-02 15:04:05"), buildDuration(b)}
 	}
+	return rows
 }
 
 func buildDuration(b *service.Build) string {
@@ -190,14 +218,12 @@ func buildDuration(b *service.Build) string {
 	return end.Sub(*b.Started).Round(time.Second).String()
 }
 
-func printBuild(w io.Writer, b *service.Build, output string) error {
-	switch output {
-	case "json":
-		return writeJSONOut(w, b)
-	case "text", "":
-	default:
-		return fmt.Errorf("unknown output format %q: use text or json", output)
-	}
+// buildShown is what `builds show` prints: the build's JSON as the API
+// gives it, or the facts for people.
+type buildShown service.Build
+
+func (bs *buildShown) WriteText(w io.Writer) error {
+	b := (*service.Build)(bs)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "ID:\t%s\n", b.ID)
 	fmt.Fprintf(tw, "Recipe:\t%s (%s, %s)\n", b.Recipe, b.Source, b.RecipeDigest)
@@ -248,7 +274,9 @@ func writeJSONOut(w io.Writer, v any) error {
 
 // runRemoteBuild queues a build on the service and follows its log to
 // stderr; the result table goes to stdout as with a local build.
-func runRemoteBuild(ctx context.Context, stdout, stderr io.Writer, c *service.Client, args []string, o *buildOptions) error {
+func runRemoteBuild(ctx context.Context, stdout, stderr io.Writer, c *remoteService, args []string, o *buildOptions) error {
+	// A user who meant to build here learns why nothing builds here.
+	fmt.Fprintf(stderr, "building on the service at %s (from %s), not on this machine\n", c.URL, c.Origin)
 	if o.envoyFile != "" {
 		return errors.New("--envoy-file works only for local builds: the service downloads Envoy itself (give --envoy-sha256)")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -26,7 +27,7 @@ const defaultDemoFixture = "testdata/upstream"
 
 type demoOptions struct {
 	fixture  string
-	output   string
+	output   *outputFlag
 	progress string
 }
 
@@ -49,9 +50,6 @@ The fixture commit is fixed, so running it again builds nothing.`,
   sailmaker --state-dir /tmp/sm demo --fixture ~/src/sailmaker/testdata/upstream -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.output != "table" && o.output != "json" {
-				return fmt.Errorf("-o %q: must be table or json", o.output)
-			}
 			switch o.progress {
 			case "auto", "plain", "tty", "quiet", "rawjson":
 			default:
@@ -80,7 +78,8 @@ The fixture commit is fixed, so running it again builds nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.fixture, "fixture", defaultDemoFixture, "the fixture upstream tree; its parent must also hold envoy-standin/ and recipes/fixture.yaml.tmpl, as sailmaker's testdata/ does")
-	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	o.output = addOutputFlag(cmd)
+	completeOutput(cmd, output.Table, output.JSON)
 	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty or quiet")
 	return cmd
 }

@@ -183,7 +183,7 @@ func runDemoCmd(t *testing.T, args ...string) (stdout, stderr string, err error)
 // The command checks its flags and its fixture before anything is built.
 func TestDemoCmdRefusesEarly(t *testing.T) {
 	_, _, err := runDemoCmd(t, "-o", "xml")
-	assert.ErrorContains(t, err, "must be table or json")
+	assert.ErrorContains(t, err, `unknown output format "xml": use table, json, yaml or csv`)
 
 	_, _, err = runDemoCmd(t, "--progress", "fancy")
 	assert.ErrorContains(t, err, "--progress")

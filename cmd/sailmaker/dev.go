@@ -1,10 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"text/tabwriter"
-
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -18,7 +14,8 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 		Use:   "dev",
 		Short: "Start, stop and inspect the local buildkitd and embedded registry",
 	}
-	cmd.AddCommand(&cobra.Command{
+	var upOut *outputFlag
+	up := &cobra.Command{
 		Use:   "up",
 		Short: "Start the embedded registry and buildkitd in the background (reuses running ones)",
 		Example: `  sailmaker dev up
@@ -33,9 +30,11 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printStatus(cmd, st, "table")
+			return upOut.write(cmd.OutOrStdout(), (*devStatus)(st))
 		},
-	})
+	}
+	upOut = addOutputFlag(up)
+	cmd.AddCommand(up)
 	cmd.AddCommand(&cobra.Command{
 		Use:     "down",
 		Short:   "Stop what `dev up` started",
@@ -49,40 +48,37 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 			return devenv.Down(cmd.Context(), cfg, logrus.StandardLogger())
 		},
 	})
-	var output string
+	var statusOut *outputFlag
 	status := &cobra.Command{
-		Use:     "status",
-		Short:   "Say whether the registry and buildkitd answer",
-		Example: `  sailmaker dev status -o json`,
-		Args:    cobra.NoArgs,
+		Use:   "status",
+		Short: "Say whether the registry and buildkitd answer",
+		Example: `  sailmaker dev status
+  sailmaker dev status -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
-			return printStatus(cmd, devenv.Check(cmd.Context(), cfg), output)
+			return statusOut.write(cmd.OutOrStdout(), (*devStatus)(devenv.Check(cmd.Context(), cfg)))
 		},
 	}
-	status.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	statusOut = addOutputFlag(status)
 	cmd.AddCommand(status)
 	return cmd
 }
 
-func printStatus(cmd *cobra.Command, st *devenv.Status, output string) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	case "table":
-		w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "COMPONENT\tADDRESS\tSTATE")
-		fmt.Fprintf(w, "registry\t%s\t%s\n", st.Registry, upDown(st.RegistryUp))
-		fmt.Fprintf(w, "buildkitd\t%s\t%s\n", st.BuildKit, upDown(st.BuildKitUp))
-		fmt.Fprintf(w, "state\t%s\t\n", st.StateDir)
-		return w.Flush()
-	default:
-		return fmt.Errorf("unknown output format %q: use table or json", output)
+// devStatus is what `dev up` and `dev status` print: devenv.Status as JSON,
+// or a row per component.
+type devStatus devenv.Status
+
+func (st *devStatus) Header() []string { return []string{"COMPONENT", "ADDRESS", "STATE"} }
+
+func (st *devStatus) Rows() [][]string {
+	return [][]string{
+		{"registry", st.Registry, upDown(st.RegistryUp)},
+		{"buildkitd", st.BuildKit, upDown(st.BuildKitUp)},
+		{"state", st.StateDir, ""},
 	}
 }
 

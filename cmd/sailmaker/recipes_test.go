@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -43,9 +45,9 @@ func TestRecipesList(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 4)
-	assert.Regexp(t, `^ID\s+KIND\s+VERSION\s+DESCRIPTION$`, lines[0])
-	assert.Regexp(t, `^istio@1\.24\.2\s+Recipe\s+1\.24\.2\s+istio 1\.24\.2 from https://github\.com/istio/istio\.git`, lines[1])
-	assert.Regexp(t, `^base/bookworm\s+BaseImage\s+1\s+Debian bookworm`, lines[2])
+	assert.Regexp(t, `^ID\s+KIND\s+VERSION\s+SOURCE\s+DESCRIPTION$`, lines[0])
+	assert.Regexp(t, `^istio@1\.24\.2\s+Recipe\s+1\.24\.2\s+embedded\s+istio 1\.24\.2 from https://github\.com/istio/istio\.git`, lines[1])
+	assert.Regexp(t, `^base/bookworm\s+BaseImage\s+1\s+embedded\s+Debian bookworm`, lines[2])
 
 	out, _, err = runRecipesCmd(t, "", "recipes", "list", "-o", "json")
 	require.NoError(t, err)
@@ -53,8 +55,22 @@ func TestRecipesList(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &entries))
 	assert.Equal(t, recipes.List(), entries)
 
+	out, _, err = runRecipesCmd(t, "", "recipes", "list", "-o", "csv")
+	require.NoError(t, err)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 4)
+	assert.Equal(t, []string{"ID", "KIND", "VERSION", "SOURCE", "DESCRIPTION"}, rows[0])
+	assert.Equal(t, []string{"istio@1.24.2", "Recipe", "1.24.2", "embedded", recipes.List()[0].Description}, rows[1])
+
+	out, _, err = runRecipesCmd(t, "", "recipes", "list", "-o", "yaml")
+	require.NoError(t, err)
+	var fromYAML []recipes.Entry
+	require.NoError(t, yaml.Unmarshal([]byte(out), &fromYAML))
+	assert.Equal(t, recipes.List(), fromYAML)
+
 	_, _, err = runRecipesCmd(t, "", "recipes", "list", "-o", "xml")
-	assert.ErrorContains(t, err, "must be table or json")
+	assert.ErrorContains(t, err, `unknown output format "xml": use table, json, yaml or csv`)
 }
 
 func TestRecipesShow(t *testing.T) {
@@ -104,12 +120,33 @@ func TestRecipesShow(t *testing.T) {
 
 	_, _, err = runRecipesCmd(t, "", "recipes", "show", "istio@0.1")
 	assert.ErrorIs(t, err, recipes.ErrNotFound)
+	assert.ErrorContains(t, err, `unknown recipe "istio@0.1" (did you mean istio@1.24.2?)`)
+	_, _, err = runRecipesCmd(t, "", "recipes", "show", "nosuch")
+	assert.ErrorIs(t, err, recipes.ErrNotFound)
+	assert.ErrorContains(t, err, `unknown recipe "nosuch"`)
+	assert.ErrorContains(t, err, "`sailmaker recipes list` lists the known ones")
+	assert.NotContains(t, err.Error(), "base image \"nosuch\"", "an id without @ is not only a base image's")
 	_, _, err = runRecipesCmd(t, "", "recipes", "show")
 	assert.ErrorContains(t, err, "give either a recipe id or -f FILE")
 	_, _, err = runRecipesCmd(t, "", "recipes", "show", "istio@1.24.2", "-f", file)
 	assert.ErrorContains(t, err, "give either a recipe id or -f FILE")
 	_, _, err = runRecipesCmd(t, "", "recipes", "show", "istio@1.24.2", "-o", "toml")
-	assert.ErrorContains(t, err, "must be yaml or json")
+	assert.ErrorContains(t, err, `unknown output format "toml": use table, json or yaml`)
+	_, _, err = runRecipesCmd(t, "", "recipes", "show", "istio@1.24.2", "-o", "csv")
+	assert.ErrorContains(t, err, `output format "csv" does not apply here: use table, json or yaml`)
+
+	// -o yaml is the JSON document in YAML.
+	out, _, err = runRecipesCmd(t, "", "recipes", "show", "istio@1.24.2", "-o", "yaml")
+	require.NoError(t, err)
+	var y struct {
+		ID     string         `yaml:"id"`
+		Digest string         `yaml:"digest"`
+		Recipe recipes.Recipe `yaml:"recipe"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(out), &y))
+	assert.Equal(t, "istio@1.24.2", y.ID)
+	assert.Equal(t, r.Digest(), y.Digest)
+	assert.Equal(t, "127.0.0.1:5000/builder/go1.23.4:1", y.Recipe.Spec.Toolchain.Builder)
 }
 
 func TestRecipesValidate(t *testing.T) {

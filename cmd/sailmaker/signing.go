@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sailmaker/sailmaker/attest"
+	"github.com/sailmaker/sailmaker/internal/output"
 )
 
 func init() { subcommands = append(subcommands, newSigningCmd) }
@@ -29,8 +30,9 @@ the network but to the registry.`,
 }
 
 type keygenOptions struct {
-	out   string
-	force bool
+	out    string
+	force  bool
+	output *outputFlag
 }
 
 func newSigningKeygenCmd(_ *globalOptions) *cobra.Command {
@@ -43,7 +45,8 @@ func newSigningKeygenCmd(_ *globalOptions) *cobra.Command {
 PKIX), which verifies the signatures. Existing files are not overwritten
 unless --force.`,
 		Example: `  sailmaker signing keygen --out /etc/sailmaker
-  export SAILMAKER_SIGNING_KEY=/etc/sailmaker/sailmaker.key`,
+  export SAILMAKER_SIGNING_KEY=/etc/sailmaker/sailmaker.key
+  sailmaker signing keygen --out /etc/sailmaker -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runKeygen(cmd.OutOrStdout(), o)
@@ -51,6 +54,7 @@ unless --force.`,
 	}
 	cmd.Flags().StringVar(&o.out, "out", ".", "directory to write sailmaker.key and sailmaker.pub into")
 	cmd.Flags().BoolVar(&o.force, "force", false, "overwrite existing key files")
+	o.output = addOutputFlag(cmd, output.Documents...)
 	return cmd
 }
 
@@ -82,9 +86,25 @@ func runKeygen(stdout io.Writer, o *keygenOptions) error {
 	if err != nil {
 		abs = privPath
 	}
-	fmt.Fprintf(stdout, "wrote %s (private, keep it secret) and %s (public)\n", privPath, pubPath)
-	fmt.Fprintf(stdout, "to sign builds: signing.key: %s in the config, or SAILMAKER_SIGNING_KEY=%s\n", abs, abs)
-	return nil
+	pubAbs, err := filepath.Abs(pubPath)
+	if err != nil {
+		pubAbs = pubPath
+	}
+	k := &keyPair{PrivateKey: abs, PublicKey: pubAbs, written: [2]string{privPath, pubPath}}
+	return o.output.write(stdout, k)
+}
+
+// keyPair is what `signing keygen` prints: the files it wrote.
+type keyPair struct {
+	PrivateKey string `json:"privateKey"`
+	PublicKey  string `json:"publicKey"`
+	written    [2]string
+}
+
+func (k *keyPair) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "wrote %s (private, keep it secret) and %s (public)\n", k.written[0], k.written[1])
+	_, err := fmt.Fprintf(w, "to sign builds: signing.key: %s in the config, or SAILMAKER_SIGNING_KEY=%s\n", k.PrivateKey, k.PrivateKey)
+	return err
 }
 
 // writeKeyFile writes data with exactly mode (not widened by an existing

@@ -1,12 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/service"
 )
 
@@ -17,7 +19,8 @@ func newTokenCmd(_ *globalOptions) *cobra.Command {
 		Use:   "token",
 		Short: "Make tokens for the build service",
 	}
-	var name, role, output string
+	var name, role string
+	var out *outputFlag
 	newCmd := &cobra.Command{
 		Use:   "new --name NAME --role ROLE",
 		Short: "Print a fresh token, and the line that lets the service accept it",
@@ -31,13 +34,11 @@ auditor (read builds and audit queries), ci (the webhook only; the webhook
 itself is authenticated by its signature).`,
 		Example: `  sailmaker token new --name alice --role maintainer
   sailmaker token new --name grafana --role auditor -o json`,
+		PreRunE: func(*cobra.Command, []string) error {
+			return checkRole(role)
+		},
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch role {
-			case config.RoleAdmin, config.RoleMaintainer, config.RoleAuditor, config.RoleCI:
-			default:
-				return fmt.Errorf("--role %q: must be admin, maintainer, auditor or ci", role)
-			}
 			if name == "" {
 				return fmt.Errorf("--name is required: it names the token in logs and records")
 			}
@@ -45,25 +46,46 @@ itself is authenticated by its signature).`,
 			if err != nil {
 				return err
 			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]string{"name": name, "role": role, "token": token, "sha256": sum})
-			case "text":
-				fmt.Fprintln(cmd.OutOrStdout(), token)
-				fmt.Fprintf(cmd.ErrOrStderr(), "Add to the service's config, under server.tokens:\n  - {name: %q, role: %s, sha256: %s}\n", name, role, sum)
-				return nil
-			default:
-				return fmt.Errorf("unknown output format %q: use text or json", output)
+			if err := out.write(cmd.OutOrStdout(), &newToken{Name: name, Role: role, Token: token, SHA256: sum}); err != nil {
+				return err
 			}
+			if out.format == output.Table {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Add to the service's config, under server.tokens:\n  - {name: %q, role: %s, sha256: %s}\n", name, role, sum)
+			}
+			return nil
 		},
 	}
 	newCmd.Flags().StringVar(&name, "name", "", "who or what uses the token (recorded as the actor)")
 	newCmd.Flags().StringVar(&role, "role", "", "admin, maintainer, auditor or ci")
-	newCmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	out = addOutputFlag(newCmd, output.Documents...)
+	_ = newCmd.RegisterFlagCompletionFunc("role", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return roles, cobra.ShellCompDirectiveNoFileComp
+	})
 	_ = newCmd.MarkFlagRequired("name")
 	_ = newCmd.MarkFlagRequired("role")
 	cmd.AddCommand(newCmd)
 	return cmd
+}
+
+var roles = []string{config.RoleAdmin, config.RoleMaintainer, config.RoleAuditor, config.RoleCI}
+
+func checkRole(role string) error {
+	if !slices.Contains(roles, role) {
+		return fmt.Errorf("--role %q: must be admin, maintainer, auditor or ci", role)
+	}
+	return nil
+}
+
+// newToken is what `token new` prints: -o table gives the token alone
+// (and the config line on stderr), json and yaml all of it.
+type newToken struct {
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+	Token  string `json:"token"`
+	SHA256 string `json:"sha256"`
+}
+
+func (t *newToken) WriteText(w io.Writer) error {
+	_, err := fmt.Fprintln(w, t.Token)
+	return err
 }
