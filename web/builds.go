@@ -95,6 +95,10 @@ func workerOf(b *service.Build) string {
 	if err != nil {
 		return ""
 	}
+	return workerFromJSON(data)
+}
+
+func workerFromJSON(data []byte) string {
 	var doc struct {
 		Worker json.RawMessage `json:"worker"`
 	}

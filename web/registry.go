@@ -34,7 +34,7 @@ func (h *Handler) registryPage(w http.ResponseWriter, r request) {
 		Repository: strings.TrimSpace(q.Get("repository")), Version: strings.TrimSpace(q.Get("version")),
 		Commit: strings.TrimSpace(q.Get("commit")), Base: strings.TrimSpace(q.Get("base")),
 	}}
-	c, cancel := ctx(r, registryTimeout)
+	c, cancel := withTimeout(r, registryTimeout)
 	defer cancel()
 	res, err := h.aud.Images(c, d.Filter)
 	if err != nil {
@@ -92,7 +92,7 @@ func (h *Handler) imagePage(w http.ResponseWriter, r request) {
 		h.errorPage(w, r.Request, r.s, http.StatusBadRequest, "Which image? Give image=repository:tag or repository@digest.")
 		return
 	}
-	c, cancel := ctx(r, registryTimeout)
+	c, cancel := withTimeout(r, registryTimeout)
 	defer cancel()
 	det, err := h.aud.Show(c, ref)
 	if err != nil {
@@ -129,7 +129,7 @@ func matching(pkgs []audit.Package, q string) []audit.Package {
 
 // verifyPage shows what `audit verify` finds.
 func (h *Handler) verifyPage(w http.ResponseWriter, r request) {
-	c, cancel := ctx(r, registryTimeout)
+	c, cancel := withTimeout(r, registryTimeout)
 	defer cancel()
 	rep, err := h.aud.Verify(c)
 	if err != nil {

@@ -29,6 +29,8 @@ var funcs = template.FuncMap{
 	"imageLink": imageLink,
 	"join":      strings.Join,
 	"abbrev":    abbrev,
+	"repoPath":  repoPath,
+	"long":      func(s string) bool { return len(s) > 240 },
 }
 
 func parsePages() map[string]*template.Template {
@@ -239,6 +241,15 @@ func abbrev(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// repoPath is a repository without its registry host
+// (127.0.0.1:5000/fixture/pilot: fixture/pilot).
+func repoPath(repo string) string {
+	if host, rest, ok := strings.Cut(repo, "/"); ok && strings.ContainsAny(host, ".:") {
+		return rest
+	}
+	return repo
 }
 
 // imageLink is the image page of an image reference.

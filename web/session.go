@@ -132,9 +132,3 @@ func (ss *sessions) delete(s *session) {
 	defer ss.mu.Unlock()
 	delete(ss.m, s.key)
 }
-
-func (ss *sessions) count() int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return len(ss.m)
-}

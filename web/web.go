@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"time"
@@ -77,7 +78,7 @@ type Handler struct {
 func New(svc *service.Service, o Options) *Handler {
 	if o.Log == nil {
 		l := logrus.New()
-		l.SetOutput(discard{})
+		l.SetOutput(io.Discard)
 		o.Log = l
 	}
 	if o.SessionTTL <= 0 {
@@ -111,10 +112,6 @@ func New(svc *service.Service, o Options) *Handler {
 	}
 	return h
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // ServeHTTP sets the security headers every response carries, then serves
 // the page (an HTML 404 or 405 for what there is none of).
@@ -166,8 +163,6 @@ type request struct {
 }
 
 func (r request) user() service.Principal { return *r.s.principal }
-
-func (r request) can(role string) bool { return service.Allows(r.s.principal.Role, role) }
 
 // page serves GET pages to a logged-in caller whose role allows needs; a
 // caller without a session is sent to the login page.
@@ -263,7 +258,7 @@ func clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
 
-// ctx is a request's context with a limit for registry reads.
-func ctx(r request, d time.Duration) (context.Context, context.CancelFunc) {
+// withTimeout is a request's context with a limit for registry reads.
+func withTimeout(r request, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), d)
 }

@@ -404,6 +404,10 @@ func TestRoles(t *testing.T) {
 	p = aud.get("/?since=yesterday")
 	assert.Equal(t, http.StatusBadRequest, p.status)
 
+	// The service's access log names who asked, never the token.
+	assert.Contains(t, e.logs.String(), `actor=maintainer-bot`)
+	assert.Contains(t, e.logs.String(), `path=/builds/`+id+`/cancel`)
+
 	// The API is still the API: JSON, bearer tokens.
 	resp, err := http.Get(e.srv.URL + "/v1/builds")
 	require.NoError(t, err)

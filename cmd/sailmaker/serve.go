@@ -40,7 +40,9 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 
 It serves the HTTP API described in api/openapi.yaml: queue builds
 (POST /v1/builds), follow and cancel them, and CI's signed webhook for new
-upstream tags (POST /v1/hooks/upstream-tag). The queue is kept in the state
+upstream tags (POST /v1/hooks/upstream-tag). At / it serves web pages for
+the same tokens and roles: the builds and their live logs, a form to queue
+one, the registry as ` + "`sailmaker audit`" + ` sees it. The queue is kept in the state
 directory's database and survives a crash: a build found interrupted is run
 again (server.retries times) or marked failed with the reason.
 

@@ -28,7 +28,7 @@
         }
         state = resp.headers.get('X-Sailmaker-Build-State') || '';
         if (!FINAL.has(state)) {
-          say('Following the log while the build is ' + state + '…');
+          say('Following the log as the build writes it…');
         }
         const reader = resp.body.getReader();
         for (;;) {
@@ -66,7 +66,8 @@
   }
 
   // autoRefresh loads the page again in the background every few seconds
-  // and swaps in the fresh list, while it says builds are running.
+  // and swaps in the fresh part (the build list, or a build's state, phases
+  // and images), while it says builds are running.
   function autoRefresh(el) {
     const every = (parseInt(el.dataset.refresh, 10) || 5) * 1000;
     const id = el.id;
@@ -79,7 +80,10 @@
             const fresh = doc.getElementById(id);
             const current = document.getElementById(id);
             if (fresh && current) {
+              // Keep the keyboard focus on the same control.
+              const focused = current.contains(document.activeElement) ? document.activeElement.id : '';
               current.replaceWith(document.adoptNode(fresh));
+              if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
               if (!fresh.dataset.refresh) return;
             }
           }
