@@ -84,7 +84,6 @@ type Service struct {
 	newRec  func(context.Context, recipes.NewOptions) (*recipes.Recipe, error)
 	ready   map[string]func(context.Context) error
 	audit   http.Handler
-	web     http.Handler
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
@@ -99,6 +98,7 @@ type Service struct {
 	workers   sync.WaitGroup
 	handler   http.Handler
 	routes    []route
+	web       http.Handler // the web pages, if mounted
 }
 
 // attempt is a running attempt of a build.
