@@ -211,6 +211,9 @@ func (h *Handler) cancel(w http.ResponseWriter, r request) {
 	}
 }
 
+// TriggerKind is the trigger kind of builds queued from the pages.
+const TriggerKind = "web"
+
 type recipeChoice struct {
 	ID, Description string
 }
@@ -268,12 +271,9 @@ func (h *Handler) trigger(w http.ResponseWriter, r request) {
 		h.render(w, http.StatusBadRequest, "trigger", h.view(r.s, "Queue a build", "trigger", d))
 		return
 	}
-	u := r.user()
-	b, created, err := h.svc.SubmitRecipeID(r.Context(), d.Recipe, service.SubmitOptions{
-		Force:       d.Force,
-		EnvoySHA256: d.Envoy,
-		Trigger:     service.Trigger{Actor: u.Name, Kind: "web"},
-	})
+	opts := service.SubmitOptions{Force: d.Force, EnvoySHA256: d.Envoy}
+	opts.Trigger.Actor, opts.Trigger.Kind = r.user().Name, TriggerKind
+	b, created, err := h.svc.SubmitRecipeID(r.Context(), d.Recipe, opts)
 	var re *service.RequestError
 	if errors.As(err, &re) {
 		d.Error, d.Details = re.Message, re.Details

@@ -193,8 +193,15 @@ func fmtTimePtr(t *time.Time) string {
 	return fmtTime(*t)
 }
 
-func fmtSeconds(s float64) string {
-	return fmtDuration(time.Duration(s * float64(time.Second)))
+// fmtSeconds shows a timing: seconds (float64) or a time.Duration.
+func fmtSeconds(v any) string {
+	switch v := v.(type) {
+	case float64:
+		return fmtDuration(time.Duration(v * float64(time.Second)))
+	case time.Duration:
+		return fmtDuration(v)
+	}
+	return fmt.Sprint(v)
 }
 
 func fmtDuration(d time.Duration) string {

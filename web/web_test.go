@@ -352,7 +352,8 @@ func TestRoles(t *testing.T) {
 	bs := e.builds()
 	require.Len(t, bs, 1)
 	assert.Equal(t, id, bs[0].ID)
-	assert.Equal(t, service.Trigger{Actor: "maintainer-bot", Kind: "web"}, bs[0].Trigger)
+	assert.Equal(t, "maintainer-bot", bs[0].Trigger.Actor)
+	assert.Equal(t, web.TriggerKind, bs[0].Trigger.Kind)
 	assert.Equal(t, service.SourceStored, bs[0].Source)
 
 	// The same request joins the build, as the API does.
