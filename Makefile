@@ -62,8 +62,9 @@ check-pins:
 
 # Debian packages sailmaker needs on the host: runc for buildkitd's OCI worker,
 # mmdebstrap for base images, git and make for sources, docker-registry (the
-# distribution registry) and skopeo for tests with independent servers and clients.
-DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates
+# distribution registry) and skopeo for tests with independent servers and clients,
+# chromium for the web pages' browser test (driven from Go by chromedp, no driver).
+DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates chromium
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

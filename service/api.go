@@ -69,7 +69,7 @@ func (s *Service) routesHandler() http.Handler {
 	for _, rt := range s.routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
-	return s.recoverer(s.accessLog(s.jsonFallback(mux)))
+	return s.recoverer(s.accessLog(s.withWeb(s.jsonFallback(mux))))
 }
 
 type ctxKey int
@@ -325,8 +325,8 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 		writeError(w, http.StatusBadRequest, "bad_request", `"recipe" is required: a recipe id such as "istio@1.24.2", or a recipe document`)
 		return
 	}
-	if req.EnvoySHA256 != "" && !sha256HexRE.MatchString(req.EnvoySHA256) {
-		writeError(w, http.StatusBadRequest, "bad_request", `"envoySHA256" must be 64 lowercase hex digits`)
+	if e := checkEnvoySHA256(req.EnvoySHA256); e != nil {
+		writeError(w, e.Status, e.Code, e.Message)
 		return
 	}
 	var (
@@ -373,18 +373,33 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 }
 
 func (s *Service) recipeError(w http.ResponseWriter, err error) {
+	e := recipeRequestError(err)
+	writeError(w, e.Status, e.Code, e.Message, e.Details...)
+}
+
+// checkEnvoySHA256 refuses an Envoy checksum override that is not a sha256.
+func checkEnvoySHA256(sum string) *RequestError {
+	if sum != "" && !sha256HexRE.MatchString(sum) {
+		return &RequestError{Status: http.StatusBadRequest, Code: "bad_request", Message: `"envoySHA256" must be 64 lowercase hex digits`}
+	}
+	return nil
+}
+
+// recipeRequestError is the answer to a recipe that cannot be found or
+// does not validate.
+func recipeRequestError(err error) *RequestError {
 	var ve recipes.ValidationErrors
 	switch {
 	case errors.Is(err, errUnknownRecipe):
-		writeError(w, http.StatusUnprocessableEntity, "unknown_recipe", err.Error())
+		return &RequestError{Status: http.StatusUnprocessableEntity, Code: "unknown_recipe", Message: err.Error()}
 	case errors.As(err, &ve):
 		details := make([]string, len(ve))
 		for i, e := range ve {
 			details[i] = e.Error()
 		}
-		writeError(w, http.StatusUnprocessableEntity, "invalid_recipe", fmt.Sprintf("the recipe does not validate (%d problems)", len(ve)), details...)
+		return &RequestError{Status: http.StatusUnprocessableEntity, Code: "invalid_recipe", Message: fmt.Sprintf("the recipe does not validate (%d problems)", len(ve)), Details: details}
 	default:
-		writeError(w, http.StatusUnprocessableEntity, "invalid_recipe", err.Error())
+		return &RequestError{Status: http.StatusUnprocessableEntity, Code: "invalid_recipe", Message: err.Error()}
 	}
 }
 

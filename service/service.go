@@ -68,6 +68,11 @@ type Options struct {
 	// AuditHandler, if set, serves GET /v1/audit/... to the auditor role
 	// (and above). It sees the request with its full path.
 	AuditHandler http.Handler
+	// WebHandler, if set, makes the web pages' handler (package web) for
+	// the service: it serves every path but /v1/... and the health,
+	// readiness and metrics endpoints, and authenticates its own callers
+	// (AuthenticateToken, Allows).
+	WebHandler func(*Service) http.Handler
 	// PollInterval is how often idle workers look at the queue besides being
 	// woken; default 2s.
 	PollInterval time.Duration
@@ -99,6 +104,7 @@ type Service struct {
 	workers   sync.WaitGroup
 	handler   http.Handler
 	routes    []route
+	web       http.Handler // the web pages, if mounted
 }
 
 // attempt is a running attempt of a build.
@@ -179,6 +185,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s.db)
+	if o.WebHandler != nil {
+		s.web = o.WebHandler(s)
+	}
 	s.handler = s.routesHandler()
 	for _, dir := range []string{s.logDir(), s.recipeDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

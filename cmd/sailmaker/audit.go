@@ -134,6 +134,16 @@ func signatureVerifier(cfg *config.Config, key string, note func(string)) (audit
 // the service's store is the ledger; signatures are verified with
 // $SAILMAKER_SIGNING_PUB, or signing.key's public half.
 func auditServeHandler(cfg *config.Config, st *store.Store) (http.Handler, error) {
+	a, err := serveAuditor(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	return audit.Handler(a), nil
+}
+
+// serveAuditor is the auditor the service's audit API and registry pages
+// share.
+func serveAuditor(cfg *config.Config, st *store.Store) (*audit.Auditor, error) {
 	opts := []audit.Option{audit.WithLedger(st), audit.WithLogger(logrus.StandardLogger())}
 	v, err := signatureVerifier(cfg, os.Getenv("SAILMAKER_SIGNING_PUB"), func(n string) { logrus.Warn("audit: " + n) })
 	if err != nil {
@@ -142,11 +152,7 @@ func auditServeHandler(cfg *config.Config, st *store.Store) (http.Handler, error
 	if v != nil {
 		opts = append(opts, audit.WithSignatureVerifier(v))
 	}
-	a, err := audit.New(cfg, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return audit.Handler(a), nil
+	return audit.New(cfg, opts...)
 }
 
 // printAudit writes the result and, on stderr, what could not be read.

@@ -14,9 +14,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/service"
 	"github.com/sailmaker/sailmaker/store"
+	"github.com/sailmaker/sailmaker/web"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
@@ -38,7 +40,9 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 
 It serves the HTTP API described in api/openapi.yaml: queue builds
 (POST /v1/builds), follow and cancel them, and CI's signed webhook for new
-upstream tags (POST /v1/hooks/upstream-tag). The queue is kept in the state
+upstream tags (POST /v1/hooks/upstream-tag). At / it serves web pages for
+the same tokens and roles: the builds and their live logs, a form to queue
+one, the registry as ` + "`sailmaker audit`" + ` sees it. The queue is kept in the state
 directory's database and survives a crash: a build found interrupted is run
 again (server.retries times) or marked failed with the reason.
 
@@ -148,9 +152,16 @@ func runServe(ctx context.Context, cfg *config.Config, log *logrus.Logger) error
 		return err
 	}
 	defer st.Close()
-	opts := service.Options{Config: cfg, Store: st, Log: log}
-	if opts.AuditHandler, err = auditServeHandler(cfg, st); err != nil {
+	aud, err := serveAuditor(cfg, st)
+	if err != nil {
 		return err
+	}
+	opts := service.Options{Config: cfg, Store: st, Log: log, AuditHandler: audit.Handler(aud),
+		// The web pages at / (package web): the same tokens, roles and
+		// build operations as the API, and the same auditor.
+		WebHandler: func(s *service.Service) http.Handler {
+			return web.New(s, web.Options{Auditor: aud, Log: log})
+		},
 	}
 	svc, err := service.New(bg, opts)
 	if err != nil {
