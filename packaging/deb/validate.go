@@ -147,6 +147,38 @@ func CompareVersions(a, b string) (int, error) {
 	return debversion.Compare(va, vb), nil
 }
 
+// checkRelation checks one relation ("a (>= 1) | b") with pault.ag's
+// parser, then what it lets through: names, operators and versions.
+func checkRelation(r string) error {
+	dep, err := dependency.Parse(r)
+	if err != nil {
+		return err
+	}
+	if len(dep.Relations) != 1 {
+		return errors.New("one relation per entry")
+	}
+	for _, p := range dep.Relations[0].Possibilities {
+		if p.Substvar || CheckPackageName(p.Name) != nil {
+			return fmt.Errorf("%q is not a package name", p.Name)
+		}
+		if p.Version == nil {
+			continue
+		}
+		switch p.Version.Operator {
+		case "<<", "<=", "=", ">=", ">>":
+		default:
+			return fmt.Errorf("%q is not a relation operator (<<, <=, =, >=, >>)", p.Version.Operator)
+		}
+		if err := CheckVersion(p.Version.Number); err != nil {
+			return fmt.Errorf("version %q: %v", p.Version.Number, err)
+		}
+	}
+	if strings.HasSuffix(strings.TrimSpace(r), "|") {
+		return errors.New("ends with '|'")
+	}
+	return nil
+}
+
 // CheckPackageName reports whether name is a valid Debian package name.
 func CheckPackageName(name string) error {
 	if !packageNameRE.MatchString(name) {
@@ -238,7 +270,7 @@ func (p *Package) Validate() error {
 				add(field, r, "one relation per entry, e.g. \"iptables\" or \"libc6 (>= 2.36)\" (no commas)")
 				continue
 			}
-			if _, err := dependency.Parse(r); err != nil {
+			if err := checkRelation(r); err != nil {
 				add(field, r, "not a Debian package relation (e.g. \"iptables\", \"libc6 (>= 2.36)\", \"a | b\"): %v", err)
 			}
 		}
@@ -361,8 +393,8 @@ func fieldOrder(field string) string {
 					idx, _ = strconv.Atoi(field[j+1 : j+k])
 				}
 			}
-			return fmt.Sprintf("%03d.%08d.%s", i, idx, field)
+			return fmt.Sprintf("%03d.%08d", i, idx)
 		}
 	}
-	return "999." + field
+	return "999"
 }
