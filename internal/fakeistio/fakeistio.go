@@ -26,11 +26,20 @@ func SourceDir() string {
 	return filepath.Join(filepath.Dir(file), "testdata", "src")
 }
 
+// DefaultRevision is the git revision Build stamps in.
+const DefaultRevision = "0123456789abcdef0123456789abcdef01234567"
+
 // Build compiles command ("istioctl" or "istio-cni") for linux/goarch with
 // version stamped in (-X istio.io/istio/pkg/version.buildVersion), static
 // and stripped with -trimpath like upstream's gobuild.sh, into
 // outDir/<command>, and returns that path.
 func Build(ctx context.Context, outDir, command, version, goarch string) (string, error) {
+	return BuildRevision(ctx, outDir, command, version, DefaultRevision, goarch)
+}
+
+// BuildRevision is Build with another git revision stamped in: the same
+// version, other bytes (a rebuild from a patched source).
+func BuildRevision(ctx context.Context, outDir, command, version, revision, goarch string) (string, error) {
 	pkg, ok := Commands[command]
 	if !ok {
 		return "", fmt.Errorf("fakeistio: no stand-in for %q", command)
@@ -40,7 +49,7 @@ func Build(ctx context.Context, outDir, command, version, goarch string) (string
 	}
 	out := filepath.Join(outDir, command)
 	ldflags := "-s -w -X istio.io/istio/pkg/version.buildVersion=" + version +
-		" -X istio.io/istio/pkg/version.buildGitRevision=0123456789abcdef0123456789abcdef01234567"
+		" -X istio.io/istio/pkg/version.buildGitRevision=" + revision
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = SourceDir()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOWORK=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local")

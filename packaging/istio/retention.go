@@ -43,6 +43,9 @@ func ParseRetention(s string) (Retention, error) {
 				list = append(list, v)
 			}
 		}
+		if len(list) == 0 {
+			return Retention{}, fmt.Errorf("retention %q: versions= lists no version; give at least one, or all", s)
+		}
 		r := Retention{Versions: list}
 		if err := r.Validate(); err != nil {
 			return Retention{}, err
