@@ -42,6 +42,10 @@ type SigningConfig struct {
 	// Key is a PEM file with an unencrypted ECDSA P-256 private key (PKCS#8,
 	// as `sailmaker signing keygen` writes); $SAILMAKER_SIGNING_KEY.
 	Key string `yaml:"key"`
+	// AptKey is an unencrypted OpenPGP secret key (as `sailmaker signing
+	// keygen --openpgp` writes it, sailmaker-apt.asc) that signs the apt
+	// repository's Release files; $SAILMAKER_APT_KEY.
+	AptKey string `yaml:"aptKey"`
 }
 
 // RegistryConfig says where images go.
@@ -183,6 +187,9 @@ func (c *Config) applyEnv() {
 	}
 	if v := os.Getenv("SAILMAKER_SIGNING_KEY"); v != "" {
 		c.Signing.Key = v
+	}
+	if v := os.Getenv("SAILMAKER_APT_KEY"); v != "" {
+		c.Signing.AptKey = v
 	}
 	c.Server.applyEnv()
 }

@@ -99,3 +99,19 @@ func (r *Root) ForgetLists(t testing.TB) {
 
 // Path is p (absolute, as on the system) inside the root.
 func (r *Root) Path(p string) string { return filepath.Join(r.Dir, p) }
+
+// PretendInstalled records packages as installed in the root's dpkg
+// database without installing anything, for dependencies the machine would
+// have from Debian (iptables, say) but the test repository does not carry.
+func (r *Root) PretendInstalled(t testing.TB, name, version string) {
+	t.Helper()
+	f, err := os.OpenFile(r.Path("/var/lib/dpkg/status"), os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stanza := fmt.Sprintf("Package: %s\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: test <test@example.org>\nArchitecture: amd64\nVersion: %s\nDescription: stand-in for a package of the host\n\n", name, version)
+	if _, err := f.WriteString(stanza); err != nil {
+		t.Fatal(err)
+	}
+}
