@@ -127,7 +127,7 @@ func CNIPackage(c CNI) (*deb.Package, error) {
 		errs = append(errs, fieldErr("source.time", "", "not set; give the source's commit time"))
 	}
 	if _, err := checkBinary("plugin", c.Plugin, "istio-cni", c.Architecture); err != nil {
-		errs = append(errs, err.(*deb.FieldError))
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, errs

@@ -104,8 +104,9 @@ func goArchToDebian(goarch, goarm string) string {
 
 // checkBinary checks that file is a Go program for linux/<arch> whose main
 // package is named cmdName (istioctl, istio-cni): what upstream's build
-// makes. It does not run the program. It returns the file's sha256 (hex).
-func checkBinary(field, file, cmdName, arch string) (string, error) {
+// makes. It does not run the program. It returns the file's sha256 (hex),
+// or a *deb.FieldError for field.
+func checkBinary(field, file, cmdName, arch string) (string, *deb.FieldError) {
 	f, err := os.Open(file)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -143,7 +144,7 @@ func checkBinary(field, file, cmdName, arch string) (string, error) {
 		return "", fieldErr(field, file, "built for GOARCH=%s (Debian %s), but the package is for %s", goarch, goArchToDebian(goarch, goarm), arch)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
+		return "", fieldErr(field, file, "cannot read it: %v", err)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {

@@ -213,7 +213,7 @@ func IstioctlPackage(ctx context.Context, s IstioctlSet) (*IstioctlResult, error
 		byCommand[cmd] = b.Version
 		sum, err := checkBinary(field+".path", b.Path, "istioctl", s.Architecture)
 		if err != nil {
-			errs = append(errs, err.(*deb.FieldError))
+			errs = append(errs, err)
 			continue
 		}
 		if b.SHA256 != "" && !strings.EqualFold(strings.TrimPrefix(b.SHA256, "sha256:"), sum) {
