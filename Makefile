@@ -65,6 +65,9 @@ check-pins:
 # distribution registry) and skopeo for tests with independent servers and clients,
 # chromium for the web pages' browser test (driven from Go by chromedp, no driver).
 DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates chromium
+# Debian packages and the apt repository: dpkg-deb (dpkg), lintian, apt-get
+# (apt) and gpgv/gpg check what packaging/ and aptrepo/ make.
+DEB_PACKAGES += dpkg apt lintian gpg gpgv
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

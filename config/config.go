@@ -45,6 +45,10 @@ type SigningConfig struct {
 	// Key is a PEM file with an unencrypted ECDSA P-256 private key (PKCS#8,
 	// as `sailmaker signing keygen` writes); $SAILMAKER_SIGNING_KEY.
 	Key string `yaml:"key"`
+	// AptKey is an unencrypted OpenPGP secret key (as `sailmaker signing
+	// keygen --openpgp` writes it, sailmaker-apt.asc) that signs the apt
+	// repository's Release files; $SAILMAKER_APT_KEY.
+	AptKey string `yaml:"aptKey"`
 }
 
 // RegistryConfig says where images go.
@@ -176,6 +180,7 @@ func (c *Config) applyEnv() {
 	c.setFromEnv(&c.Go.Proxy, "go.proxy", "SAILMAKER_GOPROXY", env)
 	c.setFromEnv(&c.Go.SumDB, "go.sumdb", "SAILMAKER_GOSUMDB", env)
 	c.setFromEnv(&c.Signing.Key, "signing.key", "SAILMAKER_SIGNING_KEY", env)
+	c.setFromEnv(&c.Signing.AptKey, "signing.aptKey", "SAILMAKER_APT_KEY", env)
 	c.setFromEnv(&c.Server.URL, "server.url", "SAILMAKER_SERVER", env)
 	c.setFromEnv(&c.Server.Token, "server.token", "SAILMAKER_TOKEN", env)
 	c.setFromEnv(&c.Server.Webhook.Secret, "server.webhook.secret", "SAILMAKER_WEBHOOK_SECRET", env)

@@ -152,3 +152,18 @@ func TestOrigins(t *testing.T) {
 	_, err = Load(file, dir)
 	assert.EqualError(t, err, `config `+file+`: buildkit.address "127.0.0.1:1234" must start with unix:// or tcp://`)
 }
+
+func TestAptKeyFromFileThenEnv(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SAILMAKER_APT_KEY", "")
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("signing:\n  aptKey: /etc/sailmaker/sailmaker-apt.asc\n"), 0o644))
+	cfg, err := Load(file, "")
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/sailmaker/sailmaker-apt.asc", cfg.Signing.AptKey)
+	assert.Empty(t, cfg.Signing.Key, "the image key is a setting of its own")
+	t.Setenv("SAILMAKER_APT_KEY", "/run/secrets/sailmaker-apt.asc")
+	cfg, err = Load(file, "")
+	require.NoError(t, err)
+	assert.Equal(t, "/run/secrets/sailmaker-apt.asc", cfg.Signing.AptKey)
+}

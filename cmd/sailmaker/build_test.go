@@ -16,8 +16,8 @@ import (
 
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/builder/base"
-	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/registry"
 )

@@ -42,6 +42,7 @@ var outputCommands = map[string][]output.Format{
 	"version":          output.Documents,
 	"demo":             output.Formats,
 	"bench":            {output.Table, output.JSON},
+	"repo build":       output.Formats,
 }
 
 // countingListener accepts connections and counts them: anything a command
