@@ -25,12 +25,17 @@ build: $(SAILMAKER)
 $(SAILMAKER): $(GO_SOURCES)
 	$(GO) build -o $@ ./cmd/sailmaker
 
-tools: $(BIN)/buildkitd $(BIN)/buildctl
+tools: $(BIN)/buildkitd $(BIN)/buildctl $(BIN)/oci-conformance.test
 
 # buildkitd and buildctl from the pinned module (go install pkg@version refuses
 # BuildKit's exclude directives, so they are built inside a small tools module).
 $(BIN)/buildkitd $(BIN)/buildctl &: tools/buildkit/go.mod tools/buildkit/go.sum | check-pins
 	cd tools/buildkit && $(GO) build -trimpath -ldflags "-X github.com/moby/buildkit/version.Version=$(BUILDKIT_VERSION)" -o $(BIN)/ github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+
+# The OCI distribution-spec conformance suite, pinned in tools/conformance;
+# registry's TestConformance runs it against the embedded registry.
+$(BIN)/oci-conformance.test: tools/conformance/go.mod tools/conformance/go.sum
+	cd tools/conformance && $(GO) test -c -o $@ github.com/opencontainers/distribution-spec/conformance
 
 check-pins:
 	@tools_v=$$(awk '$$1=="require" && $$2=="github.com/moby/buildkit" {print $$3}' tools/buildkit/go.mod); \

@@ -10,18 +10,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
 
 	// The filesystem storage driver registers itself.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
 // Server is the embedded OCI registry: the CNCF distribution registry run
-// in-process, content on disk under Root, so a restart loses nothing.
+// in-process, content on disk under Root, so a restart loses nothing. In
+// front of distribution, it serves the OCI 1.1 referrers API (see
+// referrers.go), with its index on disk under Root as well.
 type Server struct {
 	root    string
 	handler http.Handler
@@ -30,10 +34,31 @@ type Server struct {
 	cancel  context.CancelFunc
 }
 
+// ServerOption configures a Server.
+type ServerOption func(*configuration.Configuration) error
+
+// WithLayerURLs accepts image manifests whose layers carry URLs (the
+// "non-distributable" layers of image-spec 1.0: content the registry does
+// not hold, fetched by clients from elsewhere) when every URL matches one of
+// the regular expressions. Default: none; such a manifest is refused, since
+// an image in the internal registry must not send its pullers to another
+// host.
+func WithLayerURLs(allow ...string) ServerOption {
+	return func(c *configuration.Configuration) error {
+		for _, a := range allow {
+			if _, err := regexp.Compile(a); err != nil {
+				return fmt.Errorf("WithLayerURLs: %w", err)
+			}
+		}
+		c.Validation.Manifests.URLs.Allow = append(c.Validation.Manifests.URLs.Allow, allow...)
+		return nil
+	}
+}
+
 // NewServer prepares a registry that stores its content under root. It
 // serves nothing until Start. The registry logs through logrus' standard
 // logger.
-func NewServer(ctx context.Context, root string) (*Server, error) {
+func NewServer(ctx context.Context, root string, opts ...ServerOption) (*Server, error) {
 	if root == "" {
 		return nil, errors.New("registry root directory is required")
 	}
@@ -57,13 +82,25 @@ func NewServer(ctx context.Context, root string) (*Server, error) {
 	// Clients such as go-containerregistry ask for 1000 entries a page.
 	cfg.Catalog.MaxEntries = 10000
 	cfg.Log.AccessLog.Disabled = true
+	for _, o := range opts {
+		if err := o(cfg); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	app, err := newApp(ctx, cfg)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	return &Server{root: root, handler: app, cancel: cancel}, nil
+	log := logrus.StandardLogger().WithField("component", "registry")
+	index, err := openReferrersIndex(ctx, root, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	h := &referrersHandler{next: app, index: index, log: log}
+	return &Server{root: root, handler: h, cancel: cancel}, nil
 }
 
 // newApp turns distribution's panics on bad storage into errors.
