@@ -131,6 +131,9 @@ func httpSecret(root string) (string, error) {
 	return s, nil
 }
 
+// Root is the directory the registry stores its content in.
+func (s *Server) Root() string { return s.root }
+
 // Handler is the registry's HTTP handler, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
