@@ -244,6 +244,11 @@ func runConformance(t *testing.T, bin, addr string) []junitCase {
 	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
 		require.NoError(t, err, "running the conformance suite:\n%s", tail(out))
 	}
+	// The suite's own count (of specs and their groups) for the log.
+	if _, res, ok := strings.Cut(string(out), "OCI Conformance Result:"); ok {
+		res, _, _ = strings.Cut(res, "\n\n")
+		t.Log("OCI Conformance Result:" + res)
+	}
 	raw, err := os.ReadFile(filepath.Join(results, "junit.xml"))
 	require.NoError(t, err, "the suite wrote no junit.xml:\n%s", tail(out))
 	var suites struct {
