@@ -322,12 +322,14 @@ func (x *referrersIndex) prune(ctx context.Context) (int, error) {
 		repo, _, ok := strings.Cut(filepath.ToSlash(rel), "/"+subjectsDir+"/")
 		alg, hex, ok2 := strings.Cut(strings.TrimSuffix(e.Name(), ".json"), "-")
 		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
-		if !ok || !ok2 || d.Validate() != nil {
+		if !ok || !ok2 || d.Validate() != nil || !validRepo(repo) {
 			return nil // not ours
 		}
 		exists, err := x.exists(ctx, repo, d)
 		if err != nil {
-			return err
+			// Listing checks it again; so does the next start.
+			x.log.WithError(err).WithFields(logrus.Fields{"file": p}).Warn("referrers index: cannot check an entry")
+			return nil
 		}
 		if !exists {
 			n++

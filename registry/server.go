@@ -35,7 +35,11 @@ type Server struct {
 }
 
 // ServerOption configures a Server.
-type ServerOption func(*configuration.Configuration) error
+type ServerOption func(*serverOptions) error
+
+type serverOptions struct {
+	layerURLs []string
+}
 
 // WithLayerURLs accepts image manifests whose layers carry URLs (the
 // "non-distributable" layers of image-spec 1.0: content the registry does
@@ -44,13 +48,13 @@ type ServerOption func(*configuration.Configuration) error
 // an image in the internal registry must not send its pullers to another
 // host.
 func WithLayerURLs(allow ...string) ServerOption {
-	return func(c *configuration.Configuration) error {
+	return func(o *serverOptions) error {
 		for _, a := range allow {
 			if _, err := regexp.Compile(a); err != nil {
 				return fmt.Errorf("WithLayerURLs: %w", err)
 			}
 		}
-		c.Validation.Manifests.URLs.Allow = append(c.Validation.Manifests.URLs.Allow, allow...)
+		o.layerURLs = append(o.layerURLs, allow...)
 		return nil
 	}
 }
@@ -61,6 +65,12 @@ func WithLayerURLs(allow ...string) ServerOption {
 func NewServer(ctx context.Context, root string, opts ...ServerOption) (*Server, error) {
 	if root == "" {
 		return nil, errors.New("registry root directory is required")
+	}
+	var o serverOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("creating registry root: %w", err)
@@ -82,11 +92,7 @@ func NewServer(ctx context.Context, root string, opts ...ServerOption) (*Server,
 	// Clients such as go-containerregistry ask for 1000 entries a page.
 	cfg.Catalog.MaxEntries = 10000
 	cfg.Log.AccessLog.Disabled = true
-	for _, o := range opts {
-		if err := o(cfg); err != nil {
-			return nil, err
-		}
-	}
+	cfg.Validation.Manifests.URLs.Allow = o.layerURLs
 	ctx, cancel := context.WithCancel(ctx)
 	app, err := newApp(ctx, cfg)
 	if err != nil {
