@@ -42,7 +42,7 @@ $(SAILMAKER): $(GO_SOURCES) $(BIN)/.version
 
 FORCE:
 
-tools: $(BIN)/buildkitd $(BIN)/buildctl $(BIN)/cosign
+tools: $(BIN)/buildkitd $(BIN)/buildctl $(BIN)/cosign $(BIN)/oci-conformance.test
 
 $(BIN)/cosign:
 	GOBIN=$(BIN) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
@@ -51,6 +51,11 @@ $(BIN)/cosign:
 # BuildKit's exclude directives, so they are built inside a small tools module).
 $(BIN)/buildkitd $(BIN)/buildctl &: tools/buildkit/go.mod tools/buildkit/go.sum | check-pins
 	cd tools/buildkit && $(GO) build -trimpath -ldflags "-X github.com/moby/buildkit/version.Version=$(BUILDKIT_VERSION)" -o $(BIN)/ github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+
+# The OCI distribution-spec conformance suite, pinned in tools/conformance;
+# registry's TestConformance runs it against the embedded registry.
+$(BIN)/oci-conformance.test: tools/conformance/go.mod tools/conformance/go.sum
+	cd tools/conformance && $(GO) test -c -o $@ github.com/opencontainers/distribution-spec/conformance
 
 check-pins:
 	@tools_v=$$(awk '$$1=="require" && $$2=="github.com/moby/buildkit" {print $$3}' tools/buildkit/go.mod); \

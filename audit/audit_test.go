@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,6 +129,51 @@ func TestVerifyClean(t *testing.T) {
 	assert.True(t, rep.OK())
 	assert.Equal(t, 5, rep.Checked)
 	assert.True(t, rep.SignaturesChecked)
+}
+
+// Audit finds the attachments on both kinds of registry: through the
+// referrers API on the embedded registry, which therefore has no
+// sha256-<hex> fallback tags, and through the fallback tags on Debian's
+// docker-registry, which has no referrers API.
+func TestAttachmentsOnBothKindsOfRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		world    func(*testing.T) *world
+		fallback bool
+	}{
+		{"embedded", newWorld, false},
+		{"debian-docker-registry", newDistributionWorld, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := tc.world(t)
+			s := w.seed()
+			ctx := context.Background()
+			a := w.auditor()
+			res, err := a.Images(ctx, audit.Filter{})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"base/bookworm:1", "builder/go1.23.4:1", "demo/pilot:1.0.0", "demo/pilot:1.1.0", "demo/proxyv2:1.0.0"}, names(res.Images))
+			for _, im := range res.Images {
+				if im.Kind == audit.KindSailmaker {
+					assert.True(t, im.Provenance, im.Name)
+					assert.True(t, im.SBOM, im.Name)
+					assert.Equal(t, audit.SignatureValid, im.Signature, im.Name)
+				}
+			}
+			rep, err := a.Verify(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, rep.Findings)
+
+			tags, err := remote.List(w.tag("demo/pilot", "1.0.0").Context())
+			require.NoError(t, err)
+			fallback := "sha256-" + s.pilot1.Hex
+			if tc.fallback {
+				assert.Contains(t, tags, fallback)
+			} else {
+				assert.NotContains(t, tags, fallback)
+				assert.Contains(t, tags, fallback+".sig")
+			}
+		})
+	}
 }
 
 type found struct{ code, image string }

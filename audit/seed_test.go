@@ -50,11 +50,25 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	e := testenv.Registry(t)
+	return worldOn(t, testenv.Registry(t).Config)
+}
+
+// newDistributionWorld is a world on Debian's docker-registry, which has no
+// referrers API: go-containerregistry keeps the attachments in the
+// sha256-<hex> fallback tags there.
+func newDistributionWorld(t *testing.T) *world {
+	t.Helper()
+	cfg := testenv.Registry(t).Config
+	cfg.Registry.Address = testenv.Distribution(t)
+	return worldOn(t, cfg)
+}
+
+func worldOn(t *testing.T, cfg *config.Config) *world {
+	t.Helper()
 	// The registry's shutdown waits 5 s for connections that never carried
 	// a request; the client's pool has such spares after concurrent reads.
 	t.Cleanup(func() { remote.DefaultTransport.(*http.Transport).CloseIdleConnections() })
-	st, err := store.OpenDir(context.Background(), e.Config.StateDir)
+	st, err := store.OpenDir(context.Background(), cfg.StateDir)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -63,7 +77,7 @@ func newWorld(t *testing.T) *world {
 	require.NoError(t, err)
 	pubFile := filepath.Join(t.TempDir(), "cosign.pub")
 	require.NoError(t, os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644))
-	return &world{t: t, cfg: e.Config, store: st, key: key, pubFile: pubFile}
+	return &world{t: t, cfg: cfg, store: st, key: key, pubFile: pubFile}
 }
 
 func (w *world) reg() string { return w.cfg.Registry.Address }

@@ -334,6 +334,16 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 		assert.Len(t, cosignLayers(t, ref, ".sig", opts), 1, "signing again adds no signature")
 	}
 
+	// The embedded registry serves the referrers API: no referrers
+	// fallback tag (sha256-<hex>) next to the images, only cosign's .sig
+	// and .att tags.
+	for _, im := range signed.Published {
+		tags, err := remote.List(refOf(t, im).Context(), opts...)
+		require.NoError(t, err)
+		hex := strings.TrimPrefix(im.Digest, "sha256:")
+		assert.ElementsMatch(t, []string{im.Tag, "sha256-" + hex + ".sig", "sha256-" + hex + ".att"}, tags, "%s: no fallback tag", im.Name)
+	}
+
 	// 4. A lost signature comes back without a rebuild.
 	proxy := signed.Published[1]
 	require.NoError(t, remote.Delete(refOf(t, proxy).Context().Digest(proxy.Signature), opts...))

@@ -10,18 +10,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
 
 	// The filesystem storage driver registers itself.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
 // Server is the embedded OCI registry: the CNCF distribution registry run
-// in-process, content on disk under Root, so a restart loses nothing.
+// in-process, content on disk under Root, so a restart loses nothing. In
+// front of distribution, it serves the OCI 1.1 referrers API (see
+// referrers.go), with its index on disk under Root as well.
 type Server struct {
 	root    string
 	handler http.Handler
@@ -30,12 +34,43 @@ type Server struct {
 	cancel  context.CancelFunc
 }
 
+// ServerOption configures a Server.
+type ServerOption func(*serverOptions) error
+
+type serverOptions struct {
+	layerURLs []string
+}
+
+// WithLayerURLs accepts image manifests whose layers carry URLs (the
+// "non-distributable" layers of image-spec 1.0: content the registry does
+// not hold, fetched by clients from elsewhere) when every URL matches one of
+// the regular expressions. Default: none; such a manifest is refused, since
+// an image in the internal registry must not send its pullers to another
+// host.
+func WithLayerURLs(allow ...string) ServerOption {
+	return func(o *serverOptions) error {
+		for _, a := range allow {
+			if _, err := regexp.Compile(a); err != nil {
+				return fmt.Errorf("WithLayerURLs: %w", err)
+			}
+		}
+		o.layerURLs = append(o.layerURLs, allow...)
+		return nil
+	}
+}
+
 // NewServer prepares a registry that stores its content under root. It
 // serves nothing until Start. The registry logs through logrus' standard
 // logger.
-func NewServer(ctx context.Context, root string) (*Server, error) {
+func NewServer(ctx context.Context, root string, opts ...ServerOption) (*Server, error) {
 	if root == "" {
 		return nil, errors.New("registry root directory is required")
+	}
+	var o serverOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("creating registry root: %w", err)
@@ -57,13 +92,21 @@ func NewServer(ctx context.Context, root string) (*Server, error) {
 	// Clients such as go-containerregistry ask for 1000 entries a page.
 	cfg.Catalog.MaxEntries = 10000
 	cfg.Log.AccessLog.Disabled = true
+	cfg.Validation.Manifests.URLs.Allow = o.layerURLs
 	ctx, cancel := context.WithCancel(ctx)
 	app, err := newApp(ctx, cfg)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	return &Server{root: root, handler: app, cancel: cancel}, nil
+	log := logrus.StandardLogger().WithField("component", "registry")
+	index, err := openReferrersIndex(ctx, root, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	h := &referrersHandler{next: app, index: index, log: log}
+	return &Server{root: root, handler: h, cancel: cancel}, nil
 }
 
 // newApp turns distribution's panics on bad storage into errors.
@@ -93,6 +136,9 @@ func httpSecret(root string) (string, error) {
 	}
 	return s, nil
 }
+
+// Root is the directory the registry stores its content in.
+func (s *Server) Root() string { return s.root }
 
 // Handler is the registry's HTTP handler, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
