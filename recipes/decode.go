@@ -232,6 +232,11 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		if !d.expect(n, yaml.ScalarNode, path) {
 			return
 		}
+		if strings.HasSuffix(path, ".mode") && n.Tag == "!!int" && !strings.HasPrefix(n.Value, "0") {
+			// JSON has no octal: 420 may mean 0644 (decimal) or 0420.
+			d.errorf(path, "%s is a number; write the mode as an octal string such as \"0644\"", n.Value)
+			return
+		}
 		v.SetString(n.Value)
 
 	case reflect.Bool:

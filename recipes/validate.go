@@ -25,6 +25,15 @@ var (
 	modeRE       = regexp.MustCompile(`^[0-7]{3,5}$`)
 )
 
+// Bounds on the make command line: the compile step runs it as part of one
+// argument to /bin/sh, and Linux refuses an argument over 128 KiB.
+const (
+	maxMakeVariables = 200
+	maxMakeValue     = 4096
+	maxMakeTargets   = 100
+	maxMakeCommand   = 64 << 10
+)
+
 // variants are the mmdebstrap (and debootstrap) variants a base image may use.
 var variants = map[string]bool{
 	"extract": true, "custom": true, "essential": true, "apt": true, "required": true,
@@ -64,16 +73,34 @@ func validateRecipe(c *collector, r *Recipe, o *options) {
 		c.errorf("spec.toolchain.go", "%s", msg)
 	}
 
+	if n := len(s.Make.Variables); n > maxMakeVariables {
+		c.errorf("spec.make.variables", "%d variables: at most %d (the make command line is one argument of the build's shell, at most 128 KiB)", n, maxMakeVariables)
+	}
+	makeArgs := 0
 	for _, k := range sortedKeys(s.Make.Variables) {
 		f := joinKey("spec.make.variables", k)
-		if !varNameRE.MatchString(k) {
+		v := s.Make.Variables[k]
+		makeArgs += len(k) + len(v) + 4
+		switch {
+		case !varNameRE.MatchString(k):
 			c.errorf(f, "%q is not a make variable name", k)
-		} else if strings.ContainsAny(s.Make.Variables[k], "\n\r\x00") {
+		case strings.ContainsAny(v, "\n\r\x00"):
 			c.errorf(f, "must be a single line")
+		case len(v) > maxMakeValue:
+			c.errorf(f, "%d bytes: at most %d", len(v), maxMakeValue)
 		}
 	}
 	if len(s.Make.Targets) == 0 {
 		c.errorf("spec.make.targets", "at least one target is required")
+	}
+	if n := len(s.Make.Targets); n > maxMakeTargets {
+		c.errorf("spec.make.targets", "%d targets: at most %d", n, maxMakeTargets)
+	}
+	for _, t := range s.Make.Targets {
+		makeArgs += len(t) + 16
+	}
+	if makeArgs > maxMakeCommand {
+		c.errorf("spec.make", "the make command line would be about %d bytes: at most %d (it is one argument of the build's shell)", makeArgs, maxMakeCommand)
 	}
 	for i, t := range s.Make.Targets {
 		if msg := checkRelPath(t); msg != "" {
@@ -201,6 +228,8 @@ func validateImage(c *collector, f string, img *Image, haveEnvoy bool, o *option
 		switch {
 		case file.To == "":
 			c.errorf(ff+".to", "required")
+		case hasControl(file.To):
+			c.errorf(ff+".to", "%q must not contain control characters", file.To)
 		case !path.IsAbs(file.To) || path.Clean(file.To) != file.To || file.To == "/":
 			c.errorf(ff+".to", "%q must be a clean absolute path to a file", file.To)
 		case dests[file.To]:
@@ -222,8 +251,13 @@ func validateImage(c *collector, f string, img *Image, haveEnvoy bool, o *option
 	}
 	validateEnv(c, f+".env", img.Env)
 	validateLabels(c, f+".labels", img.Labels)
-	if img.Workdir != "" && !path.IsAbs(img.Workdir) {
+	if img.Workdir != "" && (!path.IsAbs(img.Workdir) || hasControl(img.Workdir)) {
 		c.errorf(f+".workdir", "%q must be an absolute path", img.Workdir)
+	}
+	for i, a := range append(append([]string(nil), img.Entrypoint...), img.Cmd...) {
+		if strings.ContainsRune(a, 0) {
+			c.errorf(f+".entrypoint", "argument %d must not contain NUL", i)
+		}
 	}
 }
 

@@ -153,6 +153,10 @@ func TestValidationErrors(t *testing.T) {
 		{"to duplicate", "          mode: \"0755\"\n", "          mode: \"0755\"\n        - from: build:out/linux_amd64/pilot-agent\n          to: /usr/local/bin/envoy\n", 45, "spec.images[1].files[1].to", "already goes to"},
 		{"mode", `mode: "0755"`, `mode: "0999"`, 43, "spec.images[1].files[0].mode", "octal mode"},
 		{"mode word", `mode: "0755"`, `mode: rwx`, 43, "spec.images[1].files[0].mode", "octal mode"},
+		{"mode decimal number", `mode: "0755"`, `mode: 420`, 43, "spec.images[1].files[0].mode", `is a number; write the mode as an octal string such as "0644"`},
+		{"to with NUL", "to: /usr/local/bin/envoy", `to: "/usr/local/bin/envoy\0.so"`, 42, "spec.images[1].files[0].to", "control characters"},
+		{"entrypoint with NUL", "entrypoint: [/usr/local/bin/pilot-discovery]", `entrypoint: [/usr/local/bin/pilot-discovery, "a\0b"]`, 35, "spec.images[0].entrypoint", "must not contain NUL"},
+		{"make value too long", "      VERSION: 1.24.2\n", "      VERSION: 1.24.2\n      LONG: " + strings.Repeat("x", 5000) + "\n", 17, "spec.make.variables.LONG", "at most 4096"},
 		{"entrypoint relative", "entrypoint: [/usr/local/bin/pilot-discovery]", "entrypoint: [pilot-discovery]", 35, "spec.images[0].entrypoint[0]", "absolute path"},
 		{"user", `user: "1337:1337"`, `user: "a b"`, 34, "spec.images[0].user", "user or user:group"},
 		{"workdir", `user: "1337:1337"`, "user: \"1337:1337\"\n      workdir: tmp", 35, "spec.images[0].workdir", "absolute path"},
@@ -179,6 +183,36 @@ func TestValidationErrors(t *testing.T) {
 			t.Errorf("no error for field %q containing %q; got:\n%v", tc.field, tc.msg, err)
 		})
 	}
+}
+
+// Thousands of make variables would make the compile step's shell argument
+// too long for Linux: refused when the recipe is read, not after compiling.
+func TestTooManyMakeVariables(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&b, "      V%d: value-%d\n", i, i)
+	}
+	doc := strings.Replace(validDoc, "      VERSION: 1.24.2\n", "      VERSION: 1.24.2\n"+b.String(), 1)
+	_, err := Parse("my.yaml", []byte(doc))
+	var errs ValidationErrors
+	require.ErrorAs(t, err, &errs)
+	assert.Contains(t, err.Error(), "my.yaml:15: spec.make.variables: 3001 variables: at most 200")
+
+	// Fewer, longer ones: the command line as a whole is too long.
+	b.Reset()
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&b, "      V%d: %s\n", i, strings.Repeat("v", 4000))
+	}
+	doc = strings.Replace(validDoc, "      VERSION: 1.24.2\n", "      VERSION: 1.24.2\n"+b.String(), 1)
+	_, err = Parse("my.yaml", []byte(doc))
+	require.ErrorAs(t, err, &errs)
+	assert.Contains(t, err.Error(), "spec.make: the make command line would be about 400")
+
+	// A JSON recipe's mode given as a number is refused, naming the path.
+	j := `{"apiVersion":"sailmaker.dev/v1alpha1","kind":"Recipe","metadata":{"name":"x","version":"1"},"spec":{"images":[{"files":[{"from":"build:a","to":"/a","mode":420}]}]}}`
+	_, err = Parse("inline", []byte(j))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `spec.images[0].files[0].mode: 420 is a number; write the mode as an octal string such as "0644"`)
 }
 
 func TestValidationErrorsAreAllCollected(t *testing.T) {
