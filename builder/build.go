@@ -184,7 +184,8 @@ func (run *buildRun) resolve(ctx context.Context) error {
 
 func (run *buildRun) fetch(ctx context.Context) error {
 	t := time.Now()
-	in, err := FetchInputs(ctx, run.recipe, InputOptions{Config: run.cfg, EnvoyFile: run.req.EnvoyFile, EnvoySHA256: run.req.EnvoySHA256, Log: run.log})
+	in, err := FetchInputs(ctx, run.recipe, InputOptions{Config: run.cfg, EnvoyFile: run.req.EnvoyFile, EnvoySHA256: run.req.EnvoySHA256, Log: run.log,
+		Policy: run.policy, HideChecksums: run.policy != nil})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ type Builder struct {
 	progress Progress
 	log      logrus.FieldLogger
 	cache    Cache
+	policy   *config.InputPolicy
 }
 
 // Option configures a Builder.
@@ -68,6 +69,14 @@ func WithLogger(l logrus.FieldLogger) Option {
 // solves.
 func WithCache(c Cache) Option {
 	return func(b *Builder) error { b.cache = c; return nil }
+}
+
+// WithInputPolicy limits where the recipes' source and artifacts may come
+// from (the service's server.inputs), and leaves the checksums of
+// downloaded content out of errors, for callers who may not read it.
+// Default: no limit beyond the recipe's validation (the local CLI).
+func WithInputPolicy(p config.InputPolicy) Option {
+	return func(b *Builder) error { b.policy = &p; return nil }
 }
 
 // New makes a Builder. cfg says where buildkitd, the caches and the state

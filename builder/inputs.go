@@ -62,6 +62,13 @@ type InputOptions struct {
 	// EnvoySHA256 overrides the recipe's pinned checksum.
 	EnvoySHA256 string
 	Log         logrus.FieldLogger
+	// Policy, if set, limits where the source and artifacts may come from
+	// (the service's server.inputs; redirects are checked too). Nil: any
+	// URL the recipe's validation accepts (the local CLI).
+	Policy *config.InputPolicy
+	// HideChecksums leaves the sha256 of downloaded content out of errors:
+	// the service's callers may not be allowed to read that content.
+	HideChecksums bool
 }
 
 func run(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
@@ -113,6 +120,11 @@ func FetchInputs(ctx context.Context, r *recipes.Recipe, o InputOptions) (*Input
 // patches.
 func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inputs) error {
 	src := r.Spec.Source
+	if o.Policy != nil {
+		if err := o.Policy.CheckGit(src.Git); err != nil {
+			return fmt.Errorf("spec.source.git: %w", err)
+		}
+	}
 	fetchURL := o.Config.RewriteGitURL(src.Git)
 	cache := o.Config.CacheDir()
 	mirror := filepath.Join(cache, "git", sha256Hex([]byte(src.Git))[:16]+".git")
@@ -250,7 +262,8 @@ func checkDeps(r *recipes.Recipe, in *Inputs) error {
 }
 
 // fetchEnvoy downloads the Envoy tarball (or takes --envoy-file), checks its
-// sha256 and unpacks the binary. Content is cached by checksum.
+// sha256 and unpacks the binary. Content is cached by checksum, readable by
+// its owner only; a download goes to disk as it arrives, hashed on the way.
 func fetchEnvoy(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inputs) error {
 	e := r.Spec.Inputs.Envoy
 	if e == nil {
@@ -262,77 +275,211 @@ func fetchEnvoy(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inpu
 	} else if e.Unconfirmed {
 		return fmt.Errorf("the recipe's Envoy checksum is unconfirmed: check the artifact %s, then pass --envoy-sha256 <sum> (or confirm it in the recipe)", e.URL)
 	}
+	if o.Policy != nil {
+		if o.EnvoyFile != "" {
+			return errors.New("an Envoy file is for the local CLI only")
+		}
+		if err := o.Policy.CheckArtifact(e.URL); err != nil {
+			return fmt.Errorf("spec.inputs.envoy.url: %w", err)
+		}
+	}
 	cache := filepath.Join(o.Config.CacheDir(), "artifacts")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
+	if err := os.MkdirAll(cache, 0o700); err != nil {
 		return err
 	}
 	in.EnvoyURL = e.URL
-	var data []byte
-	var err error
 	from := e.URL
 	cached := filepath.Join(cache, want)
+	var got string
+	var err error
 	switch {
 	case o.EnvoyFile != "":
 		from = o.EnvoyFile
 		in.EnvoyURL = "file://" + o.EnvoyFile
-		data, err = os.ReadFile(o.EnvoyFile)
+		got, err = copyHashed(ctx, cached, func() (io.ReadCloser, error) { return os.Open(o.EnvoyFile) })
+	case fileHas(cached, want):
+		got = want
 	default:
-		if b, rerr := os.ReadFile(cached); rerr == nil && sha256Hex(b) == want {
-			data = b
-			break
-		}
 		o.Log.WithField("url", e.URL).Info("downloading Envoy")
-		data, err = download(ctx, e.URL)
+		got, err = copyHashed(ctx, cached, func() (io.ReadCloser, error) { return open(ctx, e.URL, o.Policy) })
 	}
 	if err != nil {
 		return fmt.Errorf("fetching Envoy from %s: %w", from, err)
 	}
-	got := sha256Hex(data)
 	if got != want {
+		os.Remove(cached)
+		if o.HideChecksums {
+			return fmt.Errorf("%w: the Envoy artifact %s does not have the sha256 the recipe pins (%s); refusing to build", ErrChecksum, from, want)
+		}
 		return fmt.Errorf("%w: Envoy artifact %s has sha256 %s, the recipe pins %s; refusing to build", ErrChecksum, from, got, want)
 	}
 	in.EnvoySHA256 = got
-	if err := os.WriteFile(cached, data, 0o644); err != nil {
-		return err
-	}
 	dir := filepath.Join(o.Config.CacheDir(), "envoy", got[:32])
 	in.EnvoyDir = dir
 	if _, err := os.Stat(filepath.Join(dir, "envoy")); err == nil {
 		return nil
 	}
-	bin, err := ExtractFile(data, e.Binary)
+	f, err := os.Open(cached)
 	if err != nil {
-		return fmt.Errorf("unpacking %s from the Envoy tarball: %w", e.Binary, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "envoy"), bin, 0o755)
+	defer f.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := extractFileTo(f, e.Binary, filepath.Join(dir, "envoy")); err != nil {
+		return fmt.Errorf("unpacking %s from the Envoy tarball: %w", e.Binary, err)
+	}
+	return nil
 }
 
-func download(ctx context.Context, u string) ([]byte, error) {
+// maxArtifactSize bounds one downloaded input.
+const maxArtifactSize = 4 << 30
+
+// fileHas reports whether the file at p holds content with sha256 want.
+func fileHas(p, want string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == want
+}
+
+// copyHashed writes what open reads to dst (through a temporary file in its
+// directory, mode 0600) and returns its sha256; memory stays bounded
+// whatever the size.
+func copyHashed(ctx context.Context, dst string, open func() (io.ReadCloser, error)) (string, error) {
+	rc, err := open()
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxReader{ctx, rc}, maxArtifactSize+1))
+	if err == nil && n > maxArtifactSize {
+		err = fmt.Errorf("larger than %d bytes", int64(maxArtifactSize))
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ctxReader stops reading when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// open opens an artifact URL: a file:// path, or an http(s) GET whose every
+// redirect policy (when set) must allow too.
+func open(ctx context.Context, u string, policy *config.InputPolicy) (io.ReadCloser, error) {
 	pu, err := url.Parse(u)
 	if err != nil {
 		return nil, err
 	}
 	if pu.Scheme == "file" {
-		return os.ReadFile(pu.Path)
+		if policy != nil {
+			return nil, policy.CheckArtifact(u)
+		}
+		return os.Open(pu.Path)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if policy != nil {
+			if err := policy.CheckArtifact(r.URL.String()); err != nil {
+				return fmt.Errorf("redirected: %w", err)
+			}
+		}
+		return nil
+	}}
+	resp, err := client.Do(req)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("the artifact mirror is not reachable: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
 		return nil, fmt.Errorf("GET %s: %s (is the artifact kept on the internal mirror?)", u, resp.Status)
 	}
-	return io.ReadAll(resp.Body)
+	return cancelCloser{resp.Body, cancel}, nil
+}
+
+type cancelCloser struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelCloser) Close() error { err := c.ReadCloser.Close(); c.cancel(); return err }
+
+// extractFileTo writes one regular file of a tarball (gzip-compressed or
+// not) to dst, mode 0700, streaming.
+func extractFileTo(r io.ReadSeeker, name, dst string) error {
+	var src io.Reader = r
+	if gz, err := gzip.NewReader(r); err == nil {
+		src = gz
+	} else if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	tr := tar.NewReader(src)
+	want := path.Clean(strings.TrimPrefix(name, "/"))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return fmt.Errorf("%s is not in the tarball", name)
+		}
+		if err != nil {
+			return err
+		}
+		if path.Clean(strings.TrimPrefix(h.Name, "./")) != want || h.Typeflag != tar.TypeReg {
+			continue
+		}
+		tmp := dst + ".tmp"
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o700)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, tr); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(tmp, dst)
+	}
 }
 
 // ExtractFile returns one regular file from a tarball, gzip-compressed or not.

@@ -55,6 +55,9 @@ type ServerConfig struct {
 	// MaxBodyBytes bounds request bodies. Default 1 MiB.
 	MaxBodyBytes int64         `yaml:"maxBodyBytes"`
 	Webhook      WebhookConfig `yaml:"webhook"`
+	// Inputs says where the recipes the service builds may take their
+	// source and artifacts from.
+	Inputs InputPolicy `yaml:"inputs"`
 }
 
 // ServerToken is one accepted bearer token: its name (recorded as the actor
@@ -140,5 +143,5 @@ func (s *ServerConfig) validate() error {
 	if _, err := regexp.Compile(s.Webhook.TagPattern); err != nil {
 		return fmt.Errorf("server.webhook.tagPattern: %w", err)
 	}
-	return nil
+	return s.Inputs.validate()
 }

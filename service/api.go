@@ -359,6 +359,11 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 		EnvoySHA256: req.EnvoySHA256,
 		Trigger:     api.Trigger{Actor: p.Name, Kind: api.TriggerAPI},
 	})
+	var refused *RequestError
+	if errors.As(err, &refused) {
+		writeError(w, refused.Status, refused.Code, refused.Message, refused.Details...)
+		return
+	}
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -370,6 +375,25 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	w.Header().Set("X-Sailmaker-Coalesced", "true")
 	writeJSON(w, http.StatusOK, b)
+}
+
+// checkInputs refuses a recipe whose source or artifacts are not where the
+// service may fetch from (server.inputs), naming each field.
+func (s *Service) checkInputs(r *recipes.Recipe) *RequestError {
+	var details []string
+	if err := s.policy.CheckGit(r.Spec.Source.Git); err != nil {
+		details = append(details, "spec.source.git: "+err.Error())
+	}
+	if e := r.Spec.Inputs.Envoy; e != nil {
+		if err := s.policy.CheckArtifact(e.URL); err != nil {
+			details = append(details, "spec.inputs.envoy.url: "+err.Error())
+		}
+	}
+	if len(details) == 0 {
+		return nil
+	}
+	return &RequestError{Status: http.StatusUnprocessableEntity, Code: "input_not_allowed",
+		Message: "the recipe's inputs are not where this service may fetch from", Details: details}
 }
 
 func (s *Service) recipeError(w http.ResponseWriter, err error) {
@@ -417,7 +441,15 @@ type SubmitOptions struct {
 
 // Submit queues a build of r, unless a build of the same recipe with the
 // same options is queued or running: then it returns that one, and false.
+//
+// A recipe that is not embedded must take its inputs from where the
+// service allows (server.inputs): otherwise a *RequestError (422).
 func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, doc []byte, o SubmitOptions) (*Build, bool, error) {
+	if source != SourceEmbedded {
+		if err := s.checkInputs(r); err != nil {
+			return nil, false, err
+		}
+	}
 	now := time.Now()
 	b := &Build{
 		ID:           newBuildID(now),

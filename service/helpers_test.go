@@ -128,6 +128,8 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
 	cfg.Registry.Root = cfg.StateDir + "/registry"
+	// Where fixtureRecipe's inputs are: an admin's local mirrors.
+	cfg.Server.Inputs = config.InputPolicy{Git: []string{"file:///srv/git/"}, Artifacts: []string{"http://127.0.0.1:1/envoy/"}}
 	st, err := store.OpenDir(context.Background(), cfg.StateDir)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })

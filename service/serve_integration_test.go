@@ -308,6 +308,9 @@ func TestServeEndToEnd(t *testing.T) {
 		"buildkit": map[string]any{"address": e.Config.BuildKit.Address},
 		"server": map[string]any{
 			"tokens": tokenCfg,
+			// The fixture's repositories (the webhook's repository and its
+			// artifact server are allowed as such).
+			"inputs": map[string]any{"git": []string{"file:///tmp/"}},
 			"webhook": map[string]any{
 				"repos":       []string{repo.URL},
 				"go":          "1.23.4",
@@ -475,7 +478,13 @@ func TestServeCrashRestart(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(state) })
 	t.Cleanup(func() { stopBuildKit(t, state) })
 	reg := freeAddr(t)
-	writeConfig(t, state, map[string]any{"registry": map[string]any{"address": reg}})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
+	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
+	writeConfig(t, state, map[string]any{
+		"registry": map[string]any{"address": reg},
+		"server":   map[string]any{"inputs": map[string]any{"git": []string{"file:///tmp/"}, "artifacts": []string{srv.URL + "/envoy/"}}},
+	})
 	p := startServe(t, state, freeAddr(t))
 	a := api{t, p.url}
 	status, body := a.do("GET", "/readyz", "", nil)
@@ -489,9 +498,6 @@ func TestServeCrashRestart(t *testing.T) {
 	require.NoError(t, err)
 	(&testenv.Env{Config: cfg, Registry: rc}).Bases(t)
 
-	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
-	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	recipeFile := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, reg)
 	status, body = a.do("POST", "/v1/builds", "", submitBody(t, recipeFile))
 	require.Equal(t, http.StatusAccepted, status, string(body))

@@ -90,6 +90,7 @@ type Service struct {
 	ready   map[string]func(context.Context) error
 	audit   http.Handler
 	signKey *attest.Key
+	policy  config.InputPolicy
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
@@ -149,6 +150,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 	}
+	s.policy = o.Config.Server.Policy()
 	if s.srv.Retries == nil {
 		n := config.DefaultRetries
 		s.srv.Retries = &n
@@ -219,10 +221,15 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := builder.New(s.cfg, rc,
+	opts := []builder.Option{
 		builder.WithProgress(builder.Progress{Out: j.Log, Mode: "plain"}),
 		builder.WithLogger(j.Logger),
-		builder.WithCache(cache))
+		builder.WithCache(cache),
+	}
+	if j.Build.Source != SourceEmbedded {
+		opts = append(opts, builder.WithInputPolicy(s.policy))
+	}
+	b, err := builder.New(s.cfg, rc, opts...)
 	if err != nil {
 		return nil, err
 	}

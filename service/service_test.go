@@ -549,3 +549,38 @@ func TestSubmitStoredRecipe(t *testing.T) {
 	r = e.do("POST", "/v1/builds", "", map[string]any{"recipe": "fixture@1.2.0"})
 	assert.Equal(t, http.StatusUnprocessableEntity, r.status)
 }
+
+// A recipe sent to the service may take its source and artifacts only from
+// where server.inputs allows: a file of the service's host or a loopback
+// URL nobody allowed is refused with 422 before anything is queued, each
+// field named.
+func TestSubmitRefusesInputsOutsideThePolicy(t *testing.T) {
+	e := newEnv(t)
+	for name, c := range map[string]struct {
+		old, new string
+		field    string
+	}{
+		"envoy from a host file": {"http://127.0.0.1:1/envoy/", "file:///etc/", "spec.inputs.envoy.url: file:///etc/envoy-alpha-"},
+		"envoy from loopback":    {"http://127.0.0.1:1/envoy/", "http://127.0.0.1:9/", "spec.inputs.envoy.url: http://127.0.0.1:9/envoy-alpha-"},
+		"git from the host":      {"file:///srv/git/fixture.git", "file:///root/private.git", "spec.source.git: file:///root/private.git is not a source"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := strings.Replace(string(fixtureRecipe(t, "1.0.0")), c.old, c.new, 1)
+			r := e.do("POST", "/v1/builds", "", map[string]any{"recipe": json.RawMessage(doc)})
+			require.Equal(t, http.StatusUnprocessableEntity, r.status, string(r.body))
+			var body struct {
+				Error struct {
+					Code    string   `json:"code"`
+					Details []string `json:"details"`
+				} `json:"error"`
+			}
+			r.json(t, &body)
+			assert.Equal(t, "input_not_allowed", body.Error.Code)
+			require.Len(t, body.Error.Details, 1)
+			assert.Contains(t, body.Error.Details[0], c.field)
+		})
+	}
+	var list struct{ Builds []Build }
+	e.do("GET", "/v1/builds", "", nil).json(t, &list)
+	assert.Empty(t, list.Builds, "nothing queued")
+}

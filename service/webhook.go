@@ -216,6 +216,10 @@ func (s *Service) handleTag(ctx context.Context, log logrus.FieldLogger, dl *del
 	b, created, err := s.Submit(ctx, rec, SourceWebhook, doc, SubmitOptions{Trigger: api.Trigger{Actor: "webhook", Kind: api.TriggerWebhook, DeliveryID: dl.ID}})
 	if err != nil {
 		dl.Outcome, dl.Detail = deliveryError, err.Error()
+		var refused *RequestError
+		if errors.As(err, &refused) {
+			return refused.Status, WebhookResponse{Reason: err.Error()}
+		}
 		return http.StatusInternalServerError, WebhookResponse{Reason: err.Error()}
 	}
 	dl.Outcome, dl.BuildID = deliveryQueued, b.ID

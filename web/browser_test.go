@@ -162,7 +162,9 @@ func TestBrowser(t *testing.T) {
 	writeConfig(t, state, map[string]any{
 		"registry": map[string]any{"address": reg},
 		"buildkit": map[string]any{"address": e.Config.BuildKit.Address},
-		"server":   map[string]any{"tokens": tokenCfg},
+		"server": map[string]any{"tokens": tokenCfg,
+			// The fixture's repositories and artifact server.
+			"inputs": map[string]any{"git": []string{"file:///tmp/"}, "artifacts": []string{arts.URL + "/envoy/"}}},
 	})
 	p := startServe(t, state, freeAddr(t), "SAILMAKER_WEBHOOK_SECRET="+secret)
 

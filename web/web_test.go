@@ -89,6 +89,7 @@ func newEnv(t *testing.T, roles ...string) *env {
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(cfg.StateDir, "recipes"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(cfg.StateDir, "recipes", "fixture@1.0.0.yaml"), []byte(text), 0o644))
+	cfg.Server.Inputs = config.InputPolicy{Git: []string{"file:///srv/git/"}, Artifacts: []string{"http://127.0.0.1:1/envoy/"}}
 
 	log := logrus.New()
 	log.SetOutput(e.logs)
