@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -602,12 +603,15 @@ func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, e
 	if err != nil {
 		return nil, err
 	}
-	t := run.Result.Timings
+	var t api.Timings
+	if run.Result.Timings != nil {
+		t = *run.Result.Timings
+	}
 	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile}
 	m.Phases = []Phase{{"fetch", t.Fetch}, {"solve", t.Solve}, {"assemble", t.Assemble}, {"push", t.Push},
 		{"other", max(0, run.Wall-t.Fetch-t.Solve-t.Assemble-t.Push)}}
 	for _, im := range run.Result.Images {
-		m.Images = append(m.Images, Image{Name: im.Name, Ref: im.Image + ":" + im.Tag, Digest: im.Digest})
+		m.Images = append(m.Images, Image{Name: im.Name, Ref: im.Repository + ":" + im.Tag, Digest: im.Digest})
 		m.SelfReportedUploaded += im.BytesUploaded
 	}
 	return m, nil

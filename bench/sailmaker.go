@@ -9,31 +9,13 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
-)
 
-// CLIResult is what `sailmaker build -o json --timings` prints.
-type CLIResult struct {
-	Images []struct {
-		Name          string `json:"name"`
-		Image         string `json:"image"`
-		Tag           string `json:"tag"`
-		Digest        string `json:"digest"`
-		Status        string `json:"status"`
-		BytesUploaded int64  `json:"bytesUploaded"`
-	} `json:"images"`
-	Timings struct {
-		Fetch    time.Duration `json:"fetch"`
-		Solve    time.Duration `json:"solve"`
-		Assemble time.Duration `json:"assemble"`
-		Push     time.Duration `json:"push"`
-		Total    time.Duration `json:"total"`
-	} `json:"timings"`
-	UpToDate bool `json:"upToDate"`
-}
+	"github.com/sailmaker/sailmaker/api"
+)
 
 // cliRun is one sailmaker process.
 type cliRun struct {
-	Result  CLIResult
+	Result  api.Result
 	Wall    time.Duration
 	PeakRSS int64 // bytes
 }
