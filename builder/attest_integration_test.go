@@ -245,7 +245,7 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 			deps[field(t, d, "uri").(string)] = field(t, d, "digest")
 		}
 		assert.Equal(t, map[string]any{"gitCommit": repo.Commit}, deps["git+"+repo.URL+"@refs/tags/1.0.0"])
-		assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[e.Config.Registry.Address+"/base/bookworm:1"])
+		assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[e.Config.Registry.Address+"/base/bookworm:2"])
 		assert.Equal(t, map[string]any{"sha256": bases["builder/go1.23.4"].Digest.Hex}, deps[e.Config.Registry.Address+"/builder/go1.23.4:1"])
 		assert.Equal(t, map[string]any{"sha256": envoySHA}, deps[field(t, x, "envoy.url").(string)])
 		assert.Equal(t, map[string]any{"sha256": sha([]byte(patch))}, deps["file:readme.patch"])

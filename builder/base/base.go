@@ -105,6 +105,10 @@ type Options struct {
 	Log      logrus.FieldLogger
 }
 
+// Revision changes when this package builds different images from the
+// same recipe; caches of built bases are keyed by it and the recipe.
+const Revision = "2"
+
 // Artifact is a built base: one image, or an index of one image per
 // platform.
 type Artifact struct {

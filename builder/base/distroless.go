@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -231,7 +232,12 @@ func linkTarget(p, t string) string {
 }
 
 // add selects the image path p with what it needs.
-func (s *selection) add(p string, depth int) error {
+func (s *selection) add(p string, depth int) error { return s.addEntry(p, depth, false) }
+
+// addEntry is add; inDir says p was found in a selected directory, where a
+// symbolic link to what no package ships (tzdata's zoneinfo/localtime,
+// made by a maintainer script) is kept as it is rather than refused.
+func (s *selection) addEntry(p string, depth int, inDir bool) error {
 	if depth > 40 {
 		return fmt.Errorf("%s: too many levels of symbolic links", p)
 	}
@@ -266,7 +272,11 @@ func (s *selection) add(p string, depth int) error {
 		if e.link, err = os.Readlink(s.host(rp)); err != nil {
 			return err
 		}
-		return s.add(linkTarget(rp, e.link), depth+1)
+		target := linkTarget(rp, e.link)
+		if _, err := s.resolve(target, depth+1); inDir && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return s.add(target, depth+1)
 	case fi.IsDir():
 		e.typ = tar.TypeDir
 		e.walked = true
@@ -275,7 +285,7 @@ func (s *selection) add(p string, depth int) error {
 			return err
 		}
 		for _, n := range names {
-			if err := s.add(path.Join(rp, n.Name()), depth); err != nil {
+			if err := s.addEntry(path.Join(rp, n.Name()), depth, true); err != nil {
 				return err
 			}
 		}

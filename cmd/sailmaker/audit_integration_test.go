@@ -90,7 +90,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 		names = append(names, i.Name())
 	}
 	sort.Strings(names)
-	assert.Equal(t, []string{"base/bookworm:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
+	assert.Equal(t, []string{"base/bookworm:2", "base/distroless:1", "base/iptables:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
 		"every image, and no bookkeeping tag")
 	for _, im := range res.Images {
 		got := byName[im.Tag.RepositoryStr()+":"+im.Tag.TagStr()]
@@ -103,7 +103,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 		assert.True(t, got.SBOM, im.Name)
 		assert.Equal(t, audit.SignatureValid, got.Signature, im.Name)
 	}
-	assert.Equal(t, audit.KindBase, byName["base/bookworm:1"].Kind)
+	assert.Equal(t, audit.KindBase, byName["base/bookworm:2"].Kind)
 	assert.Equal(t, audit.KindBuilder, byName["builder/go1.23.4:1"].Kind)
 
 	// show

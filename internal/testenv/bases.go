@@ -2,13 +2,15 @@ package testenv
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/stretchr/testify/require"
@@ -53,7 +55,8 @@ func (e *Env) BaseOptions(t testing.TB) base.Options {
 
 // Bases makes sure every embedded base image is in e's registry, building
 // each at most once per cache (under a lock, so parallel test processes
-// wait for each other instead of building twice).
+// wait for each other instead of building twice). A multi-platform base is
+// pushed as its image index.
 func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 	t.Helper()
 	ctx := context.Background()
@@ -66,39 +69,65 @@ func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 
 	out := map[string]registry.Pushed{}
 	for _, s := range e.BaseSpecs(t) {
-		img := cachedBase(t, cache, s, e.BaseOptions(t))
+		a := cachedBase(t, cache, s, e.BaseOptions(t))
 		tag, err := e.Registry.Tag(s.Name, s.Version)
 		require.NoError(t, err)
-		pushed, err := e.Registry.PushAll(ctx, []registry.Pending{{Tag: tag, Image: img}}, false)
+		pushed, err := base.Push(ctx, e.Registry, tag, a, false)
 		require.NoError(t, err)
-		out[s.Name] = pushed[0]
+		out[s.Name] = *pushed
 	}
 	return out
 }
 
-func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) v1.Image {
-	dir := filepath.Join(cache, strings.TrimPrefix(s.RecipeDigest, "sha256:")[:32])
-	if idx, err := layout.ImageIndexFromPath(dir); err == nil {
-		if m, err := idx.IndexManifest(); err == nil && len(m.Manifests) == 1 {
-			img, err := idx.Image(m.Manifests[0].Digest)
-			require.NoError(t, err)
-			return img
-		}
+// cacheKey names a base's cache entry: its recipe and the revision of the
+// code that builds it.
+func cacheKey(s base.Spec) string {
+	sum := sha256.Sum256([]byte(s.RecipeDigest + "\n" + base.Revision))
+	return hex.EncodeToString(sum[:16])
+}
+
+func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) base.Artifact {
+	dir := filepath.Join(cache, cacheKey(s))
+	if a, err := readCached(dir); err == nil {
+		return a
 	}
-	t.Logf("building base image %s:%s (cached in %s for later tests)", s.Name, s.Version, dir)
+	t.Logf("building base image %s:%s for %s (cached in %s for later tests)", s.Name, s.Version, strings.Join(s.PlatformList(), ", "), dir)
 	res, err := base.Build(context.Background(), s, o)
 	require.NoError(t, err)
 	defer res.Close()
 	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(dir + ".tmp")
 	p, err := layout.Write(dir+".tmp", empty.Index)
 	require.NoError(t, err)
-	require.NoError(t, p.AppendImage(res.Image))
+	if res.Index != nil {
+		require.NoError(t, p.AppendIndex(res.Index))
+	} else {
+		require.NoError(t, p.AppendImage(res.Image))
+	}
 	require.NoError(t, os.Rename(dir+".tmp", dir))
+	a, err := readCached(dir)
+	require.NoError(t, err)
+	return a
+}
+
+// readCached opens a cached base: the one image or index of the layout.
+func readCached(dir string) (base.Artifact, error) {
 	idx, err := layout.ImageIndexFromPath(dir)
-	require.NoError(t, err)
-	d, err := res.Image.Digest()
-	require.NoError(t, err)
-	img, err := idx.Image(d)
-	require.NoError(t, err)
-	return img
+	if err != nil {
+		return base.Artifact{}, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return base.Artifact{}, err
+	}
+	if len(m.Manifests) != 1 {
+		return base.Artifact{}, fmt.Errorf("%s holds %d manifests", dir, len(m.Manifests))
+	}
+	d := m.Manifests[0]
+	if d.MediaType.IsIndex() {
+		ii, err := idx.ImageIndex(d.Digest)
+		return base.Artifact{Index: ii}, err
+	}
+	img, err := idx.Image(d.Digest)
+	return base.Artifact{Image: img}, err
 }
