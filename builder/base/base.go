@@ -107,7 +107,7 @@ type Options struct {
 
 // Revision changes when this package builds different images from the
 // same recipe; caches of built bases are keyed by it and the recipe.
-const Revision = "2"
+const Revision = "3"
 
 // Artifact is a built base: one image, or an index of one image per
 // platform.
@@ -267,13 +267,9 @@ func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
 	if len(platforms) == 1 {
 		res.Image = res.Platforms[0].Image
 	} else {
-		adds := make([]mutate.IndexAddendum, len(res.Platforms))
-		for i, pr := range res.Platforms {
-			plat := pr.Platform
-			adds[i] = mutate.IndexAddendum{Add: pr.Image, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &plat}}
+		if res.Index, err = newIndex(res.Platforms); err != nil {
+			return nil, err
 		}
-		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-		res.Index = mutate.AppendManifests(idx, adds...)
 	}
 	res.work = work
 	ok = true
