@@ -242,6 +242,9 @@ func (s *selection) addEntry(p string, depth int, inDir bool) error {
 		return fmt.Errorf("%s: too many levels of symbolic links", p)
 	}
 	rp, err := s.resolveDir(p, depth)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is not in the extracted packages", p)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
@@ -276,7 +279,10 @@ func (s *selection) addEntry(p string, depth int, inDir bool) error {
 		if _, err := s.resolve(target, depth+1); inDir && errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		return s.add(target, depth+1)
+		if err := s.add(target, depth+1); err != nil {
+			return fmt.Errorf("%s links to %s: %w", rp, e.link, err)
+		}
+		return nil
 	case fi.IsDir():
 		e.typ = tar.TypeDir
 		e.walked = true
