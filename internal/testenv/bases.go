@@ -10,10 +10,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -67,12 +69,25 @@ func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 	require.NoError(t, syscall.Flock(int(lock.Fd()), syscall.LOCK_EX))
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
+	// Missing bases are built two at a time: the arm64 Debian base takes
+	// minutes under emulation, the others fit in beside it.
+	specs := e.BaseSpecs(t)
+	arts := make([]base.Artifact, len(specs))
+	var eg errgroup.Group
+	eg.SetLimit(2)
+	for i, s := range specs {
+		eg.Go(func() error {
+			a, err := cachedBase(t, cache, s, e.BaseOptions(t))
+			arts[i] = a
+			return err
+		})
+	}
+	require.NoError(t, eg.Wait())
 	out := map[string]registry.Pushed{}
-	for _, s := range e.BaseSpecs(t) {
-		a := cachedBase(t, cache, s, e.BaseOptions(t))
+	for i, s := range specs {
 		tag, err := e.Registry.Tag(s.Name, s.Version)
 		require.NoError(t, err)
-		pushed, err := base.Push(ctx, e.Registry, tag, a, false)
+		pushed, err := base.Push(ctx, e.Registry, tag, arts[i], false)
 		require.NoError(t, err)
 		out[s.Name] = *pushed
 	}
@@ -86,28 +101,37 @@ func cacheKey(s base.Spec) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) base.Artifact {
+func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) (base.Artifact, error) {
 	dir := filepath.Join(cache, cacheKey(s))
 	if a, err := readCached(dir); err == nil {
-		return a
+		return a, nil
 	}
 	t.Logf("building base image %s:%s for %s (cached in %s for later tests)", s.Name, s.Version, strings.Join(s.PlatformList(), ", "), dir)
+	start := time.Now()
 	res, err := base.Build(context.Background(), s, o)
-	require.NoError(t, err)
+	if err != nil {
+		return base.Artifact{}, fmt.Errorf("building %s: %w", s.Name, err)
+	}
 	defer res.Close()
+	t.Logf("built %s in %s", s.Name, time.Since(start).Round(time.Second))
 	_ = os.RemoveAll(dir)
 	_ = os.RemoveAll(dir + ".tmp")
 	p, err := layout.Write(dir+".tmp", empty.Index)
-	require.NoError(t, err)
-	if res.Index != nil {
-		require.NoError(t, p.AppendIndex(res.Index))
-	} else {
-		require.NoError(t, p.AppendImage(res.Image))
+	if err != nil {
+		return base.Artifact{}, err
 	}
-	require.NoError(t, os.Rename(dir+".tmp", dir))
-	a, err := readCached(dir)
-	require.NoError(t, err)
-	return a
+	if res.Index != nil {
+		err = p.AppendIndex(res.Index)
+	} else {
+		err = p.AppendImage(res.Image)
+	}
+	if err != nil {
+		return base.Artifact{}, fmt.Errorf("caching %s: %w", s.Name, err)
+	}
+	if err := os.Rename(dir+".tmp", dir); err != nil {
+		return base.Artifact{}, err
+	}
+	return readCached(dir)
 }
 
 // readCached opens a cached base: the one image or index of the layout.
