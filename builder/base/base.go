@@ -223,6 +223,9 @@ func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
 	}()
 
 	platforms := s.PlatformList()
+	if s.GoVersion != "" && (len(platforms) != 1 || platforms[0] != "linux/amd64") {
+		return nil, fmt.Errorf("%s: an image with the Go toolchain is built for linux/amd64 only", s.Name)
+	}
 	res := &Result{Platforms: make([]PlatformResult, len(platforms))}
 	if s.GoVersion != "" {
 		o.Log.WithFields(logrus.Fields{"image": s.Name + ":" + s.Version, "go": s.GoVersion}).Info("fetching Go toolchain module")
