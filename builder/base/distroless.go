@@ -42,6 +42,9 @@ import (
 //
 // The image's package label names the packages whose files it holds.
 
+// HistoryDistroless starts the history entry of a distroless base's layer.
+const HistoryDistroless = "sailmaker distroless: "
+
 func buildDistroless(ctx context.Context, s Spec, o Options, plat v1.Platform, work string, log logrus.FieldLogger) (*PlatformResult, error) {
 	root := filepath.Join(work, "root")
 	log.WithFields(logrus.Fields{"suite": s.Suite, "packages": strings.Join(s.Packages, ",")}).Info("extracting packages with mmdebstrap (distroless)")
@@ -86,7 +89,7 @@ func buildDistroless(ctx context.Context, s Spec, o Options, plat v1.Platform, w
 	img, err := assemble(s, plat, []mutate.Addendum{{
 		Layer:     l,
 		MediaType: types.OCILayer,
-		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "sailmaker distroless: files of " + strings.Join(s.Packages, ",") + " (debian " + s.Suite + ")", Comment: "sailmaker base " + s.Name},
+		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: HistoryDistroless + "files of " + strings.Join(s.Packages, ",") + " (debian " + s.Suite + ")", Comment: "sailmaker base " + s.Name},
 	}}, pkgs, "", nil)
 	if err != nil {
 		return nil, err

@@ -173,7 +173,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	// verify: clean
 	out, stderr, err = runCLI(t, state, "audit", "verify")
 	require.NoError(t, err, "%s\n%s", out, stderr)
-	assert.Contains(t, out, "4 images")
+	assert.Contains(t, out, "6 images")
 	assert.Contains(t, out, "no findings")
 
 	// uses: the fixture's third-party module
