@@ -68,17 +68,26 @@ check-pins:
 # Debian packages sailmaker needs on the host: runc for buildkitd's OCI worker,
 # mmdebstrap for base images, git and make for sources, docker-registry (the
 # distribution registry) and skopeo for tests with independent servers and clients,
-# chromium for the web pages' browser test (driven from Go by chromedp, no driver).
-DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates chromium
+# chromium for the web pages' browser test (driven from Go by chromedp, no driver),
+# qemu-user-static, binfmt-support and arch-test for linux/arm64 base images
+# (their maintainer scripts run under qemu through binfmt_misc).
+DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates chromium \
+                qemu-user-static binfmt-support arch-test
 # Debian packages and the apt repository: dpkg-deb (dpkg), lintian, apt-get
 # (apt) and gpgv/gpg check what packaging/ and aptrepo/ make.
 DEB_PACKAGES += dpkg apt lintian gpg gpgv
+BINFMT := /proc/sys/fs/binfmt_misc
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Missing Debian packages:$$missing. Run as root (sudo make ...) or install them with apt-get."; exit 1; fi; \
 	  echo "Installing:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
+	fi
+	@if [ ! -e $(BINFMT)/status ] || [ "$$(cat $(BINFMT)/qemu-aarch64 2>/dev/null | head -1)" != enabled ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "binfmt_misc is not set up for arm64 (qemu-aarch64). Run as root (sudo make ...)."; exit 1; fi; \
+	  if [ ! -e $(BINFMT)/status ]; then echo "Mounting binfmt_misc on $(BINFMT)"; mount -t binfmt_misc binfmt_misc $(BINFMT); fi; \
+	  echo "Enabling qemu-aarch64 in binfmt_misc"; update-binfmts --enable qemu-aarch64; \
 	fi
 
 # The main job on the embedded defaults. What it starts stays up; `make down`

@@ -81,7 +81,7 @@ type record struct {
 }
 
 // History of the layers builder/base makes (builder/base/base.go).
-var baseLayerHistory = []string{"mmdebstrap ", "golang.org/toolchain@"}
+var baseLayerHistory = []string{"mmdebstrap ", "golang.org/toolchain@", base.HistoryDistroless}
 
 // notBaseLayer describes the first layer that builder/base did not make,
 // or returns "" when all are its.
@@ -215,6 +215,26 @@ func parseManifest(raw []byte) (*parsedManifest, error) {
 	return pm, nil
 }
 
+// platformChild reads the image manifest of an index for os/arch; nil
+// when the index has none.
+func (s *session) platformChild(ctx context.Context, repo name.Repository, idx *v1.IndexManifest, os, arch string) (*parsedManifest, error) {
+	for _, m := range idx.Manifests {
+		if m.Platform == nil || m.Platform.OS != os || m.Platform.Architecture != arch || !m.MediaType.IsImage() {
+			continue
+		}
+		raw, err := s.manifest(ctx, repo, m.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading the %s/%s image %s: %w", os, arch, m.Digest, err)
+		}
+		pm, err := parseManifest(raw)
+		if err != nil || pm.image == nil {
+			return nil, fmt.Errorf("the %s/%s entry %s is not an image manifest", os, arch, m.Digest)
+		}
+		return pm, nil
+	}
+	return nil, nil
+}
+
 // readImage reads what the audit knows about repo at ref (a tag or a
 // digest): manifest, config, attachments and signature.
 func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, error) {
@@ -262,12 +282,25 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 	r.MediaType = string(pm.mediaType)
 	r.Size = pm.size
 	r.Kind = KindForeign
-	if pm.image != nil {
-		r.manifest = pm.image
-		for k, v := range pm.image.Annotations {
+	img := pm.image
+	if pm.index != nil {
+		// A multi-platform image (a base built for linux/amd64 and
+		// linux/arm64): labels, config and layers are its linux/amd64
+		// image's, as go-containerregistry's remote.Image reads it.
+		child, err := s.platformChild(ctx, repo, pm.index, "linux", "amd64")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		if child != nil {
+			img = child.image
+		}
+	}
+	if img != nil {
+		r.manifest = img
+		for k, v := range img.Annotations {
 			r.annotations[k] = v
 		}
-		cfgRaw, err := s.blob(ctx, repo, pm.image.Config.Digest)
+		cfgRaw, err := s.blob(ctx, repo, img.Config.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("reading the config of %s: %w", ref, err)
 		}
@@ -282,11 +315,14 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 				r.Created = cf.Created.UTC().Format("2006-01-02T15:04:05Z07:00")
 			}
 		}
-		r.Size += pm.image.Config.Size
-		for _, l := range pm.image.Layers {
-			r.Size += l.Size
+		if pm.image != nil {
+			r.Size += pm.image.Config.Size
+			for _, l := range pm.image.Layers {
+				r.Size += l.Size
+			}
 		}
-	} else {
+	}
+	if pm.index != nil {
 		for _, m := range pm.index.Manifests {
 			r.Size += m.Size
 		}

@@ -461,6 +461,17 @@ func (s *session) checkBase(ctx context.Context, r *record, prov *Provenance) ([
 		return nil, fmt.Errorf("reading the base %s: %w", baseRepo.Digest(r.BaseDigest), err)
 	}
 	pm, err := parseManifest(raw)
+	if err == nil && pm.index != nil {
+		// A multi-platform base: the image is built on its image for the
+		// image's own platform.
+		osName, arch := "linux", "amd64"
+		if r.config != nil && r.config.Architecture != "" {
+			osName, arch = r.config.OS, r.config.Architecture
+		}
+		if pm, err = s.platformChild(ctx, baseRepo, pm.index, osName, arch); err == nil && pm == nil {
+			return append(out, finding(r, CodeForeignBase, "the base %s has no %s/%s image", baseRepo.Digest(r.BaseDigest), osName, arch)), nil
+		}
+	}
 	if err != nil || pm.image == nil {
 		return append(out, finding(r, CodeForeignBase, "the base %s is not an image manifest", baseRepo.Digest(r.BaseDigest))), nil
 	}

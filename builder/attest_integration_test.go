@@ -406,7 +406,7 @@ func checkProvenance(t *testing.T, prov map[string]any, c checks) {
 	}
 	reg := strings.SplitN(im.Repository, "/", 2)[0]
 	assert.Equal(t, map[string]any{"gitCommit": repo.Commit}, deps["git+"+repo.URL+"@refs/tags/1.0.0"])
-	assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[reg+"/base/bookworm:1"])
+	assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[reg+"/base/bookworm:2"])
 	assert.Equal(t, map[string]any{"sha256": bases["builder/go1.23.4"].Digest.Hex}, deps[reg+"/builder/go1.23.4:1"])
 	assert.Equal(t, map[string]any{"sha256": c.envoySHA}, deps[field(t, x, "envoy.url").(string)])
 	assert.Equal(t, map[string]any{"sha256": sha([]byte(c.patch))}, deps["file:readme.patch"])

@@ -118,7 +118,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	m, err := proxy.Manifest()
 	require.NoError(t, err)
 	assert.Equal(t, bases["base/bookworm"].Digest.String(), m.Annotations[builder.AnnotationBaseDigest])
-	assert.Equal(t, e.Config.Registry.Address+"/base/bookworm:1", m.Annotations[builder.AnnotationBaseName])
+	assert.Equal(t, e.Config.Registry.Address+"/base/bookworm:2", m.Annotations[builder.AnnotationBaseName])
 	assert.Equal(t, bases["builder/go1.23.4"].Digest.String(), m.Annotations[builder.LabelBuilderDigest])
 	assert.Equal(t, r.Digest(), m.Annotations[builder.LabelRecipeDigest])
 	// The base's layers come first, unchanged.

@@ -34,7 +34,9 @@ func fakeBases(t *testing.T, e *testenv.Env) {
 		cf.Config.Labels = map[string]string{base.LabelGoVersion: "1.23.4"}
 		img, err = mutate.ConfigFile(img, cf)
 		require.NoError(t, err)
-		tag, err := e.Registry.Tag(n, "1")
+		b, err := recipes.GetBase(n)
+		require.NoError(t, err)
+		tag, err := e.Registry.Tag(n, b.Metadata.Version)
 		require.NoError(t, err)
 		_, err = e.Registry.PushAll(ctx, []registry.Pending{{Tag: tag, Image: img}}, false)
 		require.NoError(t, err)

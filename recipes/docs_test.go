@@ -16,7 +16,7 @@ func TestDocsExamples(t *testing.T) {
 	doc, err := os.ReadFile("../docs/recipes.md")
 	require.NoError(t, err)
 	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
-	require.Len(t, blocks, 2)
+	require.Len(t, blocks, 3)
 
 	recipe := strings.Replace(blocks[0][1], "sha256: <64 hex>", "sha256: "+strings.Repeat("0", 64), 1)
 	dir := fstest.MapFS{"patches/0001-example.patch": {Data: []byte("diff\n")}}
@@ -28,4 +28,10 @@ func TestDocsExamples(t *testing.T) {
 	b, err := ParseBase("recipes.md", []byte(blocks[1][1]))
 	require.NoError(t, err)
 	assert.Equal(t, "base/bookworm", b.Metadata.Name)
+	assert.Len(t, b.Spec.Alternatives, 2)
+
+	d, err := ParseBase("recipes.md", []byte(blocks[2][1]))
+	require.NoError(t, err)
+	require.NotNil(t, d.Spec.Distroless)
+	assert.Equal(t, "iptables-legacy", d.Spec.Distroless.Links["/usr/sbin/iptables"])
 }

@@ -183,10 +183,13 @@ func describeRecipe(r *Recipe) string {
 
 func describeBase(b *BaseImage) string {
 	d := fmt.Sprintf("Debian %s (%s) with %s", b.Spec.Suite, b.Spec.Variant, strings.Join(b.Spec.Packages, ", "))
+	if b.Spec.Distroless != nil {
+		d = fmt.Sprintf("Distroless: files of Debian %s's %s", b.Spec.Suite, strings.Join(b.Spec.Packages, ", "))
+	}
 	if b.Spec.Go != nil {
 		d += ", Go " + b.Spec.Go.Version
 	}
-	return d
+	return d + " [" + strings.Join(b.Spec.PlatformList(), ", ") + "]"
 }
 
 func firstLine(err error) string {

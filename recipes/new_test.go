@@ -80,7 +80,7 @@ func TestNew(t *testing.T) {
 	require.Len(t, r.Spec.Images, 2)
 	assert.Equal(t, "1.99.0", r.Spec.Images[1].Tag)
 	assert.Equal(t, testProxySHA, r.Spec.Images[1].Env["ISTIO_META_ISTIO_PROXY_SHA"])
-	assert.Equal(t, "registry.internal:5000/base/bookworm:1", r.Spec.Images[1].Base)
+	assert.Equal(t, "registry.internal:5000/base/bookworm:2", r.Spec.Images[1].Base)
 
 	w := strings.Join(r.Warnings(), "\n")
 	assert.Contains(t, w, "spec.inputs.envoy.unconfirmed: ")

@@ -13,14 +13,16 @@ import (
 
 func TestEmbeddedRecipes(t *testing.T) {
 	entries := List()
-	require.Len(t, entries, 3)
+	require.Len(t, entries, 5)
 	for _, e := range entries {
 		assert.NotContains(t, e.Description, "invalid", e.ID)
 	}
 	assert.Equal(t, Entry{ID: "istio@1.24.2", Kind: KindRecipe, Version: "1.24.2",
 		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2)"}, entries[0])
 	assert.Equal(t, "base/bookworm", entries[1].ID)
-	assert.Equal(t, "builder/go1.23.4", entries[2].ID)
+	assert.Equal(t, "base/distroless", entries[2].ID)
+	assert.Equal(t, "base/iptables", entries[3].ID)
+	assert.Equal(t, "builder/go1.23.4", entries[4].ID)
 
 	r, err := Get("istio@1.24.2")
 	require.NoError(t, err)
@@ -38,13 +40,13 @@ func TestEmbeddedRecipes(t *testing.T) {
 	require.Len(t, s.Images, 2)
 	pilot, proxy := s.Images[0], s.Images[1]
 	assert.Equal(t, Image{
-		Name: "pilot", Repository: "istio/pilot", Tag: "1.24.2", Base: "127.0.0.1:5000/base/bookworm:1",
+		Name: "pilot", Repository: "istio/pilot", Tag: "1.24.2", Base: "127.0.0.1:5000/base/bookworm:2",
 		Files:      []File{{From: "build:out/linux_amd64/pilot-discovery", To: "/usr/local/bin/pilot-discovery"}},
 		User:       "1337:1337",
 		Entrypoint: []string{"/usr/local/bin/pilot-discovery"},
 	}, pilot)
 	assert.Equal(t, Image{
-		Name: "proxyv2", Repository: "istio/proxyv2", Tag: "1.24.2", Base: "127.0.0.1:5000/base/bookworm:1",
+		Name: "proxyv2", Repository: "istio/proxyv2", Tag: "1.24.2", Base: "127.0.0.1:5000/base/bookworm:2",
 		Files: []File{
 			{From: "build:out/linux_amd64/pilot-agent", To: "/usr/local/bin/pilot-agent"},
 			{From: "input:envoy", To: "/usr/local/bin/envoy"},
@@ -72,24 +74,35 @@ func TestEmbeddedBases(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, BaseImageSpec{
 		Suite: "bookworm", Variant: "minbase",
-		Packages:        []string{"ca-certificates", "iptables", "iproute2", "sudo"},
+		Platforms: []string{"linux/amd64", "linux/arm64"},
+		// upstream's docker/Dockerfile.base at 1.24.2, in its order
+		Packages:        []string{"ca-certificates", "curl", "iptables", "iproute2", "iputils-ping", "knot-dnsutils", "netcat-openbsd", "tcpdump", "conntrack", "bsdmainutils", "net-tools", "lsof", "sudo"},
 		SourceDateEpoch: 1734146883,
+		Alternatives:    []Alternative{{Name: "iptables", Path: "/usr/sbin/iptables-legacy"}, {Name: "ip6tables", Path: "/usr/sbin/ip6tables-legacy"}},
 		Users:           []User{{Name: "istio-proxy", UID: 1337}},
-		Sudoers:         []string{"istio-proxy ALL=NOPASSWD: /usr/sbin/iptables*, /usr/sbin/ip6tables*"},
+		Sudoers:         []string{"istio-proxy ALL=NOPASSWD: ALL"},
+		Env:             map[string]string{"DEBIAN_FRONTEND": "noninteractive"},
 	}, b.Spec)
-	assert.Equal(t, "127.0.0.1:5000/base/bookworm:1", b.Ref(DefaultRegistry))
+	assert.Equal(t, "127.0.0.1:5000/base/bookworm:2", b.Ref(DefaultRegistry))
 
 	g, err := GetBase("builder/go1.23.4")
 	require.NoError(t, err)
 	assert.Equal(t, &GoToolchain{Version: "1.23.4"}, g.Spec.Go)
 	assert.Equal(t, []string{"ca-certificates", "git", "make"}, g.Spec.Packages)
+	assert.Equal(t, []string{"linux/amd64"}, g.Spec.PlatformList(), "the builder image stays amd64: builds cross-compile")
 	assert.Equal(t, b.Spec.SourceDateEpoch, g.Spec.SourceDateEpoch)
 
 	all, err := Bases()
 	require.NoError(t, err)
-	require.Len(t, all, 2)
-	assert.Equal(t, "base/bookworm", all[0].Metadata.Name)
-	assert.Equal(t, "builder/go1.23.4", all[1].Metadata.Name)
+	var names []string
+	for _, b := range all {
+		names = append(names, b.Metadata.Name)
+		if b.Spec.Distroless != nil {
+			assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, b.Spec.Platforms, b.Metadata.Name)
+			assert.True(t, b.Spec.Distroless.CACertificates, b.Metadata.Name)
+		}
+	}
+	assert.Equal(t, []string{"base/bookworm", "base/distroless", "base/iptables", "builder/go1.23.4"}, names)
 
 	_, err = GetBase("base/alpine")
 	assert.ErrorIs(t, err, ErrNotFound)
@@ -231,9 +244,9 @@ func TestCheckImageRef(t *testing.T) {
 		wantErr error
 		msg     string
 	}{
-		{"127.0.0.1:5000/base/bookworm:1", nil, ""},
+		{"127.0.0.1:5000/base/bookworm:2", nil, ""},
 		{"127.0.0.1:5000/base/bookworm@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", nil, ""},
-		{"127.0.0.1:5000/base/bookworm:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", nil, ""},
+		{"127.0.0.1:5000/base/bookworm:2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", nil, ""},
 		{"mirror.internal/golang:1.23", nil, ""},
 		{"docker.io/library/golang:1.23", ErrDockerHub, "Docker Hub is never used; build the image into the internal registry"},
 		{"index.docker.io/library/golang:1.23", ErrDockerHub, ""},
@@ -244,12 +257,12 @@ func TestCheckImageRef(t *testing.T) {
 		{"golang", ErrNotQualified, ""},
 		{"istio/pilot:1.24.2", ErrNotQualified, ""},
 		{"quay.io/istio/pilot:1.24.2", ErrRegistryNotAllowed, "quay.io is not among 127.0.0.1:5000, Mirror.Internal"},
-		{"localhost:5000/base/bookworm:1", ErrRegistryNotAllowed, ""},
+		{"localhost:5000/base/bookworm:2", ErrRegistryNotAllowed, ""},
 		{"127.0.0.1:5000/base/bookworm", nil, "neither a tag nor a digest"},
 		{"127.0.0.1:5000/Base/bookworm:1", nil, "parsing image reference"},
-		{"127.0.0.1:5000/base/bookworm:1 ", nil, "whitespace"},
+		{"127.0.0.1:5000/base/bookworm:2 ", nil, "whitespace"},
 		{"", nil, "empty"},
-		{"https://127.0.0.1:5000/base/bookworm:1", nil, "URL scheme"},
+		{"https://127.0.0.1:5000/base/bookworm:2", nil, "URL scheme"},
 	} {
 		err := CheckImageRef(tc.ref, allowed)
 		if tc.wantErr == nil && tc.msg == "" {

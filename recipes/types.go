@@ -177,17 +177,31 @@ type BaseImage struct {
 
 // BaseImageSpec is the body of a BaseImage.
 type BaseImageSpec struct {
-	Suite    string   `yaml:"suite" json:"suite"`
-	Variant  string   `yaml:"variant" json:"variant"`
+	Suite string `yaml:"suite" json:"suite"`
+	// Variant is mmdebstrap's variant; a distroless image only extracts
+	// its packages (variant extract, the default there).
+	Variant  string   `yaml:"variant,omitempty" json:"variant,omitempty"`
 	Packages []string `yaml:"packages" json:"packages"`
+	// Platforms are the platforms built (default linux/amd64). With more
+	// than one, the tag names an OCI image index with one image each.
+	Platforms []string `yaml:"platforms,omitempty" json:"platforms,omitempty"`
 	// SourceDateEpoch is the fixed timestamp for reproducible output.
 	SourceDateEpoch int64  `yaml:"sourceDateEpoch" json:"sourceDateEpoch"`
 	Users           []User `yaml:"users,omitempty" json:"users,omitempty"`
 	// Sudoers are lines for /etc/sudoers.d/sailmaker.
-	Sudoers []string          `yaml:"sudoers,omitempty" json:"sudoers,omitempty"`
-	Go      *GoToolchain      `yaml:"go,omitempty" json:"go,omitempty"`
-	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
-	Labels  map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Sudoers []string `yaml:"sudoers,omitempty" json:"sudoers,omitempty"`
+	// Alternatives are set with update-alternatives --set after the
+	// packages are installed.
+	Alternatives []Alternative `yaml:"alternatives,omitempty" json:"alternatives,omitempty"`
+	// Distroless, if set, makes an image of selected files of the
+	// packages only: no shell, no package manager.
+	Distroless *Distroless       `yaml:"distroless,omitempty" json:"distroless,omitempty"`
+	Go         *GoToolchain      `yaml:"go,omitempty" json:"go,omitempty"`
+	Env        map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Labels     map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// User and Workdir go into the image config (USER, WORKDIR).
+	User    string `yaml:"user,omitempty" json:"user,omitempty"`
+	Workdir string `yaml:"workdir,omitempty" json:"workdir,omitempty"`
 }
 
 // User is a user created in a base image (with a group of the same name and
@@ -195,6 +209,49 @@ type BaseImageSpec struct {
 type User struct {
 	Name string `yaml:"name" json:"name"`
 	UID  int    `yaml:"uid" json:"uid"`
+	// Home is the home directory (default /home/NAME), created unless it
+	// is /nonexistent.
+	Home string `yaml:"home,omitempty" json:"home,omitempty"`
+}
+
+// PlatformList is the platforms a base is built for: linux/amd64 when
+// spec.platforms is empty.
+func (s *BaseImageSpec) PlatformList() []string {
+	if len(s.Platforms) == 0 {
+		return []string{"linux/amd64"}
+	}
+	return s.Platforms
+}
+
+// HomeDir is u's home directory.
+func (u User) HomeDir() string {
+	if u.Home != "" {
+		return u.Home
+	}
+	return "/home/" + u.Name
+}
+
+// Alternative is one `update-alternatives --set NAME PATH`.
+type Alternative struct {
+	Name string `yaml:"name" json:"name"`
+	Path string `yaml:"path" json:"path"`
+}
+
+// Distroless says which files of the extracted packages make the image.
+type Distroless struct {
+	// Files are absolute paths or path.Match patterns (matched one path
+	// element at a time) of files in the packages. A directory brings
+	// everything under it, a symbolic link its target, and an ELF
+	// executable or library its interpreter and the shared libraries it
+	// needs (DT_NEEDED), recursively.
+	Files []string `yaml:"files" json:"files"`
+	// Links are symbolic links to add: path -> target.
+	Links map[string]string `yaml:"links,omitempty" json:"links,omitempty"`
+	// Dirs are empty directories to add: path -> octal mode.
+	Dirs map[string]string `yaml:"dirs,omitempty" json:"dirs,omitempty"`
+	// CACertificates writes /etc/ssl/certs/ca-certificates.crt from the
+	// ca-certificates package, as its update-ca-certificates would.
+	CACertificates bool `yaml:"caCertificates,omitempty" json:"caCertificates,omitempty"`
 }
 
 // GoToolchain adds a Go toolchain to a base image.

@@ -196,7 +196,7 @@ func validateImage(c *collector, f string, img *Image, haveEnvoy bool, o *option
 		c.errorf(f+".tag", "%q is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)", img.Tag)
 	}
 	if img.Base == "" {
-		c.errorf(f+".base", "required: the base image, such as ${REGISTRY}/base/bookworm:1")
+		c.errorf(f+".base", "required: the base image, such as ${REGISTRY}/base/bookworm:2")
 	} else if err := CheckImageRef(img.Base, o.allowed); err != nil {
 		c.errorf(f+".base", "%v", err)
 	}
@@ -289,10 +289,30 @@ func validateBase(c *collector, b *BaseImage) {
 		c.errorf("spec.suite", "%q is not a Debian suite name", s.Suite)
 	}
 	switch {
+	case s.Distroless != nil:
+		if s.Variant != "" && s.Variant != "extract" {
+			c.errorf("spec.variant", "a distroless image only extracts its packages: leave out spec.variant (or say extract), not %q", s.Variant)
+		}
 	case s.Variant == "":
 		c.errorf("spec.variant", "required, such as minbase")
+	case s.Variant == "extract":
+		c.errorf("spec.variant", "extract only unpacks packages, nothing is installed: use it with spec.distroless, which selects the files, or use minbase")
 	case !variants[s.Variant]:
 		c.errorf("spec.variant", "unknown variant %q (known: %s)", s.Variant, strings.Join(sortedKeys(variants), ", "))
+	}
+	platforms := map[string]bool{}
+	for i, p := range s.Platforms {
+		f := fmt.Sprintf("spec.platforms[%d]", i)
+		switch {
+		case !BasePlatforms[p]:
+			c.errorf(f, "unknown platform %q (known: %s)", p, strings.Join(sortedKeys(BasePlatforms), ", "))
+		case platforms[p]:
+			c.errorf(f, "%s is listed twice", p)
+		}
+		platforms[p] = true
+	}
+	if s.Go != nil && len(s.Platforms) > 0 && (len(s.Platforms) != 1 || s.Platforms[0] != "linux/amd64") {
+		c.errorf("spec.platforms", "an image with spec.go is built for linux/amd64 only (builds cross-compile for other platforms)")
 	}
 	if len(s.Packages) == 0 {
 		c.errorf("spec.packages", "at least one package is required")
@@ -331,10 +351,31 @@ func validateBase(c *collector, b *BaseImage) {
 			c.errorf(f+".uid", "uid %d is used twice", u.UID)
 		}
 		uids[u.UID] = true
+		if u.Home != "" {
+			if msg := checkAbsPath(u.Home); msg != "" {
+				c.errorf(f+".home", "%s", msg)
+			}
+		}
 	}
 	for i, l := range s.Sudoers {
 		if strings.TrimSpace(l) == "" || hasControl(l) {
 			c.errorf(fmt.Sprintf("spec.sudoers[%d]", i), "must be one non-empty line")
+		}
+	}
+	alts := map[string]bool{}
+	for i, a := range s.Alternatives {
+		f := fmt.Sprintf("spec.alternatives[%d]", i)
+		switch {
+		case a.Name == "":
+			c.errorf(f+".name", "required: the alternative's name, such as iptables")
+		case !alternativeRE.MatchString(a.Name):
+			c.errorf(f+".name", "%q is not an alternative name (as update-alternatives --list NAME takes)", a.Name)
+		case alts[a.Name]:
+			c.errorf(f+".name", "alternative %s is set twice", a.Name)
+		}
+		alts[a.Name] = true
+		if msg := checkAbsPath(a.Path); msg != "" {
+			c.errorf(f+".path", "%s", msg)
 		}
 	}
 	if s.Go != nil {
@@ -342,8 +383,102 @@ func validateBase(c *collector, b *BaseImage) {
 			c.errorf("spec.go.version", "%s", msg)
 		}
 	}
+	if s.Distroless != nil {
+		validateDistroless(c, s)
+	}
 	validateEnv(c, "spec.env", s.Env)
 	validateLabels(c, "spec.labels", s.Labels)
+	if s.User != "" && !userSpecRE.MatchString(s.User) {
+		c.errorf("spec.user", "%q must be user or user:group (names or numeric ids)", s.User)
+	}
+	if s.Workdir != "" {
+		if msg := checkAbsPath(s.Workdir); msg != "" {
+			c.errorf("spec.workdir", "%s", msg)
+		}
+	}
+}
+
+// BasePlatforms are the platforms a base image may be built for.
+var BasePlatforms = map[string]bool{"linux/amd64": true, "linux/arm64": true}
+
+var alternativeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+func validateDistroless(c *collector, s *BaseImageSpec) {
+	d := s.Distroless
+	// What needs a package manager or a shell has no place here.
+	if len(s.Sudoers) > 0 {
+		c.errorf("spec.sudoers", "a distroless image has no sudo: leave out spec.sudoers")
+	}
+	if len(s.Alternatives) > 0 {
+		c.errorf("spec.alternatives", "a distroless image has no update-alternatives: give the links in spec.distroless.links")
+	}
+	if s.Go != nil {
+		c.errorf("spec.go", "the Go toolchain goes on a Debian image, not a distroless one")
+	}
+	if len(d.Files) == 0 {
+		c.errorf("spec.distroless.files", "at least one file or pattern is required")
+	}
+	seen := map[string]bool{}
+	for i, p := range d.Files {
+		f := fmt.Sprintf("spec.distroless.files[%d]", i)
+		switch msg := checkAbsPath(p); {
+		case msg != "":
+			c.errorf(f, "%s", msg)
+		case p == "/":
+			c.errorf(f, "the whole file system is not a selection: name files or directories")
+		case seen[p]:
+			c.errorf(f, "%s is listed twice", p)
+		default:
+			if _, err := path.Match(p, ""); err != nil {
+				c.errorf(f, "%q is not a valid pattern (path.Match syntax: *, ?, [...]): %v", p, err)
+			}
+		}
+		seen[p] = true
+	}
+	for _, k := range sortedKeys(d.Links) {
+		f := joinKey("spec.distroless.links", k)
+		if msg := checkAbsPath(k); msg != "" {
+			c.errorf(f, "%s", msg)
+		} else if strings.ContainsAny(k, "*?[") {
+			c.errorf(f, "%q must be a path, not a pattern", k)
+		}
+		if t := d.Links[k]; t == "" || hasControl(t) {
+			c.errorf(f, "the link's target is required, on one line")
+		}
+	}
+	for _, k := range sortedKeys(d.Dirs) {
+		f := joinKey("spec.distroless.dirs", k)
+		if msg := checkAbsPath(k); msg != "" || k == "/" {
+			c.errorf(f, "%q must be a clean absolute path to a directory", k)
+		}
+		if _, err := parseMode(d.Dirs[k]); err != nil {
+			c.errorf(f, "%v", err)
+		}
+	}
+	if d.CACertificates {
+		found := false
+		for _, p := range s.Packages {
+			if name, _, _ := strings.Cut(p, "="); name == "ca-certificates" {
+				found = true
+			}
+		}
+		if !found {
+			c.errorf("spec.distroless.caCertificates", "needs ca-certificates in spec.packages")
+		}
+	}
+}
+
+// checkAbsPath returns what is wrong with a clean absolute path, or "".
+func checkAbsPath(p string) string {
+	switch {
+	case p == "":
+		return "required: an absolute path"
+	case hasControl(p) || strings.ContainsAny(p, "\\"):
+		return fmt.Sprintf("%q must not contain control characters or backslashes", p)
+	case !path.IsAbs(p) || path.Clean(p) != p:
+		return fmt.Sprintf("%q must be a clean absolute path (no .., no trailing /)", p)
+	}
+	return ""
 }
 
 // checkGitURL returns what is wrong with a source URL, or "".

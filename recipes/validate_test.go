@@ -310,18 +310,28 @@ func TestParseBase(t *testing.T) {
 	}{
 		{"kind", "kind: BaseImage", "kind: Recipe", "kind", "must be BaseImage"},
 		{"name", "name: base/bookworm", "name: Base/Bookworm", "metadata.name", "not a repository path"},
-		{"version", `version: "1"`, `version: "1/2"`, "metadata.version", "image tag"},
+		{"version", `version: "2"`, `version: "1/2"`, "metadata.version", "image tag"},
 		{"suite", "suite: bookworm", "suite: Bookworm!", "spec.suite", "not a Debian suite"},
 		{"variant", "variant: minbase", "variant: tiny", "spec.variant", "unknown variant"},
-		{"packages", "packages: [ca-certificates, iptables, iproute2, sudo]", "packages: []", "spec.packages", "at least one package"},
-		{"package name", "packages: [ca-certificates, iptables, iproute2, sudo]", "packages: [ca-certificates, 'rm -rf']", "spec.packages[1]", "not a Debian package name"},
-		{"package twice", "packages: [ca-certificates, iptables, iproute2, sudo]", "packages: [sudo, sudo=1.9]", "spec.packages[1]", "listed twice"},
+		{"variant extract", "variant: minbase", "variant: extract", "spec.variant", "use it with spec.distroless"},
+		{"packages", "  packages:\n    - ca-certificates\n", "  packages: []\n  xpackages:\n    - ca-certificates\n", "spec.packages", "at least one package"},
+		{"package name", "    - curl\n", "    - 'rm -rf'\n", "spec.packages[1]", "not a Debian package name"},
+		{"package twice", "    - curl\n", "    - sudo=1.9\n", "spec.packages[12]", "listed twice"},
+		{"platform", "platforms: [linux/amd64, linux/arm64]", "platforms: [linux/amd64, linux/s390x]", "spec.platforms[1]", "unknown platform"},
+		{"platform twice", "platforms: [linux/amd64, linux/arm64]", "platforms: [linux/arm64, linux/arm64]", "spec.platforms[1]", "listed twice"},
+		{"go multi-platform", "  users:", "  go: {version: 1.23.4}\n  users:", "spec.platforms", "linux/amd64 only"},
 		{"epoch", "sourceDateEpoch: 1734146883", "sourceDateEpoch: soon", "spec.sourceDateEpoch", "must be an integer"},
 		{"epoch missing", "  sourceDateEpoch: 1734146883\n", "", "spec.sourceDateEpoch", "required"},
+		{"alternative name", "{name: iptables, path", "{name: 'ip tables', path", "spec.alternatives[0].name", "not an alternative name"},
+		{"alternative twice", "{name: ip6tables, path", "{name: iptables, path", "spec.alternatives[1].name", "set twice"},
+		{"alternative path", "path: /usr/sbin/ip6tables-legacy}", "path: usr/sbin/ip6tables-legacy}", "spec.alternatives[1].path", "clean absolute path"},
 		{"uid", "uid: 1337", "uid: 0", "spec.users[0].uid", "between 1 and 65533"},
 		{"user name", "name: istio-proxy", "name: Istio Proxy", "spec.users[0].name", "not a user name"},
-		{"sudoers", `- "istio-proxy ALL=NOPASSWD: /usr/sbin/iptables*, /usr/sbin/ip6tables*"`, `- ""`, "spec.sudoers[0]", "one non-empty line"},
+		{"home", "uid: 1337}", "uid: 1337, home: /home/../etc}", "spec.users[0].home", "clean absolute path"},
+		{"sudoers", `- "istio-proxy ALL=NOPASSWD: ALL"`, `- ""`, "spec.sudoers[0]", "one non-empty line"},
 		{"go", "  sudoers:", "  go: {version: tip}\n  sudoers:", "spec.go.version", "not a Go version"},
+		{"user", "  env:", "  user: 'a b'\n  env:", "spec.user", "user or user:group"},
+		{"workdir", "  env:", "  workdir: tmp\n  env:", "spec.workdir", "clean absolute path"},
 		{"unknown", "  sudoers:", "  recommends: true\n  sudoers:", "spec.recommends", "unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,6 +342,51 @@ func TestParseBase(t *testing.T) {
 			for _, e := range errs {
 				if e.Field == tc.field && strings.Contains(e.Msg, tc.msg) {
 					assert.Positive(t, e.Line)
+					return
+				}
+			}
+			t.Errorf("no error for %q containing %q; got:\n%v", tc.field, tc.msg, err)
+		})
+	}
+}
+
+func TestParseDistrolessBase(t *testing.T) {
+	data, err := embedded.ReadFile("bases/iptables.yaml")
+	require.NoError(t, err)
+	valid := string(data)
+	b, err := ParseBase("iptables.yaml", data)
+	require.NoError(t, err)
+	require.NotNil(t, b.Spec.Distroless)
+	assert.Equal(t, "iptables-legacy", b.Spec.Distroless.Links["/usr/sbin/iptables"])
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, b.Spec.PlatformList())
+
+	for _, tc := range []struct {
+		name, old, new string
+		field, msg     string
+	}{
+		{"variant", "  suite: bookworm\n", "  suite: bookworm\n  variant: minbase\n", "spec.variant", "only extracts its packages"},
+		{"no files", "    files:\n", "    files: []\n    xfiles:\n", "spec.distroless.files", "at least one file"},
+		{"relative file", "      - /etc/protocols\n", "      - etc/protocols\n", "spec.distroless.files[12]", "clean absolute path"},
+		{"bad pattern", "      - /etc/protocols\n", "      - /etc/[protocols\n", "spec.distroless.files[12]", "not a valid pattern"},
+		{"root", "      - /etc/protocols\n", "      - /\n", "spec.distroless.files[12]", "not a selection"},
+		{"file twice", "      - /etc/protocols\n", "      - /etc/services\n", "spec.distroless.files[13]", "listed twice"},
+		{"link path", "      /usr/sbin/iptables: iptables-legacy", "      usr/sbin/iptables: iptables-legacy", `spec.distroless.links["usr/sbin/iptables"]`, "clean absolute path"},
+		{"link target", "      /usr/sbin/iptables: iptables-legacy", "      /usr/sbin/iptables: ''", "spec.distroless.links[\"/usr/sbin/iptables\"]", "target is required"},
+		{"dir mode", `/run: "0755"`, `/run: "rwx"`, `spec.distroless.dirs["/run"]`, "octal mode"},
+		{"ca without package", "packages: [base-files, ca-certificates, iptables", "packages: [base-files, iptables", "spec.distroless.caCertificates", "needs ca-certificates"},
+		{"sudoers", "  users:", "  sudoers: [\"a ALL=ALL\"]\n  users:", "spec.sudoers", "has no sudo"},
+		{"alternatives", "  users:", "  alternatives: [{name: iptables, path: /usr/sbin/iptables-legacy}]\n  users:", "spec.alternatives", "spec.distroless.links"},
+		{"go", "  users:", "  go: {version: 1.23.4}\n  users:", "spec.go", "not a distroless one"},
+		{"unknown", "    caCertificates: true", "    caCertificates: true\n    shell: true", "spec.distroless.shell", "unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, valid, tc.old)
+			_, err := ParseBase("iptables.yaml", []byte(strings.Replace(valid, tc.old, tc.new, 1)))
+			var errs ValidationErrors
+			require.ErrorAs(t, err, &errs)
+			for _, e := range errs {
+				if e.Field == tc.field && strings.Contains(e.Msg, tc.msg) {
+					assert.Positive(t, e.Line, "%v", e)
 					return
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/internal/tail"
 )
@@ -35,11 +37,20 @@ type Spec struct {
 	Variant         string
 	Packages        []string
 	SourceDateEpoch int64
-	Users           []User
-	Sudoers         []string
-	GoVersion       string // empty: no Go toolchain
-	Env             map[string]string
-	Labels          map[string]string
+	// Platforms to build (os/arch); empty means linux/amd64. More than
+	// one gives an OCI image index.
+	Platforms    []string
+	Users        []User
+	Sudoers      []string
+	Alternatives []Alternative
+	// Distroless, if set, makes an image of selected files of the
+	// extracted packages instead of an installed Debian system.
+	Distroless *Distroless
+	GoVersion  string // empty: no Go toolchain
+	Env        map[string]string
+	Labels     map[string]string
+	User       string // image config USER
+	Workdir    string // image config WORKDIR
 	// RecipeDigest identifies the recipe file the spec came from.
 	RecipeDigest string
 }
@@ -48,6 +59,36 @@ type Spec struct {
 type User struct {
 	Name string
 	UID  int
+	Home string // empty: /home/NAME; /nonexistent: not created
+}
+
+// HomeDir is u's home directory.
+func (u User) HomeDir() string {
+	if u.Home != "" {
+		return u.Home
+	}
+	return "/home/" + u.Name
+}
+
+// Alternative is one `update-alternatives --set Name Path`.
+type Alternative struct {
+	Name, Path string
+}
+
+// Distroless selects what a distroless image holds (see recipes.Distroless).
+type Distroless struct {
+	Files          []string
+	Links          map[string]string
+	Dirs           map[string]uint32
+	CACertificates bool
+}
+
+// PlatformList is s's platforms, linux/amd64 when none are given.
+func (s Spec) PlatformList() []string {
+	if len(s.Platforms) == 0 {
+		return []string{"linux/amd64"}
+	}
+	return s.Platforms
 }
 
 // Options say where packages and toolchains come from.
@@ -64,13 +105,45 @@ type Options struct {
 	Log      logrus.FieldLogger
 }
 
+// Revision changes when this package builds different images from the
+// same recipe; caches of built bases are keyed by it and the recipe.
+const Revision = "3"
+
+// Artifact is a built base: one image, or an index of one image per
+// platform.
+type Artifact struct {
+	Image v1.Image      // a single-platform base
+	Index v1.ImageIndex // a multi-platform base (Image is nil)
+}
+
+// Digest is the digest the base's tag names.
+func (a Artifact) Digest() (v1.Hash, error) {
+	if a.Index != nil {
+		return a.Index.Digest()
+	}
+	if a.Image == nil {
+		return v1.Hash{}, errors.New("empty base artifact")
+	}
+	return a.Image.Digest()
+}
+
 // Result says what went into the image.
 type Result struct {
-	Image    v1.Image
-	Packages []string // name=version, sorted
-	GoSum    string   // the toolchain module's h1: hash, checked by the checksum database
+	Artifact
+	// Platforms are the images built, one per platform, in the spec's order.
+	Platforms []PlatformResult
+	Packages  []string // of the first platform: name=version, sorted
+	GoSum     string   // the toolchain module's h1: hash, checked by the checksum database
 
 	work string
+}
+
+// PlatformResult is the image of one platform.
+type PlatformResult struct {
+	Platform v1.Platform
+	Image    v1.Image
+	Packages []string // name=version, sorted
+	Took     time.Duration
 }
 
 // Close removes the layer files Image reads from.
@@ -84,6 +157,8 @@ const (
 	LabelGoVersion    = "dev.sailmaker.go.version"
 	LabelGoSum        = "dev.sailmaker.go.module.sum"
 	LabelSuite        = "dev.sailmaker.debian.suite"
+	// LabelFlavour is "distroless" on distroless bases.
+	LabelFlavour = "dev.sailmaker.base.flavour"
 )
 
 // Preflight says what is missing for building base images.
@@ -97,10 +172,35 @@ func Preflight() error {
 	return nil
 }
 
-// Build makes the image. It runs mmdebstrap (and `go mod download` for the
-// toolchain) outside any container; nothing is pulled from an image registry.
-func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
+// PreflightSpec says what is missing for building s: on top of Preflight,
+// a Debian image for another architecture runs that architecture's
+// maintainer scripts under qemu, through binfmt_misc. (A distroless image
+// only extracts packages and needs no emulation.)
+func PreflightSpec(s Spec) error {
 	if err := Preflight(); err != nil {
+		return err
+	}
+	for _, p := range s.PlatformList() {
+		plat, err := ParsePlatform(p)
+		if err != nil {
+			return err
+		}
+		if s.Distroless != nil || plat.Architecture == runtime.GOARCH {
+			continue
+		}
+		if err := checkEmulation(plat.Architecture); err != nil {
+			return fmt.Errorf("%s for %s: %w", s.Name, p, err)
+		}
+	}
+	return nil
+}
+
+// Build makes the image (or, for several platforms, the index). It runs
+// mmdebstrap (and `go mod download` for the toolchain) outside any
+// container; nothing is pulled from an image registry. Platforms are
+// built two at a time.
+func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
+	if err := PreflightSpec(s); err != nil {
 		return nil, err
 	}
 	if o.Log == nil {
@@ -122,13 +222,73 @@ func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
 		}
 	}()
 
-	log := o.Log.WithField("image", s.Name+":"+s.Version)
+	platforms := s.PlatformList()
+	if s.GoVersion != "" && (len(platforms) != 1 || platforms[0] != "linux/amd64") {
+		return nil, fmt.Errorf("%s: an image with the Go toolchain is built for linux/amd64 only", s.Name)
+	}
+	res := &Result{Platforms: make([]PlatformResult, len(platforms))}
+	if s.GoVersion != "" {
+		o.Log.WithFields(logrus.Fields{"image": s.Name + ":" + s.Version, "go": s.GoVersion}).Info("fetching Go toolchain module")
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(2)
+	for i, p := range platforms {
+		eg.Go(func() error {
+			plat, err := ParsePlatform(p)
+			if err != nil {
+				return err
+			}
+			dir := filepath.Join(work, plat.Architecture)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+			start := time.Now()
+			log := o.Log.WithFields(logrus.Fields{"image": s.Name + ":" + s.Version, "platform": p})
+			var pr *PlatformResult
+			if s.Distroless != nil {
+				pr, err = buildDistroless(ectx, s, o, plat, dir, log)
+			} else {
+				pr, err = buildDebian(ectx, s, o, plat, dir, log, res)
+			}
+			if err != nil {
+				if len(platforms) > 1 {
+					return fmt.Errorf("%s: %w", p, err)
+				}
+				return err
+			}
+			pr.Took = time.Since(start)
+			d, _ := pr.Image.Digest()
+			log.WithFields(logrus.Fields{"digest": d.String(), "took": pr.Took.Round(time.Second)}).Info("image ready")
+			res.Platforms[i] = *pr
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	res.Packages = res.Platforms[0].Packages
+	if len(platforms) == 1 {
+		res.Image = res.Platforms[0].Image
+	} else {
+		if res.Index, err = newIndex(res.Platforms); err != nil {
+			return nil, err
+		}
+	}
+	res.work = work
+	ok = true
+	return res, nil
+}
+
+// buildDebian makes one platform's image of an installed Debian system.
+// The Go toolchain layer (amd64 only, checked by the recipe) is fetched by
+// the first platform and recorded in res.
+func buildDebian(ctx context.Context, s Spec, o Options, plat v1.Platform, work string, log logrus.FieldLogger, res *Result) (*PlatformResult, error) {
 	log.WithFields(logrus.Fields{"suite": s.Suite, "packages": strings.Join(s.Packages, ",")}).Info("building root filesystem with mmdebstrap")
 	start := time.Now()
 	rawTar := filepath.Join(work, "rootfs.tar")
 	defer os.Remove(rawTar)
 	pkgFile := filepath.Join(work, "packages.txt")
-	if err := mmdebstrap(ctx, s, o, rawTar, pkgFile); err != nil {
+	if err := mmdebstrap(ctx, s, o, plat, rawTar, pkgFile); err != nil {
 		return nil, err
 	}
 	log.WithField("took", time.Since(start).Round(time.Second)).Info("root filesystem ready")
@@ -149,13 +309,13 @@ func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
 		MediaType: types.OCILayer,
 		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "mmdebstrap --variant=" + s.Variant + " " + s.Suite, Comment: "sailmaker base " + s.Name},
 	}}
-	res := &Result{Packages: pkgs}
+	goSum := ""
 	if s.GoVersion != "" {
-		log.WithField("go", s.GoVersion).Info("fetching Go toolchain module")
 		goLayer, sum, err := goToolchainLayer(ctx, s.GoVersion, o, filepath.Join(work, "go.tar.gz"), epoch)
 		if err != nil {
 			return nil, err
 		}
+		goSum = sum
 		res.GoSum = sum
 		layers = append(layers, mutate.Addendum{
 			Layer:     goLayer,
@@ -163,10 +323,19 @@ func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
 			History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "golang.org/toolchain@" + toolchainVersion(s.GoVersion), Comment: "Go " + s.GoVersion},
 		})
 	}
+	img, err := assemble(s, plat, layers, pkgs, goSum, []string{"/bin/sh"})
+	if err != nil {
+		return nil, err
+	}
+	return &PlatformResult{Platform: plat, Image: img, Packages: pkgs}, nil
+}
 
+// assemble puts layers and the config together.
+func assemble(s Spec, plat v1.Platform, layers []mutate.Addendum, pkgs []string, goSum string, cmd []string) (v1.Image, error) {
+	epoch := time.Unix(s.SourceDateEpoch, 0).UTC()
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, layers...)
+	img, err := mutate.Append(img, layers...)
 	if err != nil {
 		return nil, err
 	}
@@ -175,19 +344,14 @@ func Build(ctx context.Context, s Spec, o Options) (*Result, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Architecture, cf.OS, cf.Variant = plat.Architecture, plat.OS, plat.Variant
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config.Env = env(s)
-	cf.Config.Labels = labels(s, res, epoch)
-	cf.Config.Cmd = []string{"/bin/sh"}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		return nil, err
-	}
-	res.Image = img
-	res.work = work
-	ok = true
-	return res, nil
+	cf.Config.Labels = labels(s, pkgs, goSum, epoch)
+	cf.Config.Cmd = cmd
+	cf.Config.User = s.User
+	cf.Config.WorkingDir = s.Workdir
+	return mutate.ConfigFile(img, cf)
 }
 
 func env(s Spec) []string {
@@ -210,7 +374,7 @@ func env(s Spec) []string {
 	return out
 }
 
-func labels(s Spec, r *Result, epoch time.Time) map[string]string {
+func labels(s Spec, pkgs []string, goSum string, epoch time.Time) map[string]string {
 	l := map[string]string{}
 	for k, v := range s.Labels {
 		l[k] = v
@@ -221,30 +385,41 @@ func labels(s Spec, r *Result, epoch time.Time) map[string]string {
 	l["org.opencontainers.image.source"] = "debian:" + s.Suite
 	l[LabelRecipe] = s.Name
 	l[LabelSuite] = s.Suite
-	l[LabelPackages] = strings.Join(r.Packages, ",")
+	l[LabelPackages] = strings.Join(pkgs, ",")
+	if s.Distroless != nil {
+		l[LabelFlavour] = "distroless"
+	}
 	if s.RecipeDigest != "" {
 		l[LabelRecipeDigest] = s.RecipeDigest
 	}
 	if s.GoVersion != "" {
 		l[LabelGoVersion] = s.GoVersion
-		l[LabelGoSum] = r.GoSum
+		l[LabelGoSum] = goSum
 	}
 	return l
 }
 
 // mmdebstrap writes the root filesystem as a tarball and the package list.
-func mmdebstrap(ctx context.Context, s Spec, o Options, out, pkgFile string) error {
+func mmdebstrap(ctx context.Context, s Spec, o Options, plat v1.Platform, out, pkgFile string) error {
 	args := []string{
 		"--mode=root",
 		"--variant=" + s.Variant,
 		"--format=tar",
 		"--skip=output/dev",
 	}
+	args = append(args, archArgs(plat)...)
 	if len(s.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(s.Packages, ","))
 	}
 	for _, u := range s.Users {
-		args = append(args, fmt.Sprintf(`--customize-hook=chroot "$1" useradd --create-home --uid %d --user-group --shell /bin/sh %s`, u.UID, shellQuote(u.Name)))
+		home := "--create-home"
+		switch {
+		case u.Home == "/nonexistent":
+			home = "--no-create-home --home-dir /nonexistent"
+		case u.Home != "":
+			home = "--create-home --home-dir " + shellQuote(u.Home)
+		}
+		args = append(args, fmt.Sprintf(`--customize-hook=chroot "$1" useradd %s --uid %d --user-group --shell /bin/sh %s`, home, u.UID, shellQuote(u.Name)))
 	}
 	if len(s.Sudoers) > 0 {
 		var b strings.Builder
@@ -255,11 +430,31 @@ func mmdebstrap(ctx context.Context, s Spec, o Options, out, pkgFile string) err
 			`--customize-hook=mkdir -p "$1/etc/sudoers.d" && printf '%s' `+shellQuote(b.String())+` > "$1/etc/sudoers.d/sailmaker" && chmod 0440 "$1/etc/sudoers.d/sailmaker"`,
 			`--customize-hook=chroot "$1" visudo -c -f /etc/sudoers.d/sailmaker`)
 	}
+	// As upstream's Dockerfile.base does it: the alternative is set to a
+	// path in manual mode, so a package upgrade does not move it back.
+	for _, a := range s.Alternatives {
+		args = append(args, `--customize-hook=chroot "$1" update-alternatives --set `+shellQuote(a.Name)+" "+shellQuote(a.Path))
+	}
 	args = append(args,
 		`--customize-hook=chroot "$1" dpkg-query -W -f='${Package}=${Version}\n' > `+shellQuote(pkgFile),
 		// Logs and caches that differ between runs.
 		`--customize-hook=rm -rf "$1"/var/log/apt/* "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/cache/ldconfig/aux-cache "$1"/var/cache/debconf/*-old "$1"/var/lib/dpkg/*-old`,
 		s.Suite, out)
+	return runMmdebstrap(ctx, s, o, args, filepath.Dir(out))
+}
+
+// archArgs selects a foreign architecture; the host's own needs no flag
+// (which keeps the images built before platforms existed the same).
+func archArgs(plat v1.Platform) []string {
+	if plat.Architecture == runtime.GOARCH {
+		return nil
+	}
+	return []string{"--architectures=" + plat.Architecture}
+}
+
+// runMmdebstrap runs mmdebstrap with args and the mirrors, and explains
+// the failures people hit.
+func runMmdebstrap(ctx context.Context, s Spec, o Options, args []string, workDir string) error {
 	mirrors, err := mirrorArgs(o.Mirror)
 	if err != nil {
 		return err
@@ -277,7 +472,10 @@ func mmdebstrap(ctx context.Context, s Spec, o Options, out, pkgFile string) err
 			return fmt.Errorf("mmdebstrap could not reach the Debian mirror (set debian.mirror in the config or SAILMAKER_DEBIAN_MIRROR): %w\n%s", err, msg)
 		}
 		if strings.Contains(msg, "No space left on device") {
-			return fmt.Errorf("mmdebstrap ran out of disk space in %s: free some space or set --state-dir elsewhere: %w", filepath.Dir(out), err)
+			return fmt.Errorf("mmdebstrap ran out of disk space in %s: free some space or set --state-dir elsewhere: %w", workDir, err)
+		}
+		if strings.Contains(msg, "can not be executed") || strings.Contains(msg, "arch-test") {
+			return fmt.Errorf("mmdebstrap cannot run %s programs here (qemu-user-static, binfmt-support and a mounted binfmt_misc are needed; `make deps` sets them up): %w\n%s", s.PlatformList(), err, msg)
 		}
 		return fmt.Errorf("mmdebstrap failed: %w\n%s", err, msg)
 	}

@@ -2,6 +2,7 @@ package base_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,16 +11,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
@@ -27,43 +31,91 @@ import (
 	"github.com/sailmaker/sailmaker/registry"
 )
 
-// Building a base image again, with the same SOURCE_DATE_EPOCH and package
-// versions, gives the same digest. (Bases builds or reuses one copy; this
-// builds another from scratch.)
+// Building every base again, with the same SOURCE_DATE_EPOCH and package
+// versions, gives the same digest: for a multi-platform base the index
+// digest, which covers each platform's image. (Bases builds or reuses one
+// copy; this builds another from scratch, two bases at a time.)
 func TestBaseImagesAreReproducible(t *testing.T) {
 	testenv.Integration(t)
 	e := testenv.Registry(t)
 	first := e.Bases(t)
-	for _, s := range e.BaseSpecs(t) {
+	ctx := context.Background()
+	specs := e.BaseSpecs(t)
+	results := make([]*base.Result, len(specs))
+	eg := errgroup.Group{}
+	eg.SetLimit(2)
+	for i, s := range specs {
+		eg.Go(func() error {
+			start := time.Now()
+			res, err := base.Build(ctx, s, e.BaseOptions(t))
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			t.Logf("%s rebuilt in %s", s.Name, time.Since(start).Round(time.Second))
+			results[i] = res
+			return nil
+		})
+	}
+	err := eg.Wait()
+	for _, r := range results {
+		if r != nil {
+			defer r.Close()
+		}
+	}
+	require.NoError(t, err)
+	for i, s := range specs {
+		res := results[i]
 		t.Run(s.Name, func(t *testing.T) {
-			res, err := base.Build(context.Background(), s, e.BaseOptions(t))
-			require.NoError(t, err)
-			defer res.Close()
-			d, err := res.Image.Digest()
+			d, err := res.Digest()
 			require.NoError(t, err)
 			assert.Equal(t, first[s.Name].Digest, d, "second build of %s", s.Name)
 
-			cf, err := res.Image.ConfigFile()
-			require.NoError(t, err)
-			assert.Equal(t, "amd64", cf.Architecture)
-			assert.Equal(t, "linux", cf.OS)
-			assert.Equal(t, s.Version, cf.Config.Labels["org.opencontainers.image.version"])
-			assert.Equal(t, time.Unix(s.SourceDateEpoch, 0).UTC().Format(time.RFC3339), cf.Config.Labels["org.opencontainers.image.created"])
-			assert.NotEmpty(t, cf.Config.Labels["org.opencontainers.image.source"])
-			for _, p := range s.Packages {
-				assert.Regexp(t, `(^|,)`+p+`=`, cf.Config.Labels[base.LabelPackages], "package list names %s", p)
+			platforms := s.PlatformList()
+			require.Len(t, res.Platforms, len(platforms))
+			if len(platforms) > 1 {
+				require.NotNil(t, res.Index, "a multi-platform base is an image index")
+				m, err := res.Index.IndexManifest()
+				require.NoError(t, err)
+				require.Len(t, m.Manifests, len(platforms))
+				for j, desc := range m.Manifests {
+					want, err := base.ParsePlatform(platforms[j])
+					require.NoError(t, err)
+					require.NotNil(t, desc.Platform)
+					assert.Equal(t, want, *desc.Platform)
+					pd, err := res.Platforms[j].Image.Digest()
+					require.NoError(t, err)
+					assert.Equal(t, pd, desc.Digest, "the index names each platform's image")
+				}
+			} else {
+				assert.Nil(t, res.Index, "a single-platform base stays a plain image")
 			}
-			if s.GoVersion != "" {
-				assert.Equal(t, s.GoVersion, cf.Config.Labels[base.LabelGoVersion])
-				assert.Contains(t, cf.Config.Env, "GOTOOLCHAIN=local")
-				assert.Regexp(t, `^h1:`, cf.Config.Labels[base.LabelGoSum])
+			for _, pr := range res.Platforms {
+				cf, err := pr.Image.ConfigFile()
+				require.NoError(t, err)
+				assert.Equal(t, pr.Platform.Architecture, cf.Architecture)
+				assert.Equal(t, "linux", cf.OS)
+				assert.Equal(t, s.Version, cf.Config.Labels["org.opencontainers.image.version"])
+				assert.Equal(t, time.Unix(s.SourceDateEpoch, 0).UTC().Format(time.RFC3339), cf.Config.Labels["org.opencontainers.image.created"])
+				assert.NotEmpty(t, cf.Config.Labels["org.opencontainers.image.source"])
+				assert.Equal(t, strings.Join(pr.Packages, ","), cf.Config.Labels[base.LabelPackages])
+				for _, p := range s.Packages {
+					// Every package of the recipe has files in the image
+					// (a distroless recipe lists only such packages).
+					assert.Regexp(t, `(^|,)`+regexp.QuoteMeta(p)+`=`, cf.Config.Labels[base.LabelPackages], "package list names %s", p)
+				}
+				if s.GoVersion != "" {
+					assert.Equal(t, s.GoVersion, cf.Config.Labels[base.LabelGoVersion])
+					assert.Contains(t, cf.Config.Env, "GOTOOLCHAIN=local")
+					assert.Regexp(t, `^h1:`, cf.Config.Labels[base.LabelGoSum])
+				}
 			}
 		})
 	}
 }
 
-// A tiny LLB build runs a command in base/bookworm with network disabled,
-// and BuildKit pushes its result to the registry.
+// A tiny LLB build runs commands in base/bookworm and in the distroless
+// iptables base with network disabled, and BuildKit pushes the result to
+// the registry.
 func TestLLBBuildInBaseWithoutNetwork(t *testing.T) {
 	e := testenv.Start(t)
 	bases := e.Bases(t)
@@ -74,6 +126,8 @@ func TestLLBBuildInBaseWithoutNetwork(t *testing.T) {
 	script := `id istio-proxy > /result/id
 ip -o link show | awk -F': ' '{print $2}' > /result/links
 sudo -l -U istio-proxy > /result/sudo
+iptables --version > /result/iptables
+ip6tables --version > /result/ip6tables
 test -f /etc/ssl/certs/ca-certificates.crt && echo ok > /result/certs`
 	run := imageState(t, e, bookworm).
 		Run(llb.Args([]string{"/bin/sh", "-euc", script}), llb.Network(llb.NetModeNone))
@@ -98,11 +152,33 @@ test -f /etc/ssl/certs/ca-certificates.crt && echo ok > /result/certs`
 	files := readAll(t, img)
 	assert.Contains(t, files["id"], "uid=1337(istio-proxy)")
 	assert.Equal(t, "lo", strings.TrimSpace(files["links"]), "only loopback: the build had no network")
-	assert.Contains(t, files["sudo"], "iptables")
+	assert.Contains(t, files["sudo"], "NOPASSWD: ALL", "upstream's sudoers rule")
+	assert.Contains(t, files["iptables"], "(legacy)", "iptables is iptables-legacy, as upstream sets it")
+	assert.Contains(t, files["ip6tables"], "(legacy)")
 	assert.Equal(t, "ok\n", files["certs"])
 	assert.Contains(t, files["go"], "go1.23.4 linux/amd64")
 	assert.Contains(t, files["git"], "git version")
 	assert.Contains(t, files["make"], "GNU Make")
+
+	// The distroless iptables base has no shell: its programs run as the
+	// build step itself, and their output comes back in the step's log.
+	ipt := imageState(t, e, bases["base/iptables"])
+	var steps []llb.State
+	for _, c := range [][]string{
+		{"/usr/sbin/iptables-legacy", "--version"},
+		{"/usr/sbin/ip6tables-nft", "--version"},
+		{"/usr/sbin/iptables-restore", "--version"},
+		{"/usr/sbin/iptables-legacy", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-j", "REDIRECT", "--to-ports", "15001", "--help"},
+	} {
+		steps = append(steps, ipt.Run(llb.Args(c), llb.Network(llb.NetModeNone), llb.IgnoreCache).Root())
+	}
+	var log bytes.Buffer
+	_, err = builder.Solve(ctx, bk, llb.Merge(steps), client.SolveOpt{}, builder.Progress{Log: &log})
+	require.NoError(t, err, log.String())
+	assert.Contains(t, log.String(), "iptables v1.8.9 (legacy)")
+	assert.Contains(t, log.String(), "ip6tables v1.8.9 (nf_tables)")
+	assert.Regexp(t, `iptables-restore v1\.8\.9 \(legacy\)`, log.String(), "the plain names are the legacy backend")
+	assert.Contains(t, log.String(), "REDIRECT target options", "the xtables extensions (libxt_REDIRECT.so) load")
 }
 
 // imageState is the pushed image by digest, with its config applied.
@@ -159,9 +235,22 @@ func TestIndependentClientsReadBaseImages(t *testing.T) {
 	assert.Equal(t, "linux", info.Os)
 	assert.Contains(t, info.Labels[base.LabelPackages], "iptables=")
 
+	// A multi-platform base is an OCI image index, one manifest per platform.
+	out, err = exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", src).CombinedOutput()
+	require.NoError(t, err, string(out))
+	var index v1.IndexManifest
+	require.NoError(t, json.Unmarshal(out, &index))
+	assert.Equal(t, types.OCIImageIndex, index.MediaType)
+	var plats []string
+	for _, m := range index.Manifests {
+		require.NotNil(t, m.Platform)
+		plats = append(plats, m.Platform.OS+"/"+m.Platform.Architecture)
+	}
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, plats)
+
 	addr := startDistribution(t)
 	dst := fmt.Sprintf("docker://%s/mirror/bookworm:1", addr)
-	out, err = exec.Command("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests", src, dst).CombinedOutput()
+	out, err = exec.Command("skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests", src, dst).CombinedOutput()
 	require.NoError(t, err, string(out))
 	ref, err := e.Registry.ParseRef(addr + "/mirror/bookworm:1")
 	if err != nil {

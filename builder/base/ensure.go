@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/sirupsen/logrus"
 
@@ -22,12 +23,26 @@ func FromRecipe(b *recipes.BaseImage) Spec {
 		Variant:         b.Spec.Variant,
 		Packages:        b.Spec.Packages,
 		SourceDateEpoch: b.Spec.SourceDateEpoch,
+		Platforms:       b.Spec.Platforms,
 		Sudoers:         b.Spec.Sudoers,
 		Env:             b.Spec.Env,
 		Labels:          b.Spec.Labels,
+		User:            b.Spec.User,
+		Workdir:         b.Spec.Workdir,
 	}
 	for _, u := range b.Spec.Users {
-		s.Users = append(s.Users, User{Name: u.Name, UID: u.UID})
+		s.Users = append(s.Users, User{Name: u.Name, UID: u.UID, Home: u.Home})
+	}
+	for _, a := range b.Spec.Alternatives {
+		s.Alternatives = append(s.Alternatives, Alternative{Name: a.Name, Path: a.Path})
+	}
+	if d := b.Spec.Distroless; d != nil {
+		s.Variant = "extract"
+		s.Distroless = &Distroless{Files: d.Files, Links: d.Links, CACertificates: d.CACertificates, Dirs: map[string]uint32{}}
+		for p, m := range d.Dirs {
+			mode, _ := strconv.ParseUint(m, 8, 32) // validated by recipes
+			s.Distroless.Dirs[p] = uint32(mode)
+		}
 	}
 	if b.Spec.Go != nil {
 		s.GoVersion = b.Spec.Go.Version
@@ -74,9 +89,5 @@ func Ensure(ctx context.Context, rc *registry.Client, s Spec, o EnsureOptions) (
 		return nil, fmt.Errorf("building %s: %w", tag, err)
 	}
 	defer res.Close()
-	pushed, err := rc.PushAll(ctx, []registry.Pending{{Tag: tag, Image: res.Image}}, o.Force)
-	if err != nil {
-		return nil, err
-	}
-	return &pushed[0], nil
+	return Push(ctx, rc, tag, res.Artifact, o.Force)
 }

@@ -95,7 +95,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 		names = append(names, i.Name())
 	}
 	sort.Strings(names)
-	assert.Equal(t, []string{"base/bookworm:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
+	assert.Equal(t, []string{"base/bookworm:2", "base/distroless:1", "base/iptables:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
 		"every image, and no bookkeeping tag")
 	for _, im := range res.Published {
 		got := byName[strings.TrimPrefix(im.Repository, e.Config.Registry.Address+"/")+":"+im.Tag]
@@ -108,7 +108,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 		assert.True(t, got.SBOM, im.Name)
 		assert.Equal(t, audit.SignatureValid, got.Signature, im.Name)
 	}
-	assert.Equal(t, audit.KindBase, byName["base/bookworm:1"].Kind)
+	assert.Equal(t, audit.KindBase, byName["base/bookworm:2"].Kind)
 	assert.Equal(t, audit.KindBuilder, byName["builder/go1.23.4:1"].Kind)
 
 	// show
@@ -183,7 +183,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	// verify: clean
 	out, stderr, err = runCLI(t, state, "audit", "verify")
 	require.NoError(t, err, "%s\n%s", out, stderr)
-	assert.Contains(t, out, "4 images")
+	assert.Contains(t, out, "6 images")
 	assert.Contains(t, out, "no findings")
 
 	// uses: the fixture's third-party module

@@ -172,11 +172,11 @@ func TestCompletion(t *testing.T) {
 	got, _ = complete(t, state, "build", "istio@1.25")
 	assert.Equal(t, []string{"istio@1.25.0"}, got)
 	got, _ = complete(t, state, "recipes", "show", "")
-	assert.Equal(t, []string{"istio@1.24.2", "base/bookworm", "builder/go1.23.4", "istio@1.25.0"}, got)
+	assert.Equal(t, []string{"istio@1.24.2", "base/bookworm", "base/distroless", "base/iptables", "builder/go1.23.4", "istio@1.25.0"}, got)
 	got, _ = complete(t, state, "recipes", "show", "istio@1.24.2", "")
 	assert.Empty(t, got, "one recipe only")
 	got, _ = complete(t, state, "base", "build", "base/bookworm", "")
-	assert.Equal(t, []string{"builder/go1.23.4"}, got)
+	assert.Equal(t, []string{"base/distroless", "base/iptables", "builder/go1.23.4"}, got)
 
 	// Build ids: none, quietly, without a service.
 	got, directive := complete(t, state, "builds", "show", "")

@@ -44,10 +44,11 @@ func TestRecipesList(t *testing.T) {
 	out, _, err := runRecipesCmd(t, "", "recipes", "list")
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 4)
+	require.Len(t, lines, 6)
 	assert.Regexp(t, `^ID\s+KIND\s+VERSION\s+SOURCE\s+DESCRIPTION$`, lines[0])
 	assert.Regexp(t, `^istio@1\.24\.2\s+Recipe\s+1\.24\.2\s+embedded\s+istio 1\.24\.2 from https://github\.com/istio/istio\.git`, lines[1])
-	assert.Regexp(t, `^base/bookworm\s+BaseImage\s+1\s+embedded\s+Debian bookworm`, lines[2])
+	assert.Regexp(t, `^base/bookworm\s+BaseImage\s+2\s+embedded\s+Debian bookworm .*\[linux/amd64, linux/arm64\]$`, lines[2])
+	assert.Regexp(t, `^base/iptables\s+BaseImage\s+1\s+embedded\s+Distroless: files of Debian bookworm's .*iptables`, lines[4])
 
 	out, _, err = runRecipesCmd(t, "", "recipes", "list", "-o", "json")
 	require.NoError(t, err)
@@ -59,7 +60,7 @@ func TestRecipesList(t *testing.T) {
 	require.NoError(t, err)
 	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
-	require.Len(t, rows, 4)
+	require.Len(t, rows, 6)
 	assert.Equal(t, []string{"ID", "KIND", "VERSION", "SOURCE", "DESCRIPTION"}, rows[0])
 	assert.Equal(t, []string{"istio@1.24.2", "Recipe", "1.24.2", "embedded", recipes.List()[0].Description}, rows[1])
 
@@ -80,7 +81,7 @@ func TestRecipesShow(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(out, "# Recipe istio@1.24.2\n# digest: "+r.Digest()+"\n# warning: "), out)
 	assert.Contains(t, out, "builder: 127.0.0.1:5000/builder/go1.23.4:1")
-	assert.Equal(t, 2, strings.Count(out, "base: 127.0.0.1:5000/base/bookworm:1"), "each image with its base")
+	assert.Equal(t, 2, strings.Count(out, "base: 127.0.0.1:5000/base/bookworm:2"), "each image with its base")
 	assert.Contains(t, out, "envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82.tar.gz")
 	assert.Contains(t, out, "unconfirmed: true")
 
@@ -98,7 +99,7 @@ func TestRecipesShow(t *testing.T) {
 	assert.Equal(t, "istio@1.24.2", s.ID)
 	assert.Equal(t, recipes.KindRecipe, s.Kind)
 	assert.Equal(t, "registry.internal:5000/builder/go1.23.4:1", s.Recipe.Spec.Toolchain.Builder)
-	assert.Equal(t, "registry.internal:5000/base/bookworm:1", s.Recipe.Spec.Images[1].Base)
+	assert.Equal(t, "registry.internal:5000/base/bookworm:2", s.Recipe.Spec.Images[1].Base)
 	assert.NotEqual(t, r.Digest(), s.Digest)
 	assert.Len(t, s.Warnings, 1)
 
@@ -115,7 +116,7 @@ func TestRecipesShow(t *testing.T) {
 	// A base image.
 	out, _, err = runRecipesCmd(t, "", "recipes", "show", "base/bookworm")
 	require.NoError(t, err)
-	assert.Contains(t, out, "# image: 127.0.0.1:5000/base/bookworm:1\n")
+	assert.Contains(t, out, "# image: 127.0.0.1:5000/base/bookworm:2\n")
 	assert.Contains(t, out, "sourceDateEpoch: 1734146883")
 
 	_, _, err = runRecipesCmd(t, "", "recipes", "show", "istio@0.1")
@@ -174,7 +175,7 @@ func TestRecipesValidate(t *testing.T) {
 	data, err := os.ReadFile(good)
 	require.NoError(t, err)
 	mirrored := filepath.Join(dir, "recipe.yaml")
-	require.NoError(t, os.WriteFile(mirrored, bytes.Replace(data, []byte("${REGISTRY}/base/bookworm:1"), []byte("mirror.internal/base/bookworm:1"), 1), 0o644))
+	require.NoError(t, os.WriteFile(mirrored, bytes.Replace(data, []byte("${REGISTRY}/base/bookworm:2"), []byte("mirror.internal/base/bookworm:2"), 1), 0o644))
 	require.NoError(t, os.CopyFS(filepath.Join(dir, "patches"), os.DirFS(filepath.Join(testdata, "patched", "patches"))))
 	_, _, err = runRecipesCmd(t, "", "recipes", "validate", mirrored)
 	assert.Error(t, err)

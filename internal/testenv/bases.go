@@ -2,16 +2,20 @@ package testenv
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -53,7 +57,8 @@ func (e *Env) BaseOptions(t testing.TB) base.Options {
 
 // Bases makes sure every embedded base image is in e's registry, building
 // each at most once per cache (under a lock, so parallel test processes
-// wait for each other instead of building twice).
+// wait for each other instead of building twice). A multi-platform base is
+// pushed as its image index.
 func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 	t.Helper()
 	ctx := context.Background()
@@ -64,41 +69,89 @@ func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 	require.NoError(t, syscall.Flock(int(lock.Fd()), syscall.LOCK_EX))
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
+	// Missing bases are built two at a time: the arm64 Debian base takes
+	// minutes under emulation, the others fit in beside it.
+	specs := e.BaseSpecs(t)
+	arts := make([]base.Artifact, len(specs))
+	var eg errgroup.Group
+	eg.SetLimit(2)
+	for i, s := range specs {
+		eg.Go(func() error {
+			a, err := cachedBase(t, cache, s, e.BaseOptions(t))
+			arts[i] = a
+			return err
+		})
+	}
+	require.NoError(t, eg.Wait())
 	out := map[string]registry.Pushed{}
-	for _, s := range e.BaseSpecs(t) {
-		img := cachedBase(t, cache, s, e.BaseOptions(t))
+	for i, s := range specs {
 		tag, err := e.Registry.Tag(s.Name, s.Version)
 		require.NoError(t, err)
-		pushed, err := e.Registry.PushAll(ctx, []registry.Pending{{Tag: tag, Image: img}}, false)
+		pushed, err := base.Push(ctx, e.Registry, tag, arts[i], false)
 		require.NoError(t, err)
-		out[s.Name] = pushed[0]
+		out[s.Name] = *pushed
 	}
 	return out
 }
 
-func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) v1.Image {
-	dir := filepath.Join(cache, strings.TrimPrefix(s.RecipeDigest, "sha256:")[:32])
-	if idx, err := layout.ImageIndexFromPath(dir); err == nil {
-		if m, err := idx.IndexManifest(); err == nil && len(m.Manifests) == 1 {
-			img, err := idx.Image(m.Manifests[0].Digest)
-			require.NoError(t, err)
-			return img
-		}
+// cacheKey names a base's cache entry: its recipe and the revision of the
+// code that builds it.
+func cacheKey(s base.Spec) string {
+	sum := sha256.Sum256([]byte(s.RecipeDigest + "\n" + base.Revision))
+	return hex.EncodeToString(sum[:16])
+}
+
+func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) (base.Artifact, error) {
+	dir := filepath.Join(cache, cacheKey(s))
+	if a, err := readCached(dir); err == nil {
+		return a, nil
 	}
-	t.Logf("building base image %s:%s (cached in %s for later tests)", s.Name, s.Version, dir)
+	t.Logf("building base image %s:%s for %s (cached in %s for later tests)", s.Name, s.Version, strings.Join(s.PlatformList(), ", "), dir)
+	start := time.Now()
 	res, err := base.Build(context.Background(), s, o)
-	require.NoError(t, err)
+	if err != nil {
+		return base.Artifact{}, fmt.Errorf("building %s: %w", s.Name, err)
+	}
 	defer res.Close()
+	t.Logf("built %s in %s", s.Name, time.Since(start).Round(time.Second))
 	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(dir + ".tmp")
 	p, err := layout.Write(dir+".tmp", empty.Index)
-	require.NoError(t, err)
-	require.NoError(t, p.AppendImage(res.Image))
-	require.NoError(t, os.Rename(dir+".tmp", dir))
+	if err != nil {
+		return base.Artifact{}, err
+	}
+	if res.Index != nil {
+		err = p.AppendIndex(res.Index)
+	} else {
+		err = p.AppendImage(res.Image)
+	}
+	if err != nil {
+		return base.Artifact{}, fmt.Errorf("caching %s: %w", s.Name, err)
+	}
+	if err := os.Rename(dir+".tmp", dir); err != nil {
+		return base.Artifact{}, err
+	}
+	return readCached(dir)
+}
+
+// readCached opens a cached base: the one image or index of the layout.
+func readCached(dir string) (base.Artifact, error) {
 	idx, err := layout.ImageIndexFromPath(dir)
-	require.NoError(t, err)
-	d, err := res.Image.Digest()
-	require.NoError(t, err)
-	img, err := idx.Image(d)
-	require.NoError(t, err)
-	return img
+	if err != nil {
+		return base.Artifact{}, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return base.Artifact{}, err
+	}
+	if len(m.Manifests) != 1 {
+		return base.Artifact{}, fmt.Errorf("%s holds %d manifests", dir, len(m.Manifests))
+	}
+	d := m.Manifests[0]
+	if d.MediaType.IsIndex() {
+		ii, err := idx.ImageIndex(d.Digest)
+		return base.Artifact{Index: ii}, err
+	}
+	img, err := idx.Image(d.Digest)
+	return base.Artifact{Image: img}, err
 }
