@@ -41,7 +41,9 @@ const (
 	LabelEnvoyOverride     = "dev.sailmaker.envoy.sha256.override"
 	LabelBuiltBy           = "dev.sailmaker.built-by"
 	builtByValue           = "sailmaker"
-	assemblyFormatRevision = "1" // bump when the image layout changes, so no-op detection rebuilds
+	// assemblyFormatRevision: bump when the image layout changes, so no-op
+	// detection rebuilds. 2: base.digest is the platform image's.
+	assemblyFormatRevision = "2"
 )
 
 // Provenance is what went into an image, recorded as labels and annotations.
@@ -62,13 +64,19 @@ type Provenance struct {
 	EnvoyOverride bool
 	MakeTargets   []string
 	InputsKey     string
+	// Platform is the image's os/arch, Arch its TARGET_ARCH.
+	Platform string
+	Arch     string
 }
 
-// BaseImage is a base image resolved to its digest.
+// BaseImage is a base image resolved to its digest: for a base built for
+// several platforms, the digest of its image for Platform (the one an
+// image for that platform is built on), not the index's.
 type BaseImage struct {
-	Ref    string // as the recipe names it
-	Digest v1.Hash
-	Image  v1.Image
+	Ref      string // as the recipe names it
+	Digest   v1.Hash
+	Image    v1.Image
+	Platform string // os/arch
 }
 
 // Assemble lays the recipe's files for one image on its base, the way

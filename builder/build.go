@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
@@ -34,6 +35,11 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 		run.req.Trigger.Time = run.start
 	}
 	run.res = &Result{RecipeID: r.ID(), RecipeDigest: r.Digest(), Trigger: run.req.Trigger}
+	platforms, err := buildPlatforms(r, req)
+	if err != nil {
+		return nil, err
+	}
+	run.platforms = platforms
 	defer run.close()
 	ok := false
 	defer func() {
@@ -46,8 +52,9 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 		run.resolve, // the builder and base images, by digest
 		run.fetch,   // source, modules, Envoy: fetched and verified
 		run.lookup,  // the cache may already have the images
-		run.compile, // upstream's make targets in BuildKit, images assembled
-		run.attest,  // provenance and SBOM for each image
+		run.compile,  // upstream's make targets in BuildKit, images assembled
+		run.validate, // the images' binaries run in BuildKit and say what they are
+		run.attest,   // provenance and SBOM for each image
 	} {
 		if run.done {
 			break
@@ -80,12 +87,20 @@ type buildRun struct {
 	closeBK   func()
 	buildKit  string // buildkitd's version, for the provenance
 	toolchain *toolchain
+	platforms []platform
+	// bases are the base images by reference and platform (baseKey).
 	bases     map[string]BaseImage
 	inputs    *Inputs
 	targets   []Target
-	assembled []assembled
-	work      string
+	assembled []assembledImage // one per recipe image
+	// validation is what running the images' binaries found, per image
+	// and platform (validationKey).
+	validation map[string]*attest.Validation
+	work       string
 }
+
+// baseKey is how bases are keyed: reference and platform.
+func baseKey(ref string, p platform) string { return ref + " " + p.name }
 
 // toolchain is the builder image resolved to its digest.
 type toolchain struct {
@@ -159,18 +174,30 @@ func (run *buildRun) resolve(ctx context.Context) error {
 	run.toolchain = &toolchain{ref: ref.Context().Digest(d.String()).String(), digest: d, env: cf.Config.Env}
 	run.bases = map[string]BaseImage{}
 	for _, im := range r.Spec.Images {
-		if _, ok := run.bases[im.Base]; ok {
+		if _, ok := run.bases[baseKey(im.Base, run.platforms[0])]; ok {
 			continue
 		}
 		ref, err := rc.ParseRef(im.Base)
 		if err != nil {
 			return fmt.Errorf("image %s: base: %w", im.Name, err)
 		}
-		bi, d, err := resolveImage(ctx, rc, ref, "the base image")
+		d, ok, err := rc.Resolve(ctx, ref)
 		if err != nil {
 			return err
 		}
-		run.bases[im.Base] = BaseImage{Ref: im.Base, Digest: d, Image: bi}
+		if !ok {
+			return fmt.Errorf("the base image %s is not in the registry: build it with `sailmaker base build`", ref)
+		}
+		byDigest := ref.Context().Digest(d.String())
+		// Each platform's image is built on the base's image for that
+		// platform, and names it (by its own digest) as its base.
+		for _, p := range run.platforms {
+			bi, pd, err := base.PlatformImage(ctx, rc, byDigest, p.oci)
+			if err != nil {
+				return fmt.Errorf("image %s: base: %w", im.Name, err)
+			}
+			run.bases[baseKey(im.Base, p)] = BaseImage{Ref: im.Base, Digest: pd, Image: bi, Platform: p.name}
+		}
 	}
 	for _, im := range r.Spec.Images {
 		tag, err := rc.Tag(im.Repository, im.Tag)
@@ -184,15 +211,19 @@ func (run *buildRun) resolve(ctx context.Context) error {
 
 func (run *buildRun) fetch(ctx context.Context) error {
 	t := time.Now()
-	in, err := FetchInputs(ctx, run.recipe, InputOptions{Config: run.cfg, EnvoyFile: run.req.EnvoyFile, EnvoySHA256: run.req.EnvoySHA256, Log: run.log,
-		Policy: run.policy, HideChecksums: run.policy != nil})
+	var arches []string
+	for _, p := range run.platforms {
+		arches = append(arches, p.arch)
+	}
+	in, err := FetchInputs(ctx, run.recipe, InputOptions{Config: run.cfg, EnvoyFile: run.req.EnvoyFile, EnvoySHA256: run.req.EnvoySHA256,
+		EnvoyByArch: run.req.EnvoyByArch, Arches: arches, Log: run.log, Policy: run.policy, HideChecksums: run.policy != nil})
 	if err != nil {
 		return err
 	}
 	run.inputs = in
 	run.res.Timings.Fetch = time.Since(t)
 	run.res.Commit = in.Commit
-	run.res.InputsKey = inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.bases)
+	run.res.InputsKey = inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.platforms, run.bases, run.recipe.Spec.MultiPlatform())
 	return nil
 }
 
@@ -200,7 +231,7 @@ func (run *buildRun) lookup(ctx context.Context) error {
 	if run.cache == nil || run.req.NoCache || run.req.CheckReproducible {
 		return nil
 	}
-	images, ok, err := run.cache.Lookup(ctx, Plan{Recipe: run.recipe, InputsKey: run.res.InputsKey, Targets: run.targets})
+	images, ok, err := run.cache.Lookup(ctx, Plan{Recipe: run.recipe, InputsKey: run.res.InputsKey, Targets: run.targets, Platforms: run.platformNames()})
 	if err != nil || !ok {
 		return err
 	}
@@ -237,7 +268,16 @@ func (run *buildRun) compileSpec() CompileSpec {
 		Builder:    run.toolchain.ref,
 		BuilderEnv: run.toolchain.env,
 		CacheID:    "sailmaker-gocache-" + run.toolchain.digest.Hex[:16],
+		Platforms:  run.platformNames(),
 	}
+}
+
+func (run *buildRun) platformNames() []string {
+	out := make([]string, len(run.platforms))
+	for i, p := range run.platforms {
+		out[i] = p.name
+	}
+	return out
 }
 
 // checkReproducible builds again with a fresh Go build cache and no
@@ -253,8 +293,16 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 	}
 	same := true
 	for i := range run.assembled {
-		d1, _ := run.assembled[i].image.Digest()
-		d2, _ := second[i].image.Digest()
+		for j, a := range run.assembled[i].platforms {
+			d1, _ := a.image.Digest()
+			d2, _ := second[i].platforms[j].image.Digest()
+			if d1 != d2 {
+				same = false
+				run.log.WithFields(logrus.Fields{"image": run.recipe.Spec.Images[i].Name, "platform": a.platform.name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
+			}
+		}
+		d1, _ := run.assembled[i].digest()
+		d2, _ := second[i].digest()
 		if d1 != d2 {
 			same = false
 			run.log.WithFields(logrus.Fields{"image": run.recipe.Spec.Images[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
@@ -272,7 +320,6 @@ func (run *buildRun) attest(ctx context.Context) error {
 	att := &attestation{
 		recipe: run.recipe, trigger: run.req.Trigger, buildKit: run.buildKit,
 		invocationID: run.req.Trigger.BuildID, started: run.start, log: run.log,
-		prov: run.provenance(),
 	}
 	if att.invocationID == "" {
 		att.invocationID = uuid.NewString()
@@ -280,23 +327,37 @@ func (run *buildRun) attest(ctx context.Context) error {
 	finished := time.Now()
 	for i, im := range run.recipe.Spec.Images {
 		a := run.assembled[i]
-		d, err := a.image.Digest()
+		tag := run.targets[i].Tag
+		var manifests []Image
+		for _, pa := range a.platforms {
+			d, err := pa.image.Digest()
+			if err != nil {
+				return err
+			}
+			docs, err := att.documents(im, tag, pa, run.validation[validationKey(im.Name, pa.platform)], finished)
+			if err != nil {
+				return err
+			}
+			manifests = append(manifests, Image{Name: im.Name, Tag: tag, Image: pa.image, Digest: d, Attestations: docs, Platform: pa.platform.platformString(pa.image)})
+		}
+		if a.index == nil {
+			run.res.Images = append(run.res.Images, manifests[0])
+			continue
+		}
+		d, err := a.index.Digest()
 		if err != nil {
 			return err
 		}
-		docs, err := att.documents(im, run.targets[i].Tag, run.bases[im.Base], a, finished)
-		if err != nil {
-			return err
-		}
-		run.res.Images = append(run.res.Images, Image{Name: im.Name, Tag: run.targets[i].Tag, Image: a.image, Digest: d, Attestations: docs})
+		run.res.Images = append(run.res.Images, Image{Name: im.Name, Tag: tag, Index: a.index, Digest: d, Manifests: manifests})
 	}
 	return nil
 }
 
-// provenance is what the labels and the provenance record of every image.
-func (run *buildRun) provenance() Provenance {
+// provenance is what the labels and the provenance record of the image
+// of platform p.
+func (run *buildRun) provenance(p platform) Provenance {
 	r, in := run.recipe, run.inputs
-	return Provenance{
+	prov := Provenance{
 		RecipeID:      r.ID(),
 		RecipeDigest:  run.res.RecipeDigest,
 		SourceURL:     r.Spec.Source.Git,
@@ -307,18 +368,21 @@ func (run *buildRun) provenance() Provenance {
 		Builder:       r.Spec.Toolchain.Builder,
 		BuilderDigest: run.toolchain.digest.String(),
 		GoVersion:     r.Spec.Toolchain.Go,
-		EnvoySHA256:   in.EnvoySHA256,
-		EnvoyURL:      in.EnvoyURL,
 		ProxySHA:      in.ProxySHA,
-		EnvoyOverride: run.req.EnvoySHA256 != "" || run.req.EnvoyFile != "",
-		MakeTargets:   r.Spec.Make.Targets,
+		MakeTargets:   r.Spec.Make.TargetsFor(p.arch),
 		InputsKey:     run.res.InputsKey,
+		Platform:      p.name,
+		Arch:          p.arch,
 	}
+	if e := in.Envoy[p.arch]; e != nil {
+		prov.EnvoySHA256, prov.EnvoyURL, prov.EnvoyOverride = e.SHA256, e.URL, e.Override
+	}
+	return prov
 }
 
-// compileAndAssemble solves the compile step and lays out the images in
-// work, recording solve and assemble times in tm.
-func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembled, error) {
+// compileAndAssemble solves the compile step for every platform and lays
+// out the images in work, recording solve and assemble times in tm.
+func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembledImage, error) {
 	outDir := filepath.Join(work, "out")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
@@ -348,21 +412,52 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	tm.Solve = time.Since(t)
 
 	t = time.Now()
-	prov := run.provenance()
-	var images []assembled
+	var images []assembledImage
 	for _, img := range run.recipe.Spec.Images {
-		out, err := Assemble(img, run.bases[img.Base], prov, outDir, run.inputs.EnvoyDir, work)
-		if err != nil {
-			return nil, err
+		var ai assembledImage
+		for _, pl := range run.platforms {
+			pimg := imageFor(img, pl.arch)
+			bi := run.bases[baseKey(img.Base, pl)]
+			pout := filepath.Join(outDir, pl.outDir())
+			envoyDir := ""
+			if e := run.inputs.Envoy[pl.arch]; e != nil {
+				envoyDir = e.Dir
+			}
+			pwork := filepath.Join(work, pl.outDir())
+			if err := os.MkdirAll(pwork, 0o755); err != nil {
+				return nil, err
+			}
+			prov := run.provenance(pl)
+			out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork)
+			if err != nil {
+				return nil, err
+			}
+			bins, err := goBinaries(pimg, pout, envoyDir, versionOf(run.recipe))
+			if err != nil {
+				return nil, err
+			}
+			ai.platforms = append(ai.platforms, assembled{image: out, binaries: bins, platform: pl, base: bi, prov: prov,
+				layer: filepath.Join(pwork, pimg.Name+".tar.gz"), spec: pimg, outDir: pout, envoyDir: envoyDir})
 		}
-		bins, err := goBinaries(img, outDir, run.inputs.EnvoyDir, prov.Version)
-		if err != nil {
-			return nil, err
+		if run.recipe.Spec.MultiPlatform() {
+			if ai.index, err = newIndex(ai.platforms); err != nil {
+				return nil, fmt.Errorf("image %s: %w", img.Name, err)
+			}
 		}
-		images = append(images, assembled{image: out, binaries: bins})
+		images = append(images, ai)
 	}
 	tm.Assemble = time.Since(t)
 	return images, nil
+}
+
+// imageFor is img with ${TARGET_ARCH} expanded in its files for arch.
+func imageFor(img recipes.Image, arch string) recipes.Image {
+	out := img
+	out.Files = make([]recipes.File, len(img.Files))
+	for i, f := range img.Files {
+		out.Files[i] = f.For(arch)
+	}
+	return out
 }
 
 func resolveImage(ctx context.Context, rc *registry.Client, ref name.Reference, what string) (v1.Image, v1.Hash, error) {
@@ -380,14 +475,25 @@ func resolveImage(ctx context.Context, rc *registry.Client, ref name.Reference, 
 	return img, d, nil
 }
 
-// inputsKey identifies everything that decides the images' content.
-func inputsKey(recipeDigest string, in *Inputs, builder v1.Hash, bases map[string]BaseImage) string {
+// inputsKey identifies everything that decides the images' content. A
+// single-platform build keys its one base and Envoy as before platforms
+// existed; more platforms add theirs.
+func inputsKey(recipeDigest string, in *Inputs, builder v1.Hash, platforms []platform, bases map[string]BaseImage, multi bool) string {
 	h := sha256.New()
 	fmt.Fprintln(h, "assembly", assemblyFormatRevision)
 	fmt.Fprintln(h, "recipe", recipeDigest)
 	fmt.Fprintln(h, "commit", in.Commit)
 	fmt.Fprintln(h, "gomod", in.GoSumSHA)
-	fmt.Fprintln(h, "envoy", in.EnvoySHA256)
+	if multi || len(platforms) != 1 || platforms[0].arch != recipes.DefaultArch {
+		for _, p := range platforms {
+			fmt.Fprintln(h, "platform", p.name)
+			if e := in.Envoy[p.arch]; e != nil {
+				fmt.Fprintln(h, "envoy", p.arch, e.SHA256)
+			}
+		}
+	} else {
+		fmt.Fprintln(h, "envoy", in.EnvoySHA256)
+	}
 	fmt.Fprintln(h, "builder", builder)
 	keys := make([]string, 0, len(bases))
 	for k := range bases {
