@@ -220,7 +220,12 @@ type Metadata struct {
 // ProvenanceParams is everything a provenance statement records.
 type ProvenanceParams struct {
 	// Image is the pushed image, by digest.
-	Image        name.Digest
+	Image name.Digest
+	// Index, if set, is the image index (of a multi-platform tag) that
+	// lists Image: the statement names it as a second subject, so that
+	// what verifies attestations by the tag (cosign verify-attestation)
+	// finds the statements of the index's images about it.
+	Index        *name.Digest
 	External     ExternalParameters
 	Internal     InternalParameters
 	InvocationID string
@@ -282,13 +287,21 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 	for _, pt := range x.Patches {
 		deps = append(deps, ResourceDescriptor{Name: resolvedNamePatch, URI: "file:" + pt.Path, Digest: map[string]string{"sha256": pt.SHA256}})
 	}
+	subjects := []Subject{{Name: p.Image.Context().Name(), Digest: imgDigest}}
+	if p.Index != nil {
+		d, err := digestMap(p.Index.DigestStr())
+		if err != nil {
+			return nil, fmt.Errorf("provenance: index: %w", err)
+		}
+		subjects = append(subjects, Subject{Name: p.Index.Context().Name(), Digest: d})
+	}
 	version := map[string]string{"sailmaker": p.Internal.SailmakerVersion}
 	if p.Internal.BuildKitVersion != "" {
 		version["buildkit"] = p.Internal.BuildKitVersion
 	}
 	return &Statement{
 		Type:          StatementType,
-		Subject:       []Subject{{Name: p.Image.Context().Name(), Digest: imgDigest}},
+		Subject:       subjects,
 		PredicateType: SLSAProvenanceV1,
 		Predicate: Provenance{
 			BuildDefinition: BuildDefinition{

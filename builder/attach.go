@@ -115,8 +115,9 @@ func goBinaries(img recipes.Image, outDir, envoyDir, version string) ([]attest.G
 }
 
 // documents makes the provenance and SBOM of the image of one platform,
-// unsigned; v is what validating it found.
-func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, v *attest.Validation, finished time.Time) ([]attest.Attestation, error) {
+// unsigned; v is what validating it found. index, if set, is the image
+// index the image is part of: the statements name it too.
+func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, v *attest.Validation, index *v1.Hash, finished time.Time) ([]attest.Attestation, error) {
 	desc, err := partial.Descriptor(out.image)
 	if err != nil {
 		return nil, err
@@ -144,8 +145,14 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, 
 	if p.EnvoySHA256 != "" {
 		ext.Envoy = &attest.EnvoyParam{URL: p.EnvoyURL, SHA256: p.EnvoySHA256, ProxySHA: p.ProxySHA, Override: p.EnvoyOverride}
 	}
+	var indexRef *name.Digest
+	if index != nil {
+		d := tag.Context().Digest(index.String())
+		indexRef = &d
+	}
 	st, err := attest.NewProvenance(attest.ProvenanceParams{
 		Image:    ref,
+		Index:    indexRef,
 		External: ext,
 		Internal: attest.InternalParameters{
 			BuildKitVersion:  a.buildKit,
@@ -187,7 +194,7 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, 
 	if err != nil {
 		return nil, err
 	}
-	sb, err := attest.SBOMDocument(st.Subject[0], sbom, finished)
+	sb, err := attest.SBOMDocumentFor(st.Subject, sbom, finished)
 	if err != nil {
 		return nil, err
 	}

@@ -328,13 +328,21 @@ func (run *buildRun) attest(ctx context.Context) error {
 	for i, im := range run.recipe.Spec.Images {
 		a := run.assembled[i]
 		tag := run.targets[i].Tag
+		var index *v1.Hash
+		if a.index != nil {
+			d, err := a.index.Digest()
+			if err != nil {
+				return err
+			}
+			index = &d
+		}
 		var manifests []Image
 		for _, pa := range a.platforms {
 			d, err := pa.image.Digest()
 			if err != nil {
 				return err
 			}
-			docs, err := att.documents(im, tag, pa, run.validation[validationKey(im.Name, pa.platform)], finished)
+			docs, err := att.documents(im, tag, pa, run.validation[validationKey(im.Name, pa.platform)], index, finished)
 			if err != nil {
 				return err
 			}
