@@ -78,6 +78,25 @@ type record struct {
 	// derived describes the first layer that is not a base image's, for
 	// an image that carries a base image's labels but is not one.
 	derived string
+	// platforms are the images of an image index of sailmaker images (a
+	// multi-platform build), in index order, each read as an image of the
+	// same tag; each has its own attachments and signature.
+	platforms []*record
+}
+
+// view is the record whose attachments and layers stand for r in show,
+// diff and uses: for an index of sailmaker images its linux/amd64 image
+// (the one go-containerregistry's remote.Image picks), else r.
+func (r *record) view() *record {
+	for _, c := range r.platforms {
+		if c.config != nil && c.config.OS == "linux" && c.config.Architecture == "amd64" {
+			return c
+		}
+	}
+	if len(r.platforms) > 0 {
+		return r.platforms[0]
+	}
+	return r
 }
 
 // History of the layers builder/base makes (builder/base/base.go).
@@ -337,7 +356,41 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 	r.Signature, r.sigDetail = at.signature, at.sigDetail
 	r.Provenance = len(r.referrersOf(ArtifactTypeProvenance)) > 0
 	r.SBOM = len(r.referrersOf(ArtifactTypeSBOM)) > 0
+	if pm.index != nil && r.Kind == KindSailmaker {
+		// A multi-platform build: each platform's image has its own
+		// provenance, SBOM and signature; the index has none but its
+		// signature.
+		r.Provenance, r.SBOM = true, true
+		for _, m := range pm.index.Manifests {
+			if m.Platform == nil || !m.MediaType.IsImage() {
+				continue
+			}
+			c, err := s.readImage(ctx, repo.Digest(m.Digest.String()))
+			if err != nil {
+				return nil, fmt.Errorf("%s: the %s image: %w", ref, platformName(*m.Platform), err)
+			}
+			c.Tag = r.Tag
+			c.Reference = repo.String() + ":" + r.Tag + "@" + c.Digest
+			if r.Tag == "" {
+				c.Reference = repo.String() + "@" + c.Digest
+			}
+			c.Platforms = []string{platformName(*m.Platform)}
+			r.platforms = append(r.platforms, c)
+			r.Platforms = append(r.Platforms, platformName(*m.Platform))
+			r.Provenance = r.Provenance && c.Provenance
+			r.SBOM = r.SBOM && c.SBOM
+		}
+	}
 	return r, nil
+}
+
+// platformName is os/arch[/variant].
+func platformName(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
 }
 
 // attached is what is attached to one image digest: referrers and

@@ -162,7 +162,11 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 	}
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: created}
-	cf.Config.User = img.User
+	// As a Dockerfile without USER, an image without a user keeps its
+	// base's (proxyv2's on the distroless iptables base).
+	if img.User != "" {
+		cf.Config.User = img.User
+	}
 	cf.Config.Entrypoint = img.Entrypoint
 	cf.Config.Cmd = img.Cmd
 	if img.Workdir != "" {

@@ -140,7 +140,7 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, 
 		Make:      attest.MakeParam{Targets: p.MakeTargets, Variables: vars},
 		Toolchain: attest.ToolchainParam{Go: p.GoVersion, Builder: p.Builder, BuilderDigest: p.BuilderDigest},
 		Base:      attest.BaseParam{Name: bi.Ref, Digest: bi.Digest.String()},
-		Image:     attest.ImageParam{Name: img.Name, Repository: tag.RepositoryStr(), Tag: tag.TagStr(), Platform: p.Platform, Index: a.recipe.Spec.MultiPlatform()},
+		Image:     attest.ImageParam{Name: img.Name, Repository: tag.RepositoryStr(), Tag: tag.TagStr(), Platform: out.platform.platformString(out.image), Index: a.recipe.Spec.MultiPlatform()},
 	}
 	if p.EnvoySHA256 != "" {
 		ext.Envoy = &attest.EnvoyParam{URL: p.EnvoyURL, SHA256: p.EnvoySHA256, ProxySHA: p.ProxySHA, Override: p.EnvoyOverride}

@@ -113,6 +113,13 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 	return stdout.Bytes(), nil
 }
 
+// SourceMirror is the bare git repository builds keep of the upstream
+// gitURL (as a recipe names it) under the cache directory: what `audit
+// diff upstream` reads a source's Dockerfiles from.
+func SourceMirror(cfg *config.Config, gitURL string) string {
+	return filepath.Join(cfg.CacheDir(), "git", sha256Hex([]byte(gitURL))[:16]+".git")
+}
+
 func git(ctx context.Context, dir string, args ...string) (string, error) {
 	out, err := run(ctx, dir, []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C"}, "git", args...)
 	return strings.TrimSpace(string(out)), err
@@ -157,7 +164,7 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 	}
 	fetchURL := o.Config.RewriteGitURL(src.Git)
 	cache := o.Config.CacheDir()
-	mirror := filepath.Join(cache, "git", sha256Hex([]byte(src.Git))[:16]+".git")
+	mirror := SourceMirror(o.Config, src.Git)
 	if _, err := os.Stat(filepath.Join(mirror, "HEAD")); err != nil {
 		if err := os.MkdirAll(mirror, 0o755); err != nil {
 			return err
