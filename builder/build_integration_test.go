@@ -257,6 +257,28 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 		assert.Equal(t, api.StatusUnchanged, im.Status)
 	}
 
+	// Validation: a recipe whose make VERSION is not its version gives
+	// binaries that report another version; the build fails naming both,
+	// before anything is tagged.
+	bad := fixture.RecipeOptions{EnvoyURL: srv.URL + "/envoy/", EnvoySHA256: envoys.SHA256, Registry: reg, Version: "9.9.9"}
+	badRecipe, err := recipes.Load(fixture.WriteRecipeWith(t, repo, bad), recipes.WithRegistry(reg))
+	require.NoError(t, err)
+	badRecipe.Metadata.Version = "1.0.1" // other tags than the good build's
+	for i := range badRecipe.Spec.Images {
+		badRecipe.Spec.Images[i].Tag = "1.0.1"
+	}
+	_, err = buildAndPublish(t, e, badRecipe, builder.Request{}, publish.Settings{})
+	require.ErrorIs(t, err, builder.ErrValidation)
+	assert.Contains(t, err.Error(), `reports version "9.9.9", the recipe's version is "1.0.1"`)
+	assert.Contains(t, err.Error(), "nothing was tagged")
+	for _, repoName := range []string{"fixture/pilot", "fixture/proxyv2"} {
+		tag, err := e.Registry.Tag(repoName, "1.0.1")
+		require.NoError(t, err)
+		_, ok, err := e.Registry.Resolve(ctx, tag)
+		require.NoError(t, err)
+		assert.False(t, ok, "%s:1.0.1 was tagged", repoName)
+	}
+
 	// --platform builds a subset: an index of that platform only, which
 	// the existing tags do not name, so publishing it is refused.
 	_, err = buildAndPublish(t, e, r, builder.Request{Platforms: []string{"linux/arm64"}}, publish.Settings{})

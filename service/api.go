@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -310,6 +311,12 @@ type SubmitRequest struct {
 	// EnvoySHA256 is the Envoy tarball's sha256 when the recipe's is
 	// unconfirmed, as `sailmaker build --envoy-sha256`.
 	EnvoySHA256 string `json:"envoySHA256,omitempty"`
+	// EnvoySHA256ByArch are other architectures' (arm64), as
+	// `--envoy-sha256 arm64=<sum>`.
+	EnvoySHA256ByArch map[string]string `json:"envoySHA256ByArch,omitempty"`
+	// Platforms builds only these of the recipe's platforms, as
+	// `sailmaker build --platform`.
+	Platforms []string `json:"platforms,omitempty"`
 }
 
 var sha256HexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -354,10 +361,18 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 		s.recipeError(w, err)
 		return
 	}
+	for a, sum := range req.EnvoySHA256ByArch {
+		if e := checkEnvoySHA256(sum); e != nil {
+			writeError(w, e.Status, e.Code, `"envoySHA256ByArch.`+a+`" must be 64 lowercase hex digits`)
+			return
+		}
+	}
 	b, created, err := s.Submit(r.Context(), rec, source, doc, SubmitOptions{
-		Force:       req.Force,
-		EnvoySHA256: req.EnvoySHA256,
-		Trigger:     api.Trigger{Actor: p.Name, Kind: api.TriggerAPI},
+		Force:             req.Force,
+		EnvoySHA256:       req.EnvoySHA256,
+		EnvoySHA256ByArch: req.EnvoySHA256ByArch,
+		Platforms:         req.Platforms,
+		Trigger:           api.Trigger{Actor: p.Name, Kind: api.TriggerAPI},
 	})
 	var refused *RequestError
 	if errors.As(err, &refused) {
@@ -436,7 +451,11 @@ func (s *Service) internalError(w http.ResponseWriter, r *http.Request, err erro
 type SubmitOptions struct {
 	Force       bool
 	EnvoySHA256 string
-	Trigger     api.Trigger
+	// EnvoySHA256ByArch and Platforms are as builder.Request's
+	// EnvoyByArch (sha256 only) and Platforms.
+	EnvoySHA256ByArch map[string]string
+	Platforms         []string
+	Trigger           api.Trigger
 }
 
 // Submit queues a build of r, unless a build of the same recipe with the
@@ -450,6 +469,13 @@ func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, 
 			return nil, false, err
 		}
 	}
+	platforms, err := builder.ParsePlatforms(o.Platforms)
+	if err != nil {
+		return nil, false, &RequestError{Status: http.StatusBadRequest, Code: "bad_request", Message: `"platforms": ` + strings.TrimPrefix(err.Error(), "--platform ")}
+	}
+	if err := builder.CheckRequest(r, BuildRequest(o.EnvoySHA256, o.EnvoySHA256ByArch, platforms)); err != nil {
+		return nil, false, &RequestError{Status: http.StatusUnprocessableEntity, Code: "bad_request", Message: err.Error()}
+	}
 	now := time.Now()
 	b := &Build{
 		ID:           newBuildID(now),
@@ -460,11 +486,14 @@ func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, 
 		Force:        o.Force,
 		EnvoySHA256:  o.EnvoySHA256,
 		Trigger:      o.Trigger,
+
+		EnvoySHA256ByArch: o.EnvoySHA256ByArch,
+		Platforms:         platforms,
 		Created:      now,
 		Warnings:     r.Warnings(),
 	}
 	s.queueMu.Lock()
-	got, created, err := s.db.insertOrJoin(ctx, b, dedupKey(b.RecipeDigest, b.Force, b.EnvoySHA256), doc)
+	got, created, err := s.db.insertOrJoin(ctx, b, dedupKey(b.RecipeDigest, b.Force, b.EnvoySHA256)+platformsKey(b.EnvoySHA256ByArch, b.Platforms), doc)
 	s.queueMu.Unlock()
 	if err != nil {
 		return nil, false, err

@@ -235,13 +235,10 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	}
 	tr := j.Build.Trigger
 	tr.BuildID, tr.Time = j.Build.ID, j.Build.Created
-	out, err := publish.BuildAndPublish(ctx, b, j.Recipe, builder.Request{
-		Trigger: tr,
-		NoCache: j.Build.Force,
-		// The override is recorded on the images as the CLI's is.
-		EnvoySHA256: j.Build.EnvoySHA256,
-		OnPhase:     j.OnPhase,
-	}, pub)
+	req := BuildRequest(j.Build.EnvoySHA256, j.Build.EnvoySHA256ByArch, j.Build.Platforms)
+	// The overrides are recorded on the images as the CLI's are.
+	req.Trigger, req.NoCache, req.OnPhase = tr, j.Build.Force, j.OnPhase
+	out, err := publish.BuildAndPublish(ctx, b, j.Recipe, req, pub)
 	if out == nil {
 		return nil, err
 	}
