@@ -33,6 +33,7 @@ import (
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // fileFromImage reads one file from an image's flattened filesystem.
@@ -95,7 +96,17 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	r, err := recipes.Load(file, recipes.WithRegistry(reg))
 	require.NoError(t, err)
 
-	res, err := buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
+	// Signed, with the ledger, as the CLI publishes.
+	privPEM, pubPEM, err := attest.GenerateKey()
+	require.NoError(t, err)
+	key, err := attest.ParseKey(privPEM)
+	require.NoError(t, err)
+	st, err := store.OpenDir(ctx, filepath.Join(t.TempDir(), "state"))
+	require.NoError(t, err)
+	defer st.Close()
+	settings := publish.Settings{Key: key, Ledger: st}
+
+	res, err := buildAndPublish(t, e, r, builder.Request{}, settings)
 	require.NoError(t, err)
 	require.False(t, res.UpToDate)
 	require.Len(t, res.Published, 4)
@@ -209,7 +220,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 			require.Len(t, refs["application/vnd.in-toto+json"], 1, what)
 			require.Len(t, refs["application/spdx+json"], 1, what)
 			assert.Equal(t, refs["application/vnd.in-toto+json"][0].Digest.String(), m.Provenance)
-			prov := readAttachment(t, ref, refs["application/vnd.in-toto+json"][0], opts)
+			prov := readAttachment(t, ref, refs["application/vnd.in-toto+json"][0], opts, publicKey(t, pubPEM))
 			assert.Equal(t, m.Platform, field(t, prov, "predicate.buildDefinition.externalParameters.image.platform"))
 			v := field(t, prov, "predicate.buildDefinition.internalParameters.validation").(map[string]any)
 			assert.Equal(t, true, v["passed"], what)
@@ -225,7 +236,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 				assert.Equal(t, ev["verifiedSha256"], ev["sha256"], what)
 				assert.Contains(t, ev["version"], repo.ProxySHA, what)
 			}
-			sbom := readAttachment(t, ref, refs["application/spdx+json"][0], opts)
+			sbom := readAttachment(t, ref, refs["application/spdx+json"][0], opts, publicKey(t, pubPEM))
 			assert.Contains(t, fmt.Sprint(sbom), "?arch="+arch, "%s: the SBOM's Debian packages are %s's", what, arch)
 		}
 	}
@@ -234,8 +245,26 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	// but for the deliberate differences (the base is built here).
 	checkUpstreamParity(t, e, repo, res.Published)
 
+	// The audit reads the indexes: every platform's image checked, with
+	// its provenance, SBOM and signature, and the index's signature.
+	v, err := audit.NewKeyVerifier(key.Public())
+	require.NoError(t, err)
+	a, err := audit.New(e.Config, audit.WithLedger(st), audit.WithSignatureVerifier(v), audit.WithCacheDir(""))
+	require.NoError(t, err)
+	rep, err := a.Verify(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Findings, "audit verify after the build")
+	imgs, err := a.Images(ctx, audit.Filter{Repository: "fixture/*"})
+	require.NoError(t, err)
+	require.Len(t, imgs.Images, 4)
+	for _, im := range imgs.Images {
+		assert.Equal(t, []string{"linux/amd64", "linux/arm64/v8"}, im.Platforms, im.Name())
+		assert.True(t, im.Provenance && im.SBOM, im.Name())
+		assert.Equal(t, audit.SignatureValid, im.Signature, im.Name())
+	}
+
 	// Nothing changed: nothing is built or pushed.
-	again, err := buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
+	again, err := buildAndPublish(t, e, r, builder.Request{}, settings)
 	require.NoError(t, err)
 	assert.True(t, again.UpToDate)
 	for i, im := range again.Published {
@@ -247,13 +276,19 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	// Two builds, the second with no cache, give identical digests, per
 	// platform and per index; the tags already name them, so nothing
 	// moves.
-	check, err := buildAndPublish(t, e, r, builder.Request{CheckReproducible: true}, publish.Settings{})
+	check, err := buildAndPublish(t, e, r, builder.Request{CheckReproducible: true}, settings)
 	require.NoError(t, err)
 	require.NotNil(t, check.Reproducible)
 	assert.True(t, *check.Reproducible)
 	for i, im := range check.Published {
 		assert.Equal(t, res.Published[i].Digest, im.Digest, "rebuild of %s", im.Name)
-		assert.Equal(t, res.Published[i].Manifests, im.Manifests, "rebuild of %s", im.Name)
+		require.Len(t, im.Manifests, 2)
+		for j, m := range im.Manifests {
+			first := res.Published[i].Manifests[j]
+			assert.Equal(t, first.Digest, m.Digest, "rebuild of %s %s", im.Name, m.Platform)
+			assert.Equal(t, first.Provenance, m.Provenance, "%s %s: the first build's provenance stays", im.Name, m.Platform)
+			assert.Equal(t, first.Signature, m.Signature, "%s %s: signatures are deterministic", im.Name, m.Platform)
+		}
 		assert.Equal(t, api.StatusUnchanged, im.Status)
 	}
 
