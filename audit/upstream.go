@@ -97,17 +97,25 @@ func (d *UpstreamDiff) Header() []string {
 	return []string{"ITEM", "STATUS", "UPSTREAM", "IMAGE"}
 }
 
-// Rows implements Tabular.
+// Rows implements Tabular. The reasons of allowed items are in
+// Reasons, for a note under the table.
 func (d *UpstreamDiff) Rows() [][]string {
 	var rows [][]string
 	for _, it := range d.Items {
-		st := it.Status
-		if it.Reason != "" {
-			st += " (" + it.Reason + ")"
-		}
-		rows = append(rows, []string{it.Item, st, it.Upstream, it.Image})
+		rows = append(rows, []string{it.Item, it.Status, it.Upstream, it.Image})
 	}
 	return rows
+}
+
+// Reasons are the allowed items with why they are allowed, one line each.
+func (d *UpstreamDiff) Reasons() []string {
+	var out []string
+	for _, it := range d.Items {
+		if it.Status == UpstreamAllowed {
+			out = append(out, it.Item+" is allowed to differ: "+it.Reason)
+		}
+	}
+	return out
 }
 
 // Partial implements Tabular.

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sailmaker/sailmaker/audit"
-	"github.com/sailmaker/sailmaker/internal/output"
 )
 
 // auditUpstreamOptions are the flags of `audit diff upstream`.
@@ -111,10 +110,8 @@ func runAuditDiffUpstream(cmd *cobra.Command, g *globalOptions, o *auditOptions,
 	if err != nil {
 		return err
 	}
-	notes := append([]string{fmt.Sprintf("%s (%s) against %s, stages %s", d.Image, d.Platform, d.Dockerfile, strings.Join(d.Stages, " > "))}, d.Notes...)
-	if o.output.format != output.Table {
-		notes = d.Notes
-	}
+	notes := append([]string{fmt.Sprintf("%s (%s) against %s, stages %s", d.Image, d.Platform, d.Dockerfile, strings.Join(d.Stages, " > "))}, d.Reasons()...)
+	notes = append(notes, d.Notes...)
 	if err := printAudit(cmd, o, d, notes); err != nil {
 		return err
 	}
