@@ -467,4 +467,3 @@ func valueOr(v string, ok bool) string {
 	}
 	return v
 }
-

@@ -48,10 +48,10 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 		}
 	}()
 	for _, phase := range []func(context.Context) error{
-		run.connect, // BuildKit answers, before anything is downloaded
-		run.resolve, // the builder and base images, by digest
-		run.fetch,   // source, modules, Envoy: fetched and verified
-		run.lookup,  // the cache may already have the images
+		run.connect,  // BuildKit answers, before anything is downloaded
+		run.resolve,  // the builder and base images, by digest
+		run.fetch,    // source, modules, Envoy: fetched and verified
+		run.lookup,   // the cache may already have the images
 		run.compile,  // upstream's make targets in BuildKit, images assembled
 		run.validate, // the images' binaries run in BuildKit and say what they are
 		run.attest,   // provenance and SBOM for each image

@@ -44,8 +44,8 @@ type RecipeSpec struct {
 	// paths and the Envoy URL is each platform's architecture.
 	Platforms []string `yaml:"platforms,omitempty" json:"platforms,omitempty"`
 	Make      Make     `yaml:"make" json:"make"`
-	Inputs    Inputs    `yaml:"inputs,omitempty" json:"inputs,omitzero"`
-	Images    []Image   `yaml:"images" json:"images"`
+	Inputs    Inputs   `yaml:"inputs,omitempty" json:"inputs,omitzero"`
+	Images    []Image  `yaml:"images" json:"images"`
 }
 
 // Source pins the upstream source tree.

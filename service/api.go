@@ -489,8 +489,8 @@ func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, 
 
 		EnvoySHA256ByArch: o.EnvoySHA256ByArch,
 		Platforms:         platforms,
-		Created:      now,
-		Warnings:     r.Warnings(),
+		Created:           now,
+		Warnings:          r.Warnings(),
 	}
 	s.queueMu.Lock()
 	got, created, err := s.db.insertOrJoin(ctx, b, dedupKey(b.RecipeDigest, b.Force, b.EnvoySHA256)+platformsKey(b.EnvoySHA256ByArch, b.Platforms), doc)

@@ -64,10 +64,10 @@ type Build struct {
 	RecipeDigest string `json:"recipeDigest"`
 	// Source says where the recipe came from: embedded, stored, inline or
 	// webhook.
-	Source      string      `json:"source"`
-	State       State       `json:"state"`
-	Force       bool        `json:"force,omitempty"`
-	EnvoySHA256 string      `json:"envoySHA256,omitempty"`
+	Source      string `json:"source"`
+	State       State  `json:"state"`
+	Force       bool   `json:"force,omitempty"`
+	EnvoySHA256 string `json:"envoySHA256,omitempty"`
 	// EnvoySHA256ByArch are other architectures' Envoy sha256 overrides;
 	// Platforms, if set, the recipe's platforms this build makes.
 	EnvoySHA256ByArch map[string]string `json:"envoySHA256ByArch,omitempty"`
