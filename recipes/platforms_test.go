@@ -39,9 +39,11 @@ func TestMultiPlatformDoc(t *testing.T) {
 	assert.Empty(t, r.Warnings())
 
 	// A single-platform recipe keeps its digest: the new fields are empty
-	// and left out of the canonical encoding.
+	// and left out of the canonical encoding (the digest is what sailmaker
+	// computed for validDoc before platforms existed).
 	single, err := Parse("my.yaml", []byte(validDoc))
 	require.NoError(t, err)
+	assert.Equal(t, "sha256:cc2d8e0c2658d35b0a8ff888ea117b606e894e265286c0453cf93c1e2966671e", single.Digest())
 	assert.NotContains(t, mustJSON(t, single), "platforms")
 	assert.NotContains(t, mustJSON(t, single), `"arch"`)
 	assert.Equal(t, []string{"linux/amd64"}, single.Spec.PlatformList())
