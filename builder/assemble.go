@@ -42,8 +42,8 @@ const (
 	LabelBuiltBy         = "dev.sailmaker.built-by"
 	builtByValue         = "sailmaker"
 	// assemblyFormatRevision: bump when the image layout changes, so no-op
-	// detection rebuilds. 2: base.digest is the platform image's.
-	assemblyFormatRevision = "2"
+	// detection rebuilds.
+	assemblyFormatRevision = "1"
 )
 
 // Provenance is what went into an image, recorded as labels and annotations.
@@ -69,9 +69,11 @@ type Provenance struct {
 	Arch     string
 }
 
-// BaseImage is a base image resolved to its digest: for a base built for
-// several platforms, the digest of its image for Platform (the one an
-// image for that platform is built on), not the index's.
+// BaseImage is a base image resolved to its digest: Image is its image for
+// Platform (what an image for that platform is built on), Digest what the
+// image names as its base (base.digest): that image's digest for a
+// multi-platform recipe, what Ref resolves to (an index, for a base of
+// several platforms) for a single-platform one.
 type BaseImage struct {
 	Ref      string // as the recipe names it
 	Digest   v1.Hash

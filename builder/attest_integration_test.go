@@ -234,13 +234,14 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Published, 2)
 
-	// The image is built on the base's linux/amd64 image, which the
-	// provenance names by its own digest.
+	// The image is built on the base's linux/amd64 image; a single-platform
+	// recipe's provenance names the base as its tag resolves (the index).
 	bw := bases["base/bookworm"]
 	amd64, err := base.ParsePlatform("linux/amd64")
 	require.NoError(t, err)
-	baseImg, baseDigest, err := base.PlatformImage(ctx, e.Registry, bw.Tag.Context().Digest(bw.Digest.String()), amd64)
+	baseImg, _, err := base.PlatformImage(ctx, e.Registry, bw.Tag.Context().Digest(bw.Digest.String()), amd64)
 	require.NoError(t, err)
+	baseDigest := bw.Digest
 	bcf, err := baseImg.ConfigFile()
 	require.NoError(t, err)
 	debs := strings.Split(bcf.Config.Labels[base.LabelPackages], ",")

@@ -190,13 +190,20 @@ func (run *buildRun) resolve(ctx context.Context) error {
 		}
 		byDigest := ref.Context().Digest(d.String())
 		// Each platform's image is built on the base's image for that
-		// platform, and names it (by its own digest) as its base.
+		// platform. An image of a multi-platform recipe names that image
+		// (by its own digest) as its base; a single-platform recipe's
+		// names what the base's reference resolves to, as before
+		// platforms existed, so its images keep their digests.
 		for _, p := range run.platforms {
 			bi, pd, err := base.PlatformImage(ctx, rc, byDigest, p.oci)
 			if err != nil {
 				return fmt.Errorf("image %s: base: %w", im.Name, err)
 			}
-			run.bases[baseKey(im.Base, p)] = BaseImage{Ref: im.Base, Digest: pd, Image: bi, Platform: p.name}
+			named := d
+			if r.Spec.MultiPlatform() {
+				named = pd
+			}
+			run.bases[baseKey(im.Base, p)] = BaseImage{Ref: im.Base, Digest: named, Image: bi, Platform: p.name}
 		}
 	}
 	for _, im := range r.Spec.Images {
@@ -484,32 +491,41 @@ func resolveImage(ctx context.Context, rc *registry.Client, ref name.Reference, 
 }
 
 // inputsKey identifies everything that decides the images' content. A
-// single-platform build keys its one base and Envoy as before platforms
-// existed; more platforms add theirs.
+// single-platform build is keyed as builds were before platforms existed
+// (so that its images are found up to date); more platforms add theirs.
 func inputsKey(recipeDigest string, in *Inputs, builder v1.Hash, platforms []platform, bases map[string]BaseImage, multi bool) string {
 	h := sha256.New()
+	legacy := !multi && len(platforms) == 1
 	fmt.Fprintln(h, "assembly", assemblyFormatRevision)
 	fmt.Fprintln(h, "recipe", recipeDigest)
 	fmt.Fprintln(h, "commit", in.Commit)
 	fmt.Fprintln(h, "gomod", in.GoSumSHA)
-	if multi || len(platforms) != 1 || platforms[0].arch != recipes.DefaultArch {
+	if legacy && platforms[0].arch == recipes.DefaultArch {
+		fmt.Fprintln(h, "envoy", in.EnvoySHA256)
+	} else {
 		for _, p := range platforms {
 			fmt.Fprintln(h, "platform", p.name)
 			if e := in.Envoy[p.arch]; e != nil {
 				fmt.Fprintln(h, "envoy", p.arch, e.SHA256)
 			}
 		}
-	} else {
-		fmt.Fprintln(h, "envoy", in.EnvoySHA256)
 	}
 	fmt.Fprintln(h, "builder", builder)
-	keys := make([]string, 0, len(bases))
-	for k := range bases {
+	lines := map[string]bool{}
+	for _, b := range bases {
+		if legacy {
+			lines["base "+b.Ref+" "+b.Digest.String()] = true
+		} else {
+			lines["base "+b.Ref+" "+b.Platform+" "+b.Digest.String()] = true
+		}
+	}
+	keys := make([]string, 0, len(lines))
+	for k := range lines {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintln(h, "base", k, bases[k].Digest)
+		fmt.Fprintln(h, k)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
