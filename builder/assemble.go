@@ -41,7 +41,10 @@ const (
 	LabelEnvoyOverride     = "dev.sailmaker.envoy.sha256.override"
 	LabelBuiltBy           = "dev.sailmaker.built-by"
 	builtByValue           = "sailmaker"
-	assemblyFormatRevision = "1" // bump when the image layout changes, so no-op detection rebuilds
+	// assemblyFormatRevision is part of every build's inputs key: bump it
+	// when the same inputs give other bytes, so that no-op detection builds
+	// again. 2: layers compressed in parallel at gzip's fastest level.
+	assemblyFormatRevision = "2"
 )
 
 // Provenance is what went into an image, recorded as labels and annotations.
@@ -140,7 +143,7 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 	created := history.Created.Time
 	l, err := layer.Write(layerPath, func(tw *tar.Writer) error {
 		return layer.WriteFiles(tw, files, created)
-	})
+	}, layer.Parallel())
 	if err != nil {
 		return nil, nil, err
 	}
