@@ -330,7 +330,7 @@ func (s *session) checkProvenance(r *record, p *Provenance) ([]Finding, error) {
 	st := p.Statement
 	bd := st.Predicate.BuildDefinition
 	ext := bd.ExternalParameters
-	if id := st.Predicate.RunDetails.Builder.ID; id != attest.BuilderID || bd.BuildType != attest.BuildType {
+	if id := st.Predicate.RunDetails.Builder.ID; !attest.IsBuilderID(id) || bd.BuildType != attest.BuildType {
 		out = append(out, finding(r, CodeNotBuiltBySailmaker, "the provenance names builder %q and build type %q, not sailmaker's", id, bd.BuildType))
 	}
 	about := false

@@ -31,6 +31,7 @@ type attestation struct {
 	invocationID string
 	started      time.Time
 	log          logrus.FieldLogger
+	worker       string
 }
 
 // assembled is one image of a build with the Go binaries placed in it.
@@ -106,6 +107,7 @@ func (a *attestation) attachments(img recipes.Image, tag name.Tag, bi BaseImage,
 			},
 		},
 		InvocationID: a.invocationID,
+		Worker:       a.worker,
 		StartedOn:    a.started,
 		FinishedOn:   finished,
 	})

@@ -55,6 +55,12 @@ type Options struct {
 	// Ledger, if set, records every tag the build creates, moves or is
 	// refused.
 	Ledger Ledger
+	// Worker names the pool worker BuildKit runs on (the service's); it is
+	// recorded in the provenance's builder id.
+	Worker string
+	// CacheRef, if set, is a registry reference BuildKit exports the
+	// compile's cache to and imports it from (see registryCache).
+	CacheRef string
 }
 
 // Trigger is who or what started a build.
@@ -248,7 +254,7 @@ func Build(ctx context.Context, r *recipes.Recipe, o Options) (*Result, error) {
 		}
 		defer bk.Close()
 	}
-	att := &attestation{recipe: r, trigger: o.Trigger, invocationID: o.Trigger.BuildID, started: start, log: log}
+	att := &attestation{recipe: r, trigger: o.Trigger, invocationID: o.Trigger.BuildID, started: start, log: log, worker: o.Worker}
 	if att.invocationID == "" {
 		att.invocationID = uuid.NewString()
 	}
@@ -360,9 +366,12 @@ func compileAndAssemble(ctx context.Context, bk *client.Client, spec CompileSpec
 	} else {
 		p.Log = tail
 	}
+	imports, exports := registryCache(o.CacheRef)
 	_, err = Solve(ctx, bk, CompileState(spec), client.SolveOpt{
-		LocalMounts: mounts,
-		Exports:     []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
+		LocalMounts:  mounts,
+		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
+		CacheImports: imports,
+		CacheExports: exports,
 	}, p)
 	if err != nil {
 		if ctx.Err() != nil {

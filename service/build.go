@@ -89,6 +89,9 @@ type Build struct {
 	Interruptions []Interruption `json:"interruptions,omitempty"`
 	CancelledBy   string         `json:"cancelledBy,omitempty"`
 	Warnings      []string       `json:"warnings,omitempty"`
+	// Worker is the BuildKit worker of the pool the current (or last)
+	// attempt ran on.
+	Worker string `json:"worker,omitempty"`
 }
 
 // Trigger is who asked for a build, and how.
@@ -101,7 +104,8 @@ type Trigger struct {
 	DeliveryID string `json:"deliveryId,omitempty"`
 }
 
-// Interruption is an attempt that ended because the service stopped.
+// Interruption is an attempt that ended because the service stopped, or
+// because its worker went away.
 type Interruption struct {
 	Time   time.Time `json:"time"`
 	Phase  State     `json:"phase"`
@@ -109,6 +113,8 @@ type Interruption struct {
 	// Graceful: the service was stopped (SIGTERM) and queued the build
 	// again itself; such interruptions do not use up retries.
 	Graceful bool `json:"graceful,omitempty"`
+	// Worker is the pool worker that was lost, when that was the cause.
+	Worker string `json:"worker,omitempty"`
 }
 
 // Timings are the phases' durations in seconds.

@@ -81,8 +81,9 @@ type Info struct {
 	Platforms []string
 }
 
-// ProbeFunc asks a worker's buildkitd for its version and platforms.
-type ProbeFunc func(ctx context.Context, c *client.Client) (Info, error)
+// ProbeFunc asks a worker's buildkitd, through its client c, for its
+// version and platforms.
+type ProbeFunc func(ctx context.Context, w config.WorkerConfig, c *client.Client) (Info, error)
 
 // Options configure a Pool.
 type Options struct {
@@ -223,7 +224,7 @@ func Dial(ctx context.Context, wc config.WorkerConfig) (*client.Client, error) {
 }
 
 // Probe asks buildkitd for its version and its workers' platforms.
-func Probe(ctx context.Context, c *client.Client) (Info, error) {
+func Probe(ctx context.Context, _ config.WorkerConfig, c *client.Client) (Info, error) {
 	info, err := c.Info(ctx)
 	if err != nil {
 		return Info{}, err
@@ -371,7 +372,7 @@ func (p *Pool) loop() {
 // probe asks one worker and records what it learnt.
 func (p *Pool) probe(ctx context.Context, w *worker) {
 	ctx, cancel := context.WithTimeout(ctx, p.o.ProbeTimeout)
-	info, err := p.o.Probe(ctx, w.client)
+	info, err := p.o.Probe(ctx, w.cfg, w.client)
 	cancel()
 	p.record(w, info, err)
 }
@@ -670,7 +671,7 @@ func (l *Lease) Release(ctx context.Context, err error) (lost error) {
 		var probeErr error
 		if err != nil && ctx.Err() == nil {
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.ProbeTimeout)
-			_, probeErr = p.o.Probe(pctx, w.client)
+			_, probeErr = p.o.Probe(pctx, w.cfg, w.client)
 			cancel()
 			if probeErr != nil || connectionLost(err) {
 				cause := err

@@ -25,7 +25,7 @@ type fakeWorkers struct {
 	probes  map[*client.Client]int
 }
 
-func (f *fakeWorkers) probe(_ context.Context, c *client.Client) (Info, error) {
+func (f *fakeWorkers) probe(_ context.Context, _ config.WorkerConfig, c *client.Client) (Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.probes[c]++
