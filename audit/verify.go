@@ -268,6 +268,8 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 		return out, nil
 	case KindBase, KindBuilder:
 		return append(out, foreignURLs(r)...), nil
+	case KindBuildCache:
+		return out, nil
 	}
 
 	prov, err := s.provenance(ctx, r)

@@ -282,3 +282,22 @@ func CheckWorkers(ctx context.Context, c *client.Client) error {
 	}
 	return nil
 }
+
+// PID is the started process's pid (rootlesskit's, for a rootless daemon).
+func (d *Daemon) PID() int {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
+// Exited reports whether the process has ended.
+func (d *Daemon) Exited() bool {
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return true
+	default:
+		return false
+	}
+}

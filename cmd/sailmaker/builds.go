@@ -215,6 +215,9 @@ func printBuild(w io.Writer, b *service.Build, output string) error {
 		fmt.Fprintf(tw, "Finished:\t%s (%s)\n", b.Finished.Local().Format(time.RFC3339), buildDuration(b))
 	}
 	fmt.Fprintf(tw, "Attempts:\t%d\n", b.Attempts)
+	if b.Worker != "" {
+		fmt.Fprintf(tw, "Worker:\t%s\n", b.Worker)
+	}
 	if b.Force {
 		fmt.Fprintf(tw, "Force:\ttrue\n")
 	}
