@@ -16,7 +16,7 @@ export SAILMAKER_BIN_DIR := $(BIN)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './testdata/*' -not -path './tools/*' -not -path './bench/out/*') \
               $(shell find recipes -name '*.yaml' -o -name '*.patch') go.mod go.sum
 
-.PHONY: all build tools deps check-pins demo down status test test-unit bench fuzz lint clean
+.PHONY: all build tools deps check-pins demo down status test test-unit bench fuzz lint clean images
 
 all: build tools
 
@@ -42,8 +42,9 @@ check-pins:
 
 # Debian packages sailmaker needs on the host: runc for buildkitd's OCI worker,
 # mmdebstrap for base images, git and make for sources, docker-registry (the
-# distribution registry) and skopeo for tests with independent servers and clients.
-DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates
+# distribution registry) and skopeo for tests with independent servers and clients;
+# rootlesskit and uidmap (newuidmap/newgidmap) for rootless buildkitd workers.
+DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates rootlesskit uidmap
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -89,6 +90,21 @@ bench: deps build tools
 	$(SAILMAKER) --state-dir $(STATE_DIR) dev up
 	$(SAILMAKER) --state-dir $(STATE_DIR) base build
 	$(SAILMAKER) --state-dir $(STATE_DIR) bench $(BENCH_FLAGS)
+
+# The deployment's images (docs/deploy.md): the service and a pool worker, built
+# by BuildKit's built-in Dockerfile frontend on the internal base images
+# (base/buildkitd first: sailmaker base build -f docker/buildkitd/base.yaml) and
+# pushed to REGISTRY, with the buildkitd `make demo` starts.
+REGISTRY ?= 127.0.0.1:5000
+BUILDKIT_ADDR ?= unix://$(STATE_DIR)/buildkitd/buildkitd.sock
+IMAGE_TAG ?= dev
+images: build tools
+	mkdir -p $(BIN)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/image/sailmaker ./cmd/sailmaker
+	$(BIN)/buildctl --addr $(BUILDKIT_ADDR) build --frontend dockerfile.v0 --local context=. --local dockerfile=docker \
+	  --opt build-arg:REGISTRY=$(REGISTRY) --output type=image,name=$(REGISTRY)/sailmaker/sailmaker:$(IMAGE_TAG),push=true,registry.insecure=true
+	$(BIN)/buildctl --addr $(BUILDKIT_ADDR) build --frontend dockerfile.v0 --local context=. --local dockerfile=docker/buildkitd \
+	  --opt build-arg:REGISTRY=$(REGISTRY) --output type=image,name=$(REGISTRY)/sailmaker/buildkitd:$(BUILDKIT_VERSION),push=true,registry.insecure=true
 
 clean:
 	rm -rf $(BIN)

@@ -51,7 +51,9 @@ func up(v string) func() (Info, error) {
 	return func() (Info, error) { return Info{Version: v, Platforms: []string{"linux/amd64"}}, nil }
 }
 
-func down() (Info, error) { return Info{}, errors.New("dial tcp 127.0.0.1:1: connect: connection refused") }
+func down() (Info, error) {
+	return Info{}, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+}
 
 func slots(n int) *int { return &n }
 
