@@ -58,15 +58,30 @@ func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 	t.Helper()
 	ctx := context.Background()
 	cache := CacheDir(t)
-	lock, err := os.OpenFile(filepath.Join(cache, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	require.NoError(t, err)
-	defer lock.Close()
-	require.NoError(t, syscall.Flock(int(lock.Fd()), syscall.LOCK_EX))
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	// A complete cache entry is never removed or changed (new ones are
+	// renamed into place): when every base is cached, no lock is needed,
+	// and a process building other bases does not hold this one up.
+	specs := e.BaseSpecs(t)
+	cached := map[string]v1.Image{}
+	for _, s := range specs {
+		if img := cachedImage(t, cache, s); img != nil {
+			cached[s.Name] = img
+		}
+	}
+	if len(cached) < len(specs) {
+		lock, err := os.OpenFile(filepath.Join(cache, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		require.NoError(t, err)
+		defer lock.Close()
+		require.NoError(t, syscall.Flock(int(lock.Fd()), syscall.LOCK_EX))
+		defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	}
 
 	out := map[string]registry.Pushed{}
-	for _, s := range e.BaseSpecs(t) {
-		img := cachedBase(t, cache, s, e.BaseOptions(t))
+	for _, s := range specs {
+		img := cached[s.Name]
+		if img == nil {
+			img = cachedBase(t, cache, s, e.BaseOptions(t))
+		}
 		tag, err := e.Registry.Tag(s.Name, s.Version)
 		require.NoError(t, err)
 		pushed, err := e.Registry.PushAll(ctx, []registry.Pending{{Tag: tag, Image: img}}, false)
@@ -76,7 +91,8 @@ func (e *Env) Bases(t testing.TB) map[string]registry.Pushed {
 	return out
 }
 
-func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) v1.Image {
+// cachedImage is the cached image of s, nil when it is not cached.
+func cachedImage(t testing.TB, cache string, s base.Spec) v1.Image {
 	dir := filepath.Join(cache, strings.TrimPrefix(s.RecipeDigest, "sha256:")[:32])
 	if idx, err := layout.ImageIndexFromPath(dir); err == nil {
 		if m, err := idx.IndexManifest(); err == nil && len(m.Manifests) == 1 {
@@ -84,6 +100,14 @@ func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) v1.Imag
 			require.NoError(t, err)
 			return img
 		}
+	}
+	return nil
+}
+
+func cachedBase(t testing.TB, cache string, s base.Spec, o base.Options) v1.Image {
+	dir := filepath.Join(cache, strings.TrimPrefix(s.RecipeDigest, "sha256:")[:32])
+	if img := cachedImage(t, cache, s); img != nil {
+		return img
 	}
 	t.Logf("building base image %s:%s (cached in %s for later tests)", s.Name, s.Version, dir)
 	res, err := base.Build(context.Background(), s, o)
