@@ -69,6 +69,11 @@ type PoolOptions struct {
 
 // PoolResults are what RunPool measured.
 type PoolResults struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	// Error is why the run stopped early, if it did.
+	Error      string          `json:"error,omitempty"`
 	Throughput []ThroughputRun `json:"throughput,omitempty"`
 	Cache      []CacheRun      `json:"registryCache,omitempty"`
 }
@@ -152,7 +157,11 @@ func RunPool(ctx context.Context, o PoolOptions) (*PoolResults, error) {
 	if _, err := builder.FetchInputs(ctx, o.Recipe, builder.InputOptions{Config: o.Config, EnvoyFile: o.EnvoyFile, EnvoySHA256: o.EnvoySHA256, Log: o.Log}); err != nil {
 		return nil, err
 	}
-	res := &PoolResults{}
+	res := &PoolResults{Started: time.Now().UTC(), Machine: describeMachine()}
+	defer func() {
+		res.Finished = time.Now().UTC()
+		res.Machine.LoadEnd = loadAverage()
+	}()
 	e := &poolEnv{o: o, tmp: tmp, certs: certs}
 	defer e.stopAll()
 	for _, sc := range o.Scenarios {
@@ -474,6 +483,9 @@ func (e *poolEnv) registryCache(ctx context.Context, run int) ([]CacheRun, error
 
 // WritePoolTable writes the pool scenarios' results as Markdown.
 func (r *PoolResults) WritePoolTable(w io.Writer) error {
+	m := r.Machine
+	fmt.Fprintf(w, "%s, %d cores, %s, Linux %s; load average %s at the start, %s at the end (%s to %s UTC)\n\n",
+		m.CPU, m.Cores, fmtBytes(m.Memory), m.Kernel, m.LoadStart, m.LoadEnd, r.Started.Format("2006-01-02 15:04"), r.Finished.Format("15:04"))
 	if len(r.Throughput) > 0 {
 		fmt.Fprintln(w, "| workers | builds | lines | wall | per build (median) | builds per worker | sticky |")
 		fmt.Fprintln(w, "| ------- | ------ | ----- | ---- | ------------------ | ----------------- | ------ |")

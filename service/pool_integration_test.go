@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/builder/pool"
 	"github.com/sailmaker/sailmaker/config"
@@ -300,6 +301,12 @@ func TestServicePool(t *testing.T) {
 			assert.Equal(t, wantB, db.Worker, "build %s of %s", db.ID, db.Recipe)
 			require.Len(t, da.Images, 2)
 		}
+		// The provenance names the worker in its builder id.
+		show := exec.Command(bin, "audit", "show", "fixture/pilot:1.0.2", "--state-dir", state)
+		show.Env = cleanEnv()
+		shown, err := show.CombinedOutput()
+		require.NoError(t, err, "%s", shown)
+		assert.Contains(t, string(shown), attest.WorkerBuilderID(wantA))
 		ws := listWorkers()
 		assert.Equal(t, 3, ws[wantA].BuildsRun)
 		assert.Equal(t, 0, ws["bk-old"].BuildsRun+ws["bk-wrongcert"].BuildsRun+ws["bk-rootless"].BuildsRun)
@@ -321,6 +328,7 @@ func TestServicePool(t *testing.T) {
 		assert.Contains(t, string(body), `sailmaker_worker_up{worker="bk-old"} 0`)
 	})
 
+	outer := t // what the subtests start lives as long as the pool
 	t.Run("kill -9 of the worker running a build", func(t *testing.T) {
 		b := submit(recipe(slow, "1.2.0"))
 		deadline := time.Now().Add(5 * time.Minute)
@@ -350,7 +358,7 @@ func TestServicePool(t *testing.T) {
 		for !workers[victim].d.Exited() {
 			time.Sleep(100 * time.Millisecond)
 		}
-		workers[victim].start(t)
+		workers[victim].start(outer)
 
 		done := succeeded(b)
 		assert.NotEqual(t, victim, done.Worker)

@@ -222,6 +222,9 @@ func runPoolBench(cmd *cobra.Command, cfg *config.Config, r *recipes.Recipe, o *
 	if res == nil {
 		return err
 	}
+	if err != nil {
+		res.Error = err.Error()
+	}
 	if data, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
 		_ = os.WriteFile(filepath.Join(o.out, "pool.json"), data, 0o644)
 	}
