@@ -660,8 +660,8 @@ func (e *LostError) Error() string {
 func (e *LostError) Unwrap() error { return e.Err }
 
 // Release gives the slot back. err is how the attempt ended. When it
-// failed, the worker is probed at once: if it does not answer, or the
-// error is BuildKit's connection breaking, the worker is marked down (and
+// failed, the worker is probed at once: if it refuses the connection, or
+// the error is BuildKit's connection breaking, the worker is marked down (and
 // probed with backoff from then on) and Release returns a *LostError:
 // the attempt was lost to the worker, not failed by the build. Release
 // does nothing the second time.
@@ -670,10 +670,13 @@ func (l *Lease) Release(ctx context.Context, err error) (lost error) {
 		p, w := l.p, l.w
 		var probeErr error
 		if err != nil && ctx.Err() == nil {
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.o.ProbeTimeout)
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*p.o.ProbeTimeout)
 			_, probeErr = p.o.Probe(pctx, w.cfg, w.client)
 			cancel()
-			if probeErr != nil || connectionLost(err) {
+			// A worker too busy to answer in time is not lost: only one
+			// that refuses the connection, or whose connection broke.
+			slow := errors.Is(probeErr, context.DeadlineExceeded) || status.Code(probeErr) == codes.DeadlineExceeded
+			if (probeErr != nil && !slow) || connectionLost(err) {
 				cause := err
 				if probeErr != nil {
 					cause = fmt.Errorf("%w; it does not answer: %v", err, probeErr)

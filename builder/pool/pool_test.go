@@ -293,3 +293,16 @@ func TestLineOf(t *testing.T) {
 	assert.Equal(t, "1.24", l.CacheTag())
 	assert.NotEqual(t, l.CacheRepository(), LineOf("https://example.com/fork/istio.git", "1.24.2").CacheRepository())
 }
+
+// A worker too busy to answer the probe in time is not lost: the build's
+// failure is the build's.
+func TestReleaseSlowWorkerIsNotLost(t *testing.T) {
+	p, f := newTestPool(t, "bk-0")
+	p.Start(context.Background())
+	l, _ := p.TryAcquire("x")
+	f.set(p, "bk-0", func() (Info, error) { return Info{}, fmt.Errorf("failed to call info: %w", context.DeadlineExceeded) })
+	assert.Nil(t, l.Release(context.Background(), errors.New("make: *** [pilot] Error 1")))
+	st, _ := p.Worker("bk-0")
+	assert.Equal(t, 0, st.BuildsLost)
+	assert.Equal(t, 1, st.BuildsRun)
+}
