@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,7 +64,18 @@ func startPoolWorker(t *testing.T, name, certs, registry string, mod func(*build
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "smpool-") // a short unix socket path
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		// A buildkitd killed with -9 leaves its running step's rootfs
+		// mounted: unmount what is left under the directory first.
+		if info, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+			for _, line := range strings.Split(string(info), "\n") {
+				if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+					_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+				}
+			}
+		}
+		_ = os.RemoveAll(dir)
+	})
 	w := &poolWorker{name: name, addr: freeAddr(t)}
 	w.opts = buildkitd.Options{
 		Dir:            dir,
