@@ -164,8 +164,31 @@ type ProvenanceParams struct {
 	External     ExternalParameters
 	Internal     InternalParameters
 	InvocationID string
-	StartedOn    time.Time
-	FinishedOn   time.Time
+	// Worker is the build service's BuildKit worker the build ran on; the
+	// builder id names it (WorkerBuilderID).
+	Worker     string
+	StartedOn  time.Time
+	FinishedOn time.Time
+}
+
+// WorkerBuilderID is the builder id of builds that ran on a worker of the
+// build service's pool: BuilderID/workers/<name>. Builds without a worker
+// (the CLI's) have BuilderID.
+func WorkerBuilderID(worker string) string {
+	if worker == "" {
+		return BuilderID
+	}
+	return BuilderID + "/workers/" + worker
+}
+
+// IsBuilderID says whether id is sailmaker's builder id, with or without
+// a worker.
+func IsBuilderID(id string) bool {
+	if id == BuilderID {
+		return true
+	}
+	w, ok := strings.CutPrefix(id, BuilderID+"/workers/")
+	return ok && w != "" && !strings.ContainsAny(w, "/?#")
 }
 
 // NewProvenance makes the statement for one image. The resolved
@@ -238,7 +261,7 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 				ResolvedDependencies: deps,
 			},
 			RunDetails: RunDetails{
-				Builder: Builder{ID: BuilderID, Version: version},
+				Builder: Builder{ID: WorkerBuilderID(p.Worker), Version: version},
 				Metadata: Metadata{
 					InvocationID: p.InvocationID,
 					StartedOn:    p.StartedOn.UTC(),

@@ -20,7 +20,14 @@ const (
 	KindBuilder Kind = "builder"
 	// KindForeign is anything else: pushed by another client.
 	KindForeign Kind = "foreign"
+	// KindBuildCache is not an image: BuildKit's registry cache (the build
+	// service's workers share their layers through it). Nothing to verify.
+	KindBuildCache Kind = "buildcache"
 )
+
+// buildCacheConfigType is the config media type of a BuildKit registry
+// cache manifest.
+const buildCacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
 
 // Signature states.
 const (

@@ -328,6 +328,9 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 		}
 	}
 	r.fill()
+	if pm.image != nil && string(pm.image.Config.MediaType) == buildCacheConfigType {
+		r.Kind = KindBuildCache
+	}
 
 	at := s.attachments(ctx, repo, d)
 	if at.err != nil {

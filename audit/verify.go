@@ -278,6 +278,8 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 		return out, nil
 	case KindBase, KindBuilder:
 		return append(out, foreignURLs(r)...), nil
+	case KindBuildCache:
+		return out, nil
 	}
 
 	prov, err := s.provenance(ctx, r)
@@ -348,7 +350,7 @@ func (s *session) checkProvenance(r *record, p *Provenance) ([]Finding, error) {
 	st := p.Statement
 	bd := st.Predicate.BuildDefinition
 	ext := bd.ExternalParameters
-	if id := st.Predicate.RunDetails.Builder.ID; id != attest.BuilderID || bd.BuildType != attest.BuildType {
+	if id := st.Predicate.RunDetails.Builder.ID; !attest.IsBuilderID(id) || bd.BuildType != attest.BuildType {
 		out = append(out, finding(r, CodeNotBuiltBySailmaker, "the provenance names builder %q and build type %q, not sailmaker's", id, bd.BuildType))
 	}
 	about := false

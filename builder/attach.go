@@ -25,6 +25,7 @@ type attestation struct {
 	invocationID string
 	started      time.Time
 	log          logrus.FieldLogger
+	worker       string
 }
 
 // assembled is one image of a build with the Go binaries placed in it.
@@ -96,6 +97,7 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, bi BaseImage, o
 			Trigger:          a.trigger,
 		},
 		InvocationID: a.invocationID,
+		Worker:       a.worker,
 		StartedOn:    a.started,
 		FinishedOn:   finished,
 	})

@@ -272,7 +272,7 @@ func (run *buildRun) attest(ctx context.Context) error {
 	att := &attestation{
 		recipe: run.recipe, trigger: run.req.Trigger, buildKit: run.buildKit,
 		invocationID: run.req.Trigger.BuildID, started: run.start, log: run.log,
-		prov: run.provenance(),
+		prov: run.provenance(), worker: run.worker,
 	}
 	if att.invocationID == "" {
 		att.invocationID = uuid.NewString()
@@ -335,9 +335,12 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	} else {
 		p.Log = tail
 	}
+	imports, exports := registryCache(run.cacheRef)
 	_, err = Solve(ctx, run.bk, CompileState(spec), client.SolveOpt{
-		LocalMounts: mounts,
-		Exports:     []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
+		LocalMounts:  mounts,
+		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
+		CacheImports: imports,
+		CacheExports: exports,
 	}, p)
 	if err != nil {
 		if ctx.Err() != nil {

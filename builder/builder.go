@@ -30,6 +30,8 @@ type Builder struct {
 	log      logrus.FieldLogger
 	cache    Cache
 	policy   *config.InputPolicy
+	worker   string
+	cacheRef string
 }
 
 // Option configures a Builder.
@@ -77,6 +79,19 @@ func WithCache(c Cache) Option {
 // Default: no limit beyond the recipe's validation (the local CLI).
 func WithInputPolicy(p config.InputPolicy) Option {
 	return func(b *Builder) error { b.policy = &p; return nil }
+}
+
+// WithWorker names the pool worker the BuildKit client leads to; the
+// provenance's builder id names it. Default: none (a local buildkitd).
+func WithWorker(name string) Option {
+	return func(b *Builder) error { b.worker = name; return nil }
+}
+
+// WithRegistryCache imports BuildKit's cache of the compile from ref, and
+// exports it there after (type=registry, mode=max), so a worker that never
+// built the recipe's line reuses another's work. Default: no registry cache.
+func WithRegistryCache(ref string) Option {
+	return func(b *Builder) error { b.cacheRef = ref; return nil }
 }
 
 // New makes a Builder. cfg says where buildkitd, the caches and the state

@@ -77,6 +77,11 @@ type BuildKitConfig struct {
 	Cert       string `yaml:"cert"`
 	Key        string `yaml:"key"`
 	ServerName string `yaml:"serverName"`
+	// Workers, instead of Address, is a pool of buildkitd the service
+	// spreads builds over (see Workers()).
+	Workers []WorkerConfig `yaml:"workers"`
+	// Cache is the build cache the workers share through the registry.
+	Cache CacheConfig `yaml:"cache"`
 }
 
 // DebianConfig says where Debian packages come from.
@@ -196,7 +201,7 @@ func (c *Config) fillDefaults() {
 	if c.Registry.Root == "" {
 		c.Registry.Root = filepath.Join(c.StateDir, "registry")
 	}
-	if c.BuildKit.Address == "" {
+	if c.BuildKit.Address == "" && len(c.BuildKit.Workers) == 0 {
 		c.BuildKit.Address = "unix://" + filepath.Join(c.StateDir, "buildkitd", "buildkitd.sock")
 	}
 	c.Server.fillDefaults()
@@ -210,15 +215,8 @@ func (c *Config) Validate() error {
 	if strings.Contains(c.Registry.Address, "/") {
 		return c.settingErrorf("registry.address", "%q must be host[:port], without a scheme or path", c.Registry.Address)
 	}
-	if !strings.HasPrefix(c.BuildKit.Address, "unix://") && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
-		return c.settingErrorf("buildkit.address", "%q must start with unix:// or tcp://", c.BuildKit.Address)
-	}
-	tlsFiles := c.BuildKit.CACert != "" || c.BuildKit.Cert != "" || c.BuildKit.Key != ""
-	if tlsFiles && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
-		return fmt.Errorf("buildkit.caCert/cert/key are for a tcp:// address, not %q", c.BuildKit.Address)
-	}
-	if (c.BuildKit.Cert == "") != (c.BuildKit.Key == "") {
-		return errors.New("buildkit.cert and buildkit.key go together")
+	if err := c.validateBuildKit(); err != nil {
+		return err
 	}
 	for i, m := range c.Git.Mirrors {
 		if m.URL == "" || m.InsteadOf == "" {

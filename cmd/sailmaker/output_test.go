@@ -43,6 +43,8 @@ var outputCommands = map[string][]output.Format{
 	"demo":             output.Formats,
 	"bench":            {output.Table, output.JSON},
 	"repo build":       output.Formats,
+	"workers list":     output.Formats,
+	"certs new":        output.Documents,
 }
 
 // countingListener accepts connections and counts them: anything a command
