@@ -41,6 +41,9 @@ type RecipeSpec struct {
 	Make      Make      `yaml:"make" json:"make"`
 	Inputs    Inputs    `yaml:"inputs,omitempty" json:"inputs,omitzero"`
 	Images    []Image   `yaml:"images" json:"images"`
+	// Packages are Debian packages made from the same build (see
+	// packages.go); optional.
+	Packages []Package `yaml:"packages,omitempty" json:"packages,omitempty"`
 }
 
 // Source pins the upstream source tree.
