@@ -29,7 +29,7 @@ func TestEmbeddedRecipes(t *testing.T) {
 	assert.Equal(t, Toolchain{Builder: "127.0.0.1:5000/builder/go1.23.4:1", Go: "1.23.4"}, s.Toolchain)
 	assert.Equal(t, map[string]string{"VERSION": "1.24.2", "BUILD_WITH_CONTAINER": "0", "BUILD_ALL": "false", "TARGET_ARCH": "amd64"}, s.Make.Variables)
 	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, s.Make.Targets)
-	maint := "sailmaker <packages@sailmaker.internal>"
+	maint := "sailmaker <packages@sailmaker.dev>"
 	assert.Equal(t, []Package{
 		{Name: "istio-cni", Type: PackageIstioCNI, Repository: "istio/istio-cni", Version: "1.24.2-1", Maintainer: maint,
 			Files: []File{{From: "build:out/linux_amd64/istio-cni", To: "/opt/cni/bin/istio-cni"}}},

@@ -24,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/aptrepo"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
@@ -90,6 +91,9 @@ type Service struct {
 	ready   map[string]func(context.Context) error
 	audit   http.Handler
 	signKey *attest.Key
+	// aptSigner signs the service's apt repository (signing.aptKey);
+	// without it the service keeps none.
+	aptSigner *aptrepo.Signer
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
@@ -173,6 +177,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 				return nil, fmt.Errorf("signing.key: %w", err)
 			}
 		}
+		if o.Config.Signing.AptKey != "" {
+			if s.aptSigner, err = aptrepo.LoadSigner(o.Config.Signing.AptKey); err != nil {
+				return nil, fmt.Errorf("signing.aptKey: %w", err)
+			}
+		}
 		s.run = s.builderRun
 	}
 	if s.newRec == nil {
@@ -215,7 +224,8 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, cache, err := publish.New(publish.Settings{Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger})
+	pub, cache, err := publish.New(publish.Settings{Outputs: s.outputs(), Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger,
+		AptSigner: s.aptSigner, IstioctlRetention: s.cfg.Packages.Retention()})
 	if err != nil {
 		return nil, err
 	}
