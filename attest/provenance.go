@@ -143,9 +143,9 @@ type ImageParam struct {
 
 // InternalParameters are the builder's own settings and the trigger.
 type InternalParameters struct {
-	BuildKitVersion  string  `json:"buildkitVersion"`
-	SailmakerVersion string  `json:"sailmakerVersion"`
-	InputsKey        string  `json:"inputsKey"`
+	BuildKitVersion  string `json:"buildkitVersion"`
+	SailmakerVersion string `json:"sailmakerVersion"`
+	InputsKey        string `json:"inputsKey"`
 	// Trigger is who or what asked for the build, and when.
 	Trigger api.Trigger `json:"trigger"`
 }

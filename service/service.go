@@ -94,9 +94,9 @@ type Service struct {
 	// aptSigner signs the service's apt repository (signing.aptKey);
 	// without it the service keeps none.
 	aptSigner *aptrepo.Signer
-	auth    *authenticator
-	metrics *metrics
-	poll    time.Duration
+	auth      *authenticator
+	metrics   *metrics
+	poll      time.Duration
 
 	mu      sync.Mutex
 	running map[string]*attempt
