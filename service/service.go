@@ -91,12 +91,9 @@ type Service struct {
 	ready   map[string]func(context.Context) error
 	audit   http.Handler
 	signKey *attest.Key
-	// aptSigner signs the service's apt repository (signing.aptKey);
-	// without it the service keeps none.
-	aptSigner *aptrepo.Signer
-	auth      *authenticator
-	metrics   *metrics
-	poll      time.Duration
+	auth    *authenticator
+	metrics *metrics
+	poll    time.Duration
 
 	mu      sync.Mutex
 	running map[string]*attempt
@@ -109,6 +106,10 @@ type Service struct {
 	handler   http.Handler
 	routes    []route
 	web       http.Handler // the web pages, if mounted
+
+	// aptSigner signs the service's apt repository (signing.aptKey);
+	// without it the service keeps none.
+	aptSigner *aptrepo.Signer
 }
 
 // attempt is a running attempt of a build.
