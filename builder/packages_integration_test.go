@@ -109,3 +109,40 @@ func checkFixturePackages(t *testing.T, e *testenv.Env, repo *fixture.Repo, pkgs
 	}
 	_ = context.Background
 }
+
+// checkPackageAttestations checks the provenance and SBOM of a package or
+// binary: the build's provenance with the package instead of a base; an
+// SBOM with the Go modules of its programs (the fixture's one dependency)
+// and the package's Depends.
+func checkPackageAttestations(t *testing.T, im api.Image, repo *fixture.Repo, prov, sbom map[string]any) {
+	t.Helper()
+	ext := "predicate.buildDefinition.externalParameters."
+	assert.Equal(t, im.Package.Name, field(t, prov, ext+"package.name"), im.Name)
+	assert.Equal(t, im.Package.Version, field(t, prov, ext+"package.version"), im.Name)
+	assert.Equal(t, im.Digest[len("sha256:"):], field(t, field(t, prov, "subject").([]any)[0], "digest.sha256"))
+	assert.Equal(t, repo.Commit, field(t, prov, ext+"source.commit"))
+	assert.Equal(t, "", field(t, prov, ext+"base.digest"), "a package has no base")
+	var deps []string
+	for _, d := range field(t, prov, "predicate.buildDefinition.resolvedDependencies").([]any) {
+		deps = append(deps, field(t, d, "name").(string))
+	}
+	assert.NotContains(t, deps, "base")
+	mods := map[string]string{}
+	for _, p := range field(t, sbom, "packages").([]any) {
+		mods[field(t, p, "name").(string)], _ = p.(map[string]any)["versionInfo"].(string)
+	}
+	switch im.Name {
+	case "istio-cni":
+		assert.Equal(t, "v1.6.0", mods["github.com/google/uuid"], "istio-cni links the fixture's uuid module")
+		assert.Contains(t, mods, "iptables", "the package's Depends")
+	case "istioctl":
+		assert.Equal(t, "v1.6.0", mods["github.com/google/uuid"])
+		assert.Equal(t, "1.0.0", mods["istio.io/istio"], "the main module at the release")
+	case "istioctl-versions":
+		assert.Equal(t, "v1.6.0", mods["github.com/google/uuid"])
+		assert.Equal(t, []any{"1.0.0"}, field(t, prov, ext+"package.holds"))
+		assert.Contains(t, deps, "istioctl 1.0.0", "the istioctl it holds, by digest")
+	default:
+		t.Errorf("unexpected package %s", im.Name)
+	}
+}
