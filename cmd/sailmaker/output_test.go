@@ -43,6 +43,8 @@ var outputCommands = map[string][]output.Format{
 	"demo":             output.Formats,
 	"bench":            {output.Table, output.JSON},
 	"repo build":       output.Formats,
+	"packages list":    output.Formats,
+	"packages show":    output.Formats,
 }
 
 // countingListener accepts connections and counts them: anything a command
