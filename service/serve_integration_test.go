@@ -303,9 +303,11 @@ func TestServeEndToEnd(t *testing.T) {
 	maint, auditor, admin := tokens[config.RoleMaintainer], tokens[config.RoleAuditor], tokens[config.RoleAdmin]
 	secret := "webhook-secret-" + marker
 	state := t.TempDir()
+	aptKeyFile, aptPub := aptKey(t, t.TempDir())
 	writeConfig(t, state, map[string]any{
 		"registry": map[string]any{"address": reg},
 		"buildkit": map[string]any{"address": e.Config.BuildKit.Address},
+		"signing":  map[string]any{"aptKey": aptKeyFile},
 		"server": map[string]any{
 			"tokens": tokenCfg,
 			"webhook": map[string]any{
@@ -353,7 +355,8 @@ func TestServeEndToEnd(t *testing.T) {
 	b := a.build(first.ID, auditor)
 	require.Equal(t, service.StateSucceeded, b.State, b.Error)
 	assert.Equal(t, "maintainer-bot", b.Trigger.Actor)
-	require.Len(t, b.Images, 2)
+	require.Len(t, published(b, "registry"), 5, "two images, istio-cni, istioctl, istioctl-versions")
+	require.Len(t, published(b, "apt:"+filepath.Join(state, "apt")), 2, "istio-cni and istioctl-versions into the apt repository")
 	for _, im := range b.Images {
 		tag, err := e.Registry.Tag(strings.TrimPrefix(im.Repository, reg+"/"), im.Tag)
 		require.NoError(t, err)
@@ -417,6 +420,10 @@ func TestServeEndToEnd(t *testing.T) {
 	assert.Equal(t, hb.Images[0].Digest, d.String())
 	require.Equal(t, 2, a.count(auditor))
 
+	// The next release, through the webhook: its packages, apt-get.
+	webhookSecondRelease(t, a, auditor, secret, state, repo, aptPub, hb)
+	require.Equal(t, 3, a.count(auditor))
+
 	// Cancellation reaches BuildKit: the sleeping make step's process goes.
 	status, body = a.do("POST", "/v1/builds", maint, submitBody(t, slowFile))
 	require.Equal(t, http.StatusAccepted, status, string(body))
@@ -447,7 +454,7 @@ func TestServeEndToEnd(t *testing.T) {
 	status, body = a.do("GET", "/metrics", "", nil)
 	require.Equal(t, http.StatusOK, status)
 	metrics := string(body)
-	assert.Contains(t, metrics, `sailmaker_builds{state="succeeded"} 2`)
+	assert.Contains(t, metrics, `sailmaker_builds{state="succeeded"} 3`)
 	assert.Contains(t, metrics, `sailmaker_builds{state="cancelled"} 1`)
 	assert.Contains(t, metrics, `sailmaker_queue_depth 0`)
 	assert.Regexp(t, `sailmaker_push_bytes_total [1-9]`, metrics)
