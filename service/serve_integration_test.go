@@ -526,7 +526,7 @@ func TestServeCrashRestart(t *testing.T) {
 	defer st.Close()
 	tags, err := st.Tags(context.Background())
 	require.NoError(t, err)
-	require.Len(t, done.Images, 2)
+	require.Len(t, done.Images, 5, "pilot, proxyv2, istio-cni, istioctl, istioctl-versions")
 	for _, im := range done.Images {
 		repoName := strings.TrimPrefix(im.Repository, reg+"/")
 		tag, err := rc.Tag(repoName, im.Tag)
