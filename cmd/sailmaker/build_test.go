@@ -35,6 +35,7 @@ func TestBuildFlagsCheckedFirst(t *testing.T) {
 		{[]string{"--output", "s3=bucket"}, `--output "s3=bucket": unknown output`},
 		{[]string{"--output", "tar"}, `tar needs a path: tar=FILE`},
 		{[]string{"--output", "registry=foo"}, `registry takes no path`},
+		{[]string{"--output", "apt"}, `apt needs a path: apt=DIR`},
 		{[]string{"--output", "tar=a.tar", "--output", "tar=a.tar"}, `is given twice`},
 		{[]string{"--metadata-file", "/nonexistent/dir/meta.json"}, `--metadata-file /nonexistent/dir/meta.json: its directory does not exist`},
 		{[]string{"--progress", "fancy"}, `--progress "fancy"`},
@@ -111,6 +112,28 @@ func TestBuildBadSigningKeyFailsFirst(t *testing.T) {
 	_, _, err = runCLI(t, t.TempDir(), "build", "-f", s.file)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not a PEM file")
+	assert.Zero(t, s.srv.TotalHits(), "nothing was fetched")
+}
+
+// An apt repository output needs the OpenPGP key, checked before anything
+// is fetched; a bad retention setting stops the build as the config is read.
+func TestBuildAptOutputNeedsItsKeyFirst(t *testing.T) {
+	s := newRecipeSetup(t)
+	t.Setenv("SAILMAKER_APT_KEY", "")
+	_, _, err := runCLI(t, t.TempDir(), "build", "-f", s.file, "--output", "apt="+t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "an apt repository is signed with an OpenPGP key: set signing.aptKey ($SAILMAKER_APT_KEY)")
+	missing := filepath.Join(t.TempDir(), "nope.asc")
+	t.Setenv("SAILMAKER_APT_KEY", missing)
+	_, _, err = runCLI(t, t.TempDir(), "build", "-f", s.file, "--output", "registry", "--output", "apt="+t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "signing.aptKey")
+	assert.Contains(t, err.Error(), missing)
+	t.Setenv("SAILMAKER_APT_KEY", "")
+	t.Setenv("SAILMAKER_ISTIOCTL_RETENTION", "newest=2")
+	_, _, err = runCLI(t, t.TempDir(), "build", "-f", s.file)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `packages.istioctlRetention (from $SAILMAKER_ISTIOCTL_RETENTION) retention "newest=2": give all, newest-per-minor=N or versions=V1,V2,...`)
 	assert.Zero(t, s.srv.TotalHits(), "nothing was fetched")
 }
 
