@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +190,28 @@ func format(t *testing.T, f string) *outputFlag {
 	o := &outputFlag{format: output.Table, allowed: output.Formats}
 	require.NoError(t, o.Set(f))
 	return o
+}
+
+// A recipe whose packages are wrong is refused with the file, the line and
+// the field, before anything is dialled: no registry, no buildkitd.
+func TestBuildRefusesBadPackagesFirst(t *testing.T) {
+	addr, dialled := countingListener(t)
+	t.Setenv("SAILMAKER_REGISTRY", addr)
+	t.Setenv("BUILDKIT_HOST", "tcp://"+addr)
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
+	text := fixture.RecipeYAML(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("a", 64), addr)
+	for _, c := range []struct{ old, new, want string }{
+		{"to: /opt/cni/bin/istio-cni", "to: /opt/../../etc/cron.d/x", `spec.packages[0].files[0].to: "/opt/../../etc/cron.d/x": contains '..': a path must stay inside the package root`},
+		{"version: ${VERSION}-1", "version: ${VERSION}_1", `spec.packages[0].version: "1.0.0_1" is not a version dpkg accepts`},
+		{"      - out/linux_amd64/istio-cni\n", "", `spec.packages[0].files[0].from: build:out/linux_amd64/istio-cni is not one of spec.make.targets`},
+		{"          to: /opt/cni/bin/istio-cni\n", "          to: /opt/cni/bin/istio-cni\n        - from: build:out/linux_amd64/istioctl\n          to: /opt/cni/bin/istio-cni\n", `spec.packages[0].files[1].to: /opt/cni/bin/istio-cni is already the path of files[0]`},
+	} {
+		require.Contains(t, text, c.old)
+		file := filepath.Join(t.TempDir(), "bad.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(strings.Replace(text, c.old, c.new, 1)), 0o644))
+		_, _, err := runCLI(t, t.TempDir(), "build", "-f", file)
+		require.Error(t, err)
+		assert.Regexp(t, regexp.QuoteMeta(file)+`:\d+: `+regexp.QuoteMeta(c.want), err.Error())
+	}
+	assert.Zero(t, dialled.Load(), "nothing was dialled")
 }
