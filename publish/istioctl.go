@@ -92,9 +92,8 @@ func (c *istioctlVersions) Publish(ctx context.Context, res *builder.Result) ([]
 
 // release is one istioctl found in the registry.
 type release struct {
-	ref  name.Digest
-	bin  istio.Istioctl
-	time time.Time
+	ref name.Digest
+	bin istio.Istioctl
 }
 
 func (c *istioctlVersions) compose(ctx context.Context, res *builder.Result, trigger builder.Image, ann map[string]string) ([]api.Image, error) {
@@ -126,9 +125,7 @@ func (c *istioctlVersions) compose(ctx context.Context, res *builder.Result, tri
 		set.Binaries = append(set.Binaries, r.bin)
 		byVersion[r.bin.Version] = r
 	}
-	if prev != nil {
-		set.Previous = prev.Previous
-	}
+	set.Previous = prev
 	made, err := istio.IstioctlPackage(ctx, set)
 	if err != nil {
 		return nil, err
@@ -218,18 +215,14 @@ func (c *istioctlVersions) releases(ctx context.Context, repo name.Repository, c
 		if err := os.WriteFile(file, data, 0o755); err != nil {
 			return nil, err
 		}
-		out = append(out, release{ref: ref, time: created, bin: istio.Istioctl{Version: version, Path: file, SHA256: m.Layers[0].Digest.Hex, Time: created}})
+		out = append(out, release{ref: ref, bin: istio.Istioctl{Version: version, Path: file, SHA256: m.Layers[0].Digest.Hex, Time: created}})
 	}
 	return out, nil
 }
 
-// published is the package published before.
-type published struct {
-	*istio.Previous
-}
-
-// previous finds the newest version of the package name in repo.
-func (c *istioctlVersions) previous(ctx context.Context, repo name.Repository, pkgName string) (*published, *builder.Image, error) {
+// previous finds the newest version of the package name in repo: what
+// istio.IstioctlPackage needs to know of it, and its artifact.
+func (c *istioctlVersions) previous(ctx context.Context, repo name.Repository, pkgName string) (*istio.Previous, *builder.Image, error) {
 	rc := c.reg.rc
 	tags, err := remote.List(repo, rc.Remote(ctx)...)
 	if err != nil {
@@ -279,10 +272,7 @@ func (c *istioctlVersions) previous(ctx context.Context, repo name.Repository, p
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading %s: %w", best.Tag, err)
 	}
-	if best.Attached, err = rc.Attached(ctx, best.Tag.Context().Digest(best.Digest.String())); err != nil {
-		return nil, nil, err
-	}
-	return &published{prev}, best, nil
+	return prev, best, nil
 }
 
 // newPackage makes the artifact of a new version of the package, with its
