@@ -121,6 +121,17 @@ func validatePackages(c *collector, r *Recipe) {
 	for i, img := range s.Images {
 		repos[img.Repository] = fmt.Sprintf("spec.images[%d]", i)
 	}
+	if len(s.Packages) > 0 {
+		// packaging/istio stamps the release into the packages: it must be
+		// one (1.24.2, 1.25.0-beta.1).
+		if _, err := istio.ParseVersion(r.BuildVersion()); err != nil {
+			field := "metadata.version"
+			if _, ok := s.Make.Variables["VERSION"]; ok {
+				field = "spec.make.variables.VERSION"
+			}
+			c.errorf(field, "%q: the packages need the Istio release the build stamps: %v", r.BuildVersion(), err)
+		}
+	}
 	names := map[string]bool{}
 	for i := range s.Packages {
 		f := fmt.Sprintf("spec.packages[%d]", i)

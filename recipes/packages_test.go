@@ -87,6 +87,7 @@ func TestPackageValidationErrors(t *testing.T) {
 		{"architecture", "      version: ${VERSION}-1\n", "      version: ${VERSION}-1\n      architecture: all\n", 53, "spec.packages[0].architecture", "not a Debian architecture"},
 		{"istioctl version", "      repository: istio/istioctl\n", "      repository: istio/istioctl\n      version: 1.0-1\n", 63, "spec.packages[1].version", "derived from the releases it holds"},
 		{"istioctl path", "        - from: build:out/linux_amd64/istioctl\n", "        - from: build:out/linux_amd64/istioctl\n          to: /usr/bin/istioctl\n", 66, "spec.packages[1].files[0].to", "/usr/bin/istioctl-1242"},
+		{"release not a version", "      VERSION: 1.24.2\n", "      VERSION: 1.24-dev\n", 16, "spec.make.variables.VERSION", "the packages need the Istio release"},
 		{"istioctl two files", "        - from: build:out/linux_amd64/istioctl\n", "        - from: build:out/linux_amd64/istioctl\n        - from: build:out/linux_amd64/istio-cni\n", 64, "spec.packages[1].files", "exactly one file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
