@@ -64,7 +64,8 @@ var artifactConfig = []byte("{}")
 
 // NewArtifact makes an OCI artifact manifest (image-spec 1.1): artifactType,
 // the empty config, one layer with the content read from file (or data,
-// when file is ""), the layer titled title. It is a v1.Image, so everything
+// when file is ""), the layer and the manifest titled title (unless the
+// annotations give the manifest's). It is a v1.Image, so everything
 // that pushes, signs or attests images handles it. The same content and
 // annotations give the same digest.
 func NewArtifact(artifactType, file string, data []byte, title string, annotations map[string]string) (v1.Image, error) {
@@ -93,6 +94,10 @@ func NewArtifact(artifactType, file string, data []byte, title string, annotatio
 	if err != nil {
 		return nil, err
 	}
+	ann := map[string]string{AnnotationTitle: title}
+	for k, v := range annotations {
+		ann[k] = v
+	}
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -100,7 +105,7 @@ func NewArtifact(artifactType, file string, data []byte, title string, annotatio
 		Config:        v1.Descriptor{MediaType: types.OCIEmptyJSON, Digest: cd, Size: int64(len(artifactConfig))},
 		Layers: []v1.Descriptor{{MediaType: types.MediaType(artifactType), Digest: ld, Size: size,
 			Annotations: map[string]string{AnnotationTitle: title}}},
-		Annotations: annotations,
+		Annotations: ann,
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
