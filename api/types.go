@@ -73,7 +73,32 @@ type Image struct {
 	SBOM         string `json:"sbom,omitempty"`
 	Signature    string `json:"signature,omitempty"`
 	Attestations string `json:"attestations,omitempty"`
+	// Kind is image (also when empty), package (a Debian package as an
+	// OCI artifact) or binary (a program as an OCI artifact).
+	Kind string `json:"kind,omitempty"`
+	// Package describes a package or binary.
+	Package *Package `json:"package,omitempty"`
 }
+
+// Package is what a package (or binary) artifact holds.
+type Package struct {
+	// Name, Version and Architecture are the Debian package's (for a
+	// binary: the program's name and release).
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture,omitempty"`
+	// File is the .deb's file name, or the program's.
+	File string `json:"file,omitempty"`
+	// Holds are the releases a multi-version package holds.
+	Holds []string `json:"holds,omitempty"`
+}
+
+// The kinds of an Image.
+const (
+	KindImage   = "image"
+	KindPackage = "package"
+	KindBinary  = "binary"
+)
 
 // The statuses of an Image.
 const (

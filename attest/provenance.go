@@ -64,6 +64,25 @@ type ExternalParameters struct {
 	Toolchain ToolchainParam `json:"toolchain"`
 	Base      BaseParam      `json:"base"`
 	Image     ImageParam     `json:"image"`
+	// Package is set when the statement is about a Debian package or a
+	// binary the build made (no base image then).
+	Package *PackageParam `json:"package,omitempty"`
+}
+
+// PackageParam is the Debian package (or binary) a statement is about.
+type PackageParam struct {
+	// Type is the recipe's package type (istio-cni, istioctl) or
+	// istioctl-versions for the multi-version package.
+	Type string `json:"type"`
+	// Name, Version and Architecture are the Debian package's control
+	// fields (for a binary: its program name and release).
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture,omitempty"`
+	// File is the .deb's file name (or the binary's name).
+	File string `json:"file,omitempty"`
+	// Holds are the releases a multi-version package holds.
+	Holds []string `json:"holds,omitempty"`
 }
 
 // RecipeParam names the recipe: id (name@version) and digest (sha256:...).
@@ -124,9 +143,9 @@ type ImageParam struct {
 
 // InternalParameters are the builder's own settings and the trigger.
 type InternalParameters struct {
-	BuildKitVersion  string  `json:"buildkitVersion"`
-	SailmakerVersion string  `json:"sailmakerVersion"`
-	InputsKey        string  `json:"inputsKey"`
+	BuildKitVersion  string `json:"buildkitVersion"`
+	SailmakerVersion string `json:"sailmakerVersion"`
+	InputsKey        string `json:"inputsKey"`
 	// Trigger is who or what asked for the build, and when.
 	Trigger api.Trigger `json:"trigger"`
 }
@@ -169,6 +188,9 @@ type ProvenanceParams struct {
 	Worker     string
 	StartedOn  time.Time
 	FinishedOn time.Time
+	// Dependencies are further resolved dependencies (for a package made
+	// from binaries already in the registry: those binaries, by digest).
+	Dependencies []ResourceDescriptor
 }
 
 // WorkerBuilderID is the builder id of builds that ran on a worker of the
@@ -201,12 +223,16 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 		{"image digest", p.Image.DigestStr()},
 		{"recipe.id", x.Recipe.ID}, {"recipe.digest", x.Recipe.Digest},
 		{"source.git", x.Source.Git}, {"source.tag", x.Source.Tag}, {"source.commit", x.Source.Commit},
-		{"toolchain.builderDigest", x.Toolchain.BuilderDigest}, {"base.digest", x.Base.Digest},
+		{"toolchain.builderDigest", x.Toolchain.BuilderDigest},
 		{"invocation id", p.InvocationID},
 	} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
+	}
+	if x.Base.Digest == "" && x.Package == nil {
+		// An image has a base; a package or binary has none.
+		missing = append(missing, "base.digest")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("provenance: missing %s", strings.Join(missing, ", "))
@@ -233,6 +259,9 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 		{resolvedNameBuilder, x.Toolchain.Builder, x.Toolchain.BuilderDigest},
 		{resolvedNameBase, x.Base.Name, x.Base.Digest},
 	} {
+		if d.digest == "" && d.name == resolvedNameBase {
+			continue // a package: checked above
+		}
 		m, err := digestMap(d.digest)
 		if err != nil {
 			return nil, fmt.Errorf("provenance: %s: %w", d.name, err)
@@ -245,6 +274,7 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 	for _, pt := range x.Patches {
 		deps = append(deps, ResourceDescriptor{Name: resolvedNamePatch, URI: "file:" + pt.Path, Digest: map[string]string{"sha256": pt.SHA256}})
 	}
+	deps = append(deps, p.Dependencies...)
 	version := map[string]string{"sailmaker": p.Internal.SailmakerVersion}
 	if p.Internal.BuildKitVersion != "" {
 		version["buildkit"] = p.Internal.BuildKitVersion

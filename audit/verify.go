@@ -260,7 +260,7 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 			out = append(out, finding(r, CodeTagMoved,
 				"the ledger's last entry (%s by %s at %s) set this tag to %s; the registry has %s: it was moved outside sailmaker",
 				st.Last.Action, st.Last.Actor, st.Last.Time.UTC().Format("2006-01-02T15:04:05Z"), st.Digest, r.Digest))
-		case !known && r.Kind == KindSailmaker:
+		case !known && (r.Kind == KindSailmaker || r.Kind.isArtifact()):
 			out = append(out, finding(r, CodeTagUnrecorded, "the ledger has no push of this tag: it was made outside sailmaker (or before the ledger existed)"))
 		}
 	}
@@ -315,11 +315,15 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 			out = append(out, attestationFindings(r, "SBOM", sb.Attachment, sb.Signed, sb.SignatureError)...)
 		}
 	}
-	f, err := s.checkBase(ctx, r, prov)
-	if err != nil {
-		return nil, err
+	if r.Kind.isArtifact() {
+		out = append(out, checkArtifact(r)...)
+	} else {
+		f, err := s.checkBase(ctx, r, prov)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f...)
 	}
-	out = append(out, f...)
 	if s.a.verifier != nil {
 		switch r.Signature {
 		case SignatureMissing:
@@ -363,6 +367,12 @@ func (s *session) checkProvenance(r *record, p *Provenance) ([]Finding, error) {
 		out = append(out, finding(r, CodeProvenanceInvalid, "the provenance %s is about another image (its subjects do not name %s)", p.Attachment, r.Digest))
 	}
 	mismatch := func(what, inProv, onImage string) {
+		if onImage == "" && r.Kind.isArtifact() && r.label(builder.LabelRecipe) == "" {
+			// A package made after the push from binaries already in the
+			// registry (istioctl-versions) names the build that made it,
+			// not a recipe of its own: its provenance's dependencies do.
+			return
+		}
 		if inProv != onImage {
 			out = append(out, finding(r, CodeProvenanceMismatch, "the provenance says %s %q, the image's labels %q", what, inProv, onImage))
 		}
@@ -530,4 +540,20 @@ func attestationFindings(r *record, what, attachment, signed, why string) []Find
 		return []Finding{finding(r, CodeAttestationInvalid, "the %s %s does not verify with the key: %s", what, attachment, why)}
 	}
 	return nil
+}
+
+// checkArtifact checks the shape of a package or binary artifact: one
+// layer, of its artifact type, in the registry (no foreign URLs).
+func checkArtifact(r *record) []Finding {
+	out := foreignURLs(r)
+	if r.manifest == nil {
+		return out
+	}
+	if n := len(r.manifest.Layers); n != 1 {
+		return append(out, finding(r, CodeForeignLayer, "a %s artifact holds one layer (the file); this one has %d", r.Kind, n))
+	}
+	if mt := string(r.manifest.Layers[0].MediaType); mt != r.manifest.ArtifactType {
+		out = append(out, finding(r, CodeForeignLayer, "the layer is %s, not %s", mt, r.manifest.ArtifactType))
+	}
+	return out
 }

@@ -32,6 +32,8 @@ type attestation struct {
 type assembled struct {
 	image    v1.Image
 	binaries []attest.GoBinary
+	// pkg is set for a package or binary (packages.go).
+	pkg *packaged
 }
 
 // goBinaries reads the Go build info of the files placed in img; files

@@ -177,8 +177,13 @@ func (run *buildRun) resolve(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)
 		}
-		run.targets = append(run.targets, Target{Name: im.Name, Tag: tag})
+		run.targets = append(run.targets, Target{Name: im.Name, Tag: tag, Kind: KindImage})
 	}
+	pkgs, err := packageTargets(rc, r)
+	if err != nil {
+		return err
+	}
+	run.targets = append(run.targets, pkgs...)
 	return nil
 }
 
@@ -192,7 +197,7 @@ func (run *buildRun) fetch(ctx context.Context) error {
 	run.inputs = in
 	run.res.Timings.Fetch = time.Since(t)
 	run.res.Commit = in.Commit
-	run.res.InputsKey = inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.bases)
+	run.res.InputsKey = packagesKey(run.recipe, inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.bases))
 	return nil
 }
 
@@ -257,7 +262,7 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 		d2, _ := second[i].image.Digest()
 		if d1 != d2 {
 			same = false
-			run.log.WithFields(logrus.Fields{"image": run.recipe.Spec.Images[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
+			run.log.WithFields(logrus.Fields{"image": run.targets[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
 		}
 	}
 	run.res.Reproducible = &same
@@ -288,7 +293,19 @@ func (run *buildRun) attest(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		run.res.Images = append(run.res.Images, Image{Name: im.Name, Tag: run.targets[i].Tag, Image: a.image, Digest: d, Attestations: docs})
+		run.res.Images = append(run.res.Images, Image{Name: im.Name, Kind: KindImage, Tag: run.targets[i].Tag, Image: a.image, Digest: d, Attestations: docs})
+	}
+	for i := len(run.recipe.Spec.Images); i < len(run.assembled); i++ {
+		a, t := run.assembled[i], run.targets[i]
+		d, err := a.image.Digest()
+		if err != nil {
+			return err
+		}
+		docs, err := att.packageDocuments(t, a, finished)
+		if err != nil {
+			return err
+		}
+		run.res.Images = append(run.res.Images, Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: a.image, Digest: d, Attestations: docs})
 	}
 	return nil
 }
@@ -364,6 +381,11 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 		}
 		images = append(images, assembled{image: out, binaries: bins})
 	}
+	pkgs, err := run.makePackages(ctx, outDir, work, prov)
+	if err != nil {
+		return nil, err
+	}
+	images = append(images, pkgs...)
 	tm.Assemble = time.Since(t)
 	return images, nil
 }

@@ -62,7 +62,10 @@ func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 // The fixture recipe end to end: real buildkitd, real registry, the images'
 // binaries run and report the recipe's VERSION, proxyv2 holds the pinned
-// Envoy; a second build from the same inputs pushes nothing.
+// Envoy; its packages (istio-cni, this release's istioctl, and the
+// istioctl-versions package made after the push) are OCI artifacts that
+// dpkg-deb and lintian accept; a second build from the same inputs pushes
+// nothing; a build with no cache gives the same digests, so the same .debs.
 func TestBuildFixtureEndToEnd(t *testing.T) {
 	e := testenv.Start(t)
 	bases := e.Bases(t)
@@ -78,7 +81,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	res, err := buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
 	require.NoError(t, err)
 	require.False(t, res.UpToDate)
-	require.Len(t, res.Published, 2)
+	require.Len(t, res.Published, 5, "two images, istio-cni, istioctl, istioctl-versions")
 
 	pilotRes, proxyRes := res.Published[0], res.Published[1]
 	assert.Equal(t, e.Config.Registry.Address+"/fixture/pilot", pilotRes.Repository)
@@ -131,10 +134,13 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	p0, _ := proxyLayers[0].Digest()
 	assert.Equal(t, d0, p0)
 
+	checkFixturePackages(t, e, repo, res.Published[2:])
+
 	// Nothing changed: nothing is built or pushed.
 	again, err := buildAndPublish(t, e, r, builder.Request{}, publish.Settings{})
 	require.NoError(t, err)
 	assert.True(t, again.UpToDate)
+	require.Len(t, again.Published, len(res.Published))
 	for i, im := range again.Published {
 		assert.Equal(t, api.StatusUnchanged, im.Status)
 		assert.Equal(t, res.Published[i].Digest, im.Digest)
@@ -147,6 +153,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, check.Reproducible)
 	assert.True(t, *check.Reproducible)
+	require.Len(t, check.Published, len(res.Published))
 	for i, im := range check.Published {
 		assert.Equal(t, res.Published[i].Digest, im.Digest, "rebuild of %s", im.Name)
 		assert.Equal(t, api.StatusUnchanged, im.Status)

@@ -167,6 +167,12 @@ func (r *Result) Close() {
 type Image struct {
 	// Name is the image's name in the recipe.
 	Name string
+	// Kind is what it is: KindImage (also when empty), KindPackage (a
+	// Debian package as an OCI artifact) or KindBinary (a program as an
+	// OCI artifact). Packages and binaries are v1.Images too: every
+	// publisher handles them as images, except where a format holds only
+	// images (a docker archive).
+	Kind string
 	// Tag is where the recipe wants it in the internal registry.
 	Tag name.Tag
 	// Image is the image. For an image found in the cache it reads from
@@ -195,14 +201,17 @@ type Cache interface {
 type Plan struct {
 	Recipe    *recipes.Recipe
 	InputsKey string
-	// Targets are the recipe's images with their tags, in recipe order.
+	// Targets are the recipe's images with their tags, in recipe order,
+	// then its packages' artifacts.
 	Targets []Target
 }
 
-// Target is one image a build makes and its tag.
+// Target is one image (or package, or binary) a build makes and its tag.
 type Target struct {
 	Name string
 	Tag  name.Tag
+	// Kind is as Image.Kind.
+	Kind string
 }
 
 // Clone returns a copy of r whose Images can be changed without changing

@@ -155,8 +155,8 @@ func compileScript(r *recipes.Recipe, in *Inputs) string {
 		b.WriteString(" " + shq(path.Join(srcDir, t)))
 	}
 	b.WriteString("\n")
-	for _, img := range r.Spec.Images {
-		for _, f := range img.Files {
+	for _, files := range exportedFiles(r) {
+		for _, f := range files {
 			kind, p := f.Source()
 			if kind != recipes.FromBuild && kind != recipes.FromSource {
 				continue

@@ -35,6 +35,7 @@ type Config struct {
 	Git      GitConfig      `yaml:"git"`
 	Signing  SigningConfig  `yaml:"signing"`
 	Server   ServerConfig   `yaml:"server"`
+	Packages PackagesConfig `yaml:"packages"`
 
 	// origins maps a setting's key to where its value came from (Origin).
 	origins map[string]string
@@ -189,6 +190,7 @@ func (c *Config) applyEnv() {
 	c.setFromEnv(&c.Server.URL, "server.url", "SAILMAKER_SERVER", env)
 	c.setFromEnv(&c.Server.Token, "server.token", "SAILMAKER_TOKEN", env)
 	c.setFromEnv(&c.Server.Webhook.Secret, "server.webhook.secret", "SAILMAKER_WEBHOOK_SECRET", env)
+	c.setFromEnv(&c.Packages.IstioctlRetention, "packages.istioctlRetention", "SAILMAKER_ISTIOCTL_RETENTION", env)
 }
 
 func (c *Config) fillDefaults() {
@@ -222,6 +224,9 @@ func (c *Config) Validate() error {
 		if m.URL == "" || m.InsteadOf == "" {
 			return fmt.Errorf("git.mirrors[%d]: url and insteadOf are both required", i)
 		}
+	}
+	if err := c.Packages.validate(c); err != nil {
+		return err
 	}
 	return c.Server.validate()
 }

@@ -149,11 +149,13 @@ func written(out Output, im builder.Image) (api.Image, error) {
 		return api.Image{}, err
 	}
 	mt, _ := im.Image.MediaType()
-	return api.Image{
+	r := api.Image{
 		Name: im.Name, Output: out.String(), Repository: im.Tag.Context().String(), Tag: im.Tag.TagStr(),
 		Reference: im.Tag.Context().Digest(im.Digest.String()).String(), Digest: im.Digest.String(),
 		MediaType: string(mt), Platforms: platforms(im), Size: size, Status: api.StatusWritten,
-	}, nil
+	}
+	describe(im, &r)
+	return r, nil
 }
 
 // platforms are the os/arch of the image's manifests.
@@ -172,7 +174,7 @@ func platforms(im builder.Image) []string {
 // Tarball writes the images into one docker-archive tarball (what `docker
 // load`, `skopeo copy docker-archive:FILE` and kind/k3s image import read),
 // each under its tag. The file is replaced. A docker archive holds images
-// only: attestations and signatures are not in it.
+// only: attestations, signatures, packages and binaries are not in it.
 func Tarball(file string) Publisher { return tarballPublisher(file) }
 
 type tarballPublisher string
@@ -180,8 +182,15 @@ type tarballPublisher string
 func (file tarballPublisher) Publish(ctx context.Context, res *builder.Result) ([]api.Image, error) {
 	out := Output{Kind: OutputTar, Path: string(file)}
 	refs := map[name.Reference]v1.Image{}
+	var images []builder.Image
 	for _, im := range res.Images {
-		refs[im.Tag] = im.Image
+		if isImage(im) { // a docker archive holds images, not artifacts
+			refs[im.Tag] = im.Image
+			images = append(images, im)
+		}
+	}
+	if len(images) == 0 {
+		return nil, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(string(file)), 0o755); err != nil {
 		return nil, err
@@ -199,7 +208,7 @@ func (file tarballPublisher) Publish(ctx context.Context, res *builder.Result) (
 		return nil, err
 	}
 	var done []api.Image
-	for _, im := range res.Images {
+	for _, im := range images {
 		r, err := written(out, im)
 		if err != nil {
 			return done, err

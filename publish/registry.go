@@ -115,7 +115,7 @@ func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Ima
 		if err != nil {
 			return nil, false, err
 		}
-		if cf.Config.Labels[builder.LabelInputs] != plan.InputsKey {
+		if inputsOf(img, cf) != plan.InputsKey {
 			return nil, false, nil
 		}
 		have, err := r.rc.Attached(ctx, byDigest)
@@ -130,7 +130,7 @@ func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Ima
 				return nil, false, nil
 			}
 		}
-		out = append(out, builder.Image{Name: t.Name, Tag: t.Tag, Image: img, Digest: d, Attached: have})
+		out = append(out, builder.Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: img, Digest: d, Attached: have})
 	}
 	return out, true, nil
 }
@@ -163,6 +163,7 @@ func (r *Registry) Publish(ctx context.Context, res *builder.Result) ([]api.Imag
 			Reference: byDigest.String(), Digest: im.Digest.String(), MediaType: string(mt), Platforms: platforms(im),
 			Size: size, Status: api.StatusPushed,
 		}}
+		describe(im, &imgs[i].result)
 	}
 	if err := r.checkTags(ctx, res.Trigger, imgs); err != nil {
 		return nil, err

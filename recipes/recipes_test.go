@@ -18,7 +18,7 @@ func TestEmbeddedRecipes(t *testing.T) {
 		assert.NotContains(t, e.Description, "invalid", e.ID)
 	}
 	assert.Equal(t, Entry{ID: "istio@1.24.2", Kind: KindRecipe, Version: "1.24.2",
-		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2)"}, entries[0])
+		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2; packages: istio-cni, istioctl-versions)"}, entries[0])
 	assert.Equal(t, "base/bookworm", entries[1].ID)
 	assert.Equal(t, "base/distroless", entries[2].ID)
 	assert.Equal(t, "base/iptables", entries[3].ID)
@@ -30,7 +30,16 @@ func TestEmbeddedRecipes(t *testing.T) {
 	assert.Equal(t, Source{Git: "https://github.com/istio/istio.git", Tag: "1.24.2", Commit: "7754674f65d38523e49b692cbb95a5bb1e2a93b8"}, s.Source)
 	assert.Equal(t, Toolchain{Builder: "127.0.0.1:5000/builder/go1.23.4:1", Go: "1.23.4"}, s.Toolchain)
 	assert.Equal(t, map[string]string{"VERSION": "1.24.2", "BUILD_WITH_CONTAINER": "0", "BUILD_ALL": "false", "TARGET_ARCH": "amd64"}, s.Make.Variables)
-	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent"}, s.Make.Targets)
+	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, s.Make.Targets)
+	maint := "sailmaker <packages@sailmaker.dev>"
+	assert.Equal(t, []Package{
+		{Name: "istio-cni", Type: PackageIstioCNI, Repository: "istio/istio-cni", Version: "1.24.2-1", Maintainer: maint,
+			Files: []File{{From: "build:out/linux_amd64/istio-cni", To: "/opt/cni/bin/istio-cni"}}},
+		{Name: "istioctl-versions", Type: PackageIstioctl, Repository: "istio/istioctl", Maintainer: maint,
+			Files: []File{{From: "build:out/linux_amd64/istioctl"}}},
+	}, s.Packages)
+	assert.Equal(t, "istio/istioctl-versions", s.Packages[1].CollectionRepository())
+	assert.Equal(t, "amd64", r.PackageArchitecture(s.Packages[0]))
 	assert.Equal(t, &Envoy{
 		URL:         "https://artifacts.sailmaker.internal/istio/envoy/envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82.tar.gz",
 		ProxySHA:    "1ed7d44031746a2ad74707202464b4bfdcb38e82",

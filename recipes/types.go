@@ -41,6 +41,9 @@ type RecipeSpec struct {
 	Make      Make      `yaml:"make" json:"make"`
 	Inputs    Inputs    `yaml:"inputs,omitempty" json:"inputs,omitzero"`
 	Images    []Image   `yaml:"images" json:"images"`
+	// Packages are Debian packages made from the same build (see
+	// packages.go); optional.
+	Packages []Package `yaml:"packages,omitempty" json:"packages,omitempty"`
 }
 
 // Source pins the upstream source tree.
@@ -113,8 +116,8 @@ type Image struct {
 type File struct {
 	// From is build:PATH, source:PATH or input:envoy.
 	From string `yaml:"from" json:"from"`
-	// To is the absolute path in the image.
-	To string `yaml:"to" json:"to"`
+	// To is the absolute path in the image (or package).
+	To string `yaml:"to,omitempty" json:"to"`
 	// Mode is an octal string; empty means 0755 for build: and input:,
 	// 0644 for source:.
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`

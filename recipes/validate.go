@@ -125,6 +125,7 @@ func validateRecipe(c *collector, r *Recipe, o *options) {
 		names[img.Name] = true
 		validateImage(c, f, img, s.Inputs.Envoy != nil, o)
 	}
+	validatePackages(c, r)
 }
 
 func validateMetadata(c *collector, m Metadata, base bool) {

@@ -26,6 +26,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/aptrepo"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/pool"
@@ -122,6 +123,10 @@ type Service struct {
 	handler   http.Handler
 	routes    []route
 	web       http.Handler // the web pages, if mounted
+
+	// aptSigner signs the service's apt repository (signing.aptKey);
+	// without it the service keeps none.
+	aptSigner *aptrepo.Signer
 }
 
 // attempt is a running attempt of a build.
@@ -192,6 +197,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 				return nil, fmt.Errorf("signing.key: %w", err)
 			}
 		}
+		if o.Config.Signing.AptKey != "" {
+			if s.aptSigner, err = aptrepo.LoadSigner(o.Config.Signing.AptKey); err != nil {
+				return nil, fmt.Errorf("signing.aptKey: %w", err)
+			}
+		}
 		s.run = s.builderRun
 		if s.pool == nil {
 			p, err := pool.New(pool.Options{Workers: o.Config.Workers(), Log: o.Log})
@@ -248,7 +258,8 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, cache, err := publish.New(publish.Settings{Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger})
+	pub, cache, err := publish.New(publish.Settings{Outputs: s.outputs(), Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger,
+		AptSigner: s.aptSigner, IstioctlRetention: s.cfg.Packages.Retention()})
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,9 @@ func newDemoCmd(g *globalOptions) *cobra.Command {
 Istio-shaped upstream (testdata/upstream) committed and tagged as a git
 repository, a stand-in Envoy tarball, and a recipe for both, all kept under
 <state-dir>/demo/. The images fixture/pilot and fixture/proxyv2 are built in
-BuildKit on the internal base images and pushed to the configured registry.
+BuildKit on the internal base images and pushed to the configured registry,
+with the recipe's Debian packages next to them (fixture/istio-cni, the
+release's istioctl, and fixture/istioctl-versions): the table lists both.
 
 It needs what 'sailmaker build' needs (buildkitd, the registry and the base
 images: 'sailmaker dev up' and 'sailmaker base build'), a module proxy for the

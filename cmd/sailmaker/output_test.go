@@ -45,6 +45,8 @@ var outputCommands = map[string][]output.Format{
 	"repo build":       output.Formats,
 	"workers list":     output.Formats,
 	"certs new":        output.Documents,
+	"packages list":    output.Formats,
+	"packages show":    output.Formats,
 }
 
 // countingListener accepts connections and counts them: anything a command
