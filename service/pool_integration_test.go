@@ -220,7 +220,9 @@ func TestServicePool(t *testing.T) {
 	writeConfig(t, state, map[string]any{
 		"registry": map[string]any{"address": reg},
 		"buildkit": map[string]any{"workers": poolCfg},
-		"server":   map[string]any{"retries": 1},
+		"server": map[string]any{"retries": 1,
+			// The fixture's repositories and artifact server.
+			"inputs": map[string]any{"git": []string{"file:///tmp/"}, "artifacts": []string{arts.URL + "/envoy/"}}},
 	})
 	p := startServe(t, state, freeAddr(t))
 	a := api{t, p.url}
