@@ -19,7 +19,7 @@ export SAILMAKER_BIN_DIR := $(BIN)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './testdata/*' -not -path './tools/*' -not -path './bench/out/*') \
               $(shell find recipes -name '*.yaml' -o -name '*.patch') go.mod go.sum
 
-.PHONY: FORCE all build tools deps check-pins demo down status test test-unit bench fuzz lint clean
+.PHONY: FORCE all build tools deps check-pins demo down status test test-unit bench fuzz lint clean images
 
 all: build tools
 
@@ -70,9 +70,10 @@ check-pins:
 # distribution registry) and skopeo for tests with independent servers and clients,
 # chromium for the web pages' browser test (driven from Go by chromedp, no driver),
 # qemu-user-static, binfmt-support and arch-test for linux/arm64 base images
-# (their maintainer scripts run under qemu through binfmt_misc).
+# (their maintainer scripts run under qemu through binfmt_misc), rootlesskit and
+# uidmap (newuidmap/newgidmap) for rootless buildkitd workers.
 DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates chromium \
-                qemu-user-static binfmt-support arch-test
+                qemu-user-static binfmt-support arch-test rootlesskit uidmap
 # Debian packages and the apt repository: dpkg-deb (dpkg), lintian, apt-get
 # (apt) and gpgv/gpg check what packaging/ and aptrepo/ make.
 DEB_PACKAGES += dpkg apt lintian gpg gpgv
@@ -127,6 +128,21 @@ bench: deps build tools
 	$(SAILMAKER) --state-dir $(STATE_DIR) dev up
 	$(SAILMAKER) --state-dir $(STATE_DIR) base build
 	$(SAILMAKER) --state-dir $(STATE_DIR) bench $(BENCH_FLAGS)
+
+# The deployment's images (docs/deploy.md): the service and a pool worker, built
+# by BuildKit's built-in Dockerfile frontend on the internal base images
+# (base/buildkitd first: sailmaker base build -f docker/buildkitd/base.yaml) and
+# pushed to REGISTRY, with the buildkitd `make demo` starts.
+REGISTRY ?= 127.0.0.1:5000
+BUILDKIT_ADDR ?= unix://$(STATE_DIR)/buildkitd/buildkitd.sock
+IMAGE_TAG ?= dev
+images: build tools
+	mkdir -p $(BIN)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/image/sailmaker ./cmd/sailmaker
+	$(BIN)/buildctl --addr $(BUILDKIT_ADDR) build --frontend dockerfile.v0 --local context=. --local dockerfile=docker \
+	  --opt build-arg:REGISTRY=$(REGISTRY) --output type=image,name=$(REGISTRY)/sailmaker/sailmaker:$(IMAGE_TAG),push=true,registry.insecure=true
+	$(BIN)/buildctl --addr $(BUILDKIT_ADDR) build --frontend dockerfile.v0 --local context=. --local dockerfile=docker/buildkitd \
+	  --opt build-arg:REGISTRY=$(REGISTRY) --output type=image,name=$(REGISTRY)/sailmaker/buildkitd:$(BUILDKIT_VERSION),push=true,registry.insecure=true
 
 clean:
 	rm -rf $(BIN)

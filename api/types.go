@@ -78,6 +78,11 @@ type Image struct {
 	// index's own signature and attestations (.att: its images' signed
 	// attestations) are Signature and Attestations above.
 	Manifests []Manifest `json:"manifests,omitempty"`
+	// Kind is image (also when empty), package (a Debian package as an
+	// OCI artifact) or binary (a program as an OCI artifact).
+	Kind string `json:"kind,omitempty"`
+	// Package describes a package or binary.
+	Package *Package `json:"package,omitempty"`
 }
 
 // Manifest is one platform's image of an image index at one output.
@@ -91,6 +96,26 @@ type Manifest struct {
 	Signature    string `json:"signature,omitempty"`
 	Attestations string `json:"attestations,omitempty"`
 }
+
+// Package is what a package (or binary) artifact holds.
+type Package struct {
+	// Name, Version and Architecture are the Debian package's (for a
+	// binary: the program's name and release).
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture,omitempty"`
+	// File is the .deb's file name, or the program's.
+	File string `json:"file,omitempty"`
+	// Holds are the releases a multi-version package holds.
+	Holds []string `json:"holds,omitempty"`
+}
+
+// The kinds of an Image.
+const (
+	KindImage   = "image"
+	KindPackage = "package"
+	KindBinary  = "binary"
+)
 
 // The statuses of an Image.
 const (

@@ -64,6 +64,25 @@ type ExternalParameters struct {
 	Toolchain ToolchainParam `json:"toolchain"`
 	Base      BaseParam      `json:"base"`
 	Image     ImageParam     `json:"image"`
+	// Package is set when the statement is about a Debian package or a
+	// binary the build made (no base image then).
+	Package *PackageParam `json:"package,omitempty"`
+}
+
+// PackageParam is the Debian package (or binary) a statement is about.
+type PackageParam struct {
+	// Type is the recipe's package type (istio-cni, istioctl) or
+	// istioctl-versions for the multi-version package.
+	Type string `json:"type"`
+	// Name, Version and Architecture are the Debian package's control
+	// fields (for a binary: its program name and release).
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture,omitempty"`
+	// File is the .deb's file name (or the binary's name).
+	File string `json:"file,omitempty"`
+	// Holds are the releases a multi-version package holds.
+	Holds []string `json:"holds,omitempty"`
 }
 
 // RecipeParam names the recipe: id (name@version) and digest (sha256:...).
@@ -229,8 +248,34 @@ type ProvenanceParams struct {
 	External     ExternalParameters
 	Internal     InternalParameters
 	InvocationID string
-	StartedOn    time.Time
-	FinishedOn   time.Time
+	// Worker is the build service's BuildKit worker the build ran on; the
+	// builder id names it (WorkerBuilderID).
+	Worker     string
+	StartedOn  time.Time
+	FinishedOn time.Time
+	// Dependencies are further resolved dependencies (for a package made
+	// from binaries already in the registry: those binaries, by digest).
+	Dependencies []ResourceDescriptor
+}
+
+// WorkerBuilderID is the builder id of builds that ran on a worker of the
+// build service's pool: BuilderID/workers/<name>. Builds without a worker
+// (the CLI's) have BuilderID.
+func WorkerBuilderID(worker string) string {
+	if worker == "" {
+		return BuilderID
+	}
+	return BuilderID + "/workers/" + worker
+}
+
+// IsBuilderID says whether id is sailmaker's builder id, with or without
+// a worker.
+func IsBuilderID(id string) bool {
+	if id == BuilderID {
+		return true
+	}
+	w, ok := strings.CutPrefix(id, BuilderID+"/workers/")
+	return ok && w != "" && !strings.ContainsAny(w, "/?#")
 }
 
 // NewProvenance makes the statement for one image. The resolved
@@ -243,12 +288,16 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 		{"image digest", p.Image.DigestStr()},
 		{"recipe.id", x.Recipe.ID}, {"recipe.digest", x.Recipe.Digest},
 		{"source.git", x.Source.Git}, {"source.tag", x.Source.Tag}, {"source.commit", x.Source.Commit},
-		{"toolchain.builderDigest", x.Toolchain.BuilderDigest}, {"base.digest", x.Base.Digest},
+		{"toolchain.builderDigest", x.Toolchain.BuilderDigest},
 		{"invocation id", p.InvocationID},
 	} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
+	}
+	if x.Base.Digest == "" && x.Package == nil {
+		// An image has a base; a package or binary has none.
+		missing = append(missing, "base.digest")
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("provenance: missing %s", strings.Join(missing, ", "))
@@ -275,6 +324,9 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 		{resolvedNameBuilder, x.Toolchain.Builder, x.Toolchain.BuilderDigest},
 		{resolvedNameBase, x.Base.Name, x.Base.Digest},
 	} {
+		if d.digest == "" && d.name == resolvedNameBase {
+			continue // a package: checked above
+		}
 		m, err := digestMap(d.digest)
 		if err != nil {
 			return nil, fmt.Errorf("provenance: %s: %w", d.name, err)
@@ -287,6 +339,7 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 	for _, pt := range x.Patches {
 		deps = append(deps, ResourceDescriptor{Name: resolvedNamePatch, URI: "file:" + pt.Path, Digest: map[string]string{"sha256": pt.SHA256}})
 	}
+	deps = append(deps, p.Dependencies...)
 	subjects := []Subject{{Name: p.Image.Context().Name(), Digest: imgDigest}}
 	if p.Index != nil {
 		d, err := digestMap(p.Index.DigestStr())
@@ -311,7 +364,7 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 				ResolvedDependencies: deps,
 			},
 			RunDetails: RunDetails{
-				Builder: Builder{ID: BuilderID, Version: version},
+				Builder: Builder{ID: WorkerBuilderID(p.Worker), Version: version},
 				Metadata: Metadata{
 					InvocationID: p.InvocationID,
 					StartedOn:    p.StartedOn.UTC(),

@@ -135,6 +135,9 @@ type SBOMParams struct {
 	Debian   []DebianPackage
 	// Arch is the Debian architecture of the base's packages (default amd64).
 	Arch string
+	// Depends are the relations of a Debian package's Depends: field
+	// ("iptables", "libc6 (>= 2.36)"): what it needs installed.
+	Depends []string
 }
 
 // NewSBOM lists every Go module linked into the binaries (the main module
@@ -234,6 +237,20 @@ func NewSBOM(p SBOMParams) (*SPDXDocument, error) {
 			DownloadLocation: "NOASSERTION",
 			ExternalRefs:     []SPDXExternalRef{purlRef("pkg:deb/debian/" + d.Name + "@" + purlEscape(d.Version) + "?arch=" + arch)},
 			Comment:          "debian package of the base image",
+		})
+	}
+	for _, rel := range p.Depends {
+		// The first alternative names the package; the whole relation is
+		// in the comment.
+		first, _, _ := strings.Cut(rel, "|")
+		name, constraint, _ := strings.Cut(strings.TrimSpace(first), " ")
+		doc.Packages = append(doc.Packages, SPDXPackage{
+			SPDXID:           spdxID(ids, "deb-depends-"+name),
+			Name:             name,
+			VersionInfo:      strings.Trim(strings.TrimSpace(constraint), "()"),
+			DownloadLocation: "NOASSERTION",
+			ExternalRefs:     []SPDXExternalRef{purlRef("pkg:deb/debian/" + name + "?arch=" + arch)},
+			Comment:          "Depends: of the Debian package: " + strings.TrimSpace(rel),
 		})
 	}
 	for _, pkg := range doc.Packages {

@@ -20,7 +20,20 @@ const (
 	KindBuilder Kind = "builder"
 	// KindForeign is anything else: pushed by another client.
 	KindForeign Kind = "foreign"
+	// KindBuildCache is not an image: BuildKit's registry cache (the build
+	// service's workers share their layers through it). Nothing to verify.
+	KindBuildCache Kind = "buildcache"
+	// KindPackage is a Debian package as an OCI artifact (artifactType
+	// application/vnd.debian.binary-package, the .deb its one layer).
+	KindPackage Kind = "package"
+	// KindBinary is one program as an OCI artifact (a release's istioctl,
+	// from which the multi-version package is made).
+	KindBinary Kind = "binary"
 )
+
+// buildCacheConfigType is the config media type of a BuildKit registry
+// cache manifest.
+const buildCacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
 
 // Signature states.
 const (
@@ -62,7 +75,32 @@ type Image struct {
 	// index of sailmaker images), or of one of its images; Provenance and
 	// SBOM of an index say whether every one of its images has them.
 	Platforms []string `json:"platforms,omitempty"`
+	// Package is what a package or binary artifact holds.
+	Package *PackageInfo `json:"package,omitempty"`
 }
+
+// PackageInfo describes a package (or binary) artifact, from its
+// annotations.
+type PackageInfo struct {
+	// Name, Version and Architecture are the Debian package's control
+	// fields (a binary's: its program and release).
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture,omitempty"`
+	// Type is the recipe's package type (istio-cni, istioctl) or
+	// istioctl-versions.
+	Type string `json:"type,omitempty"`
+	// File is the .deb's (or program's) file name.
+	File string `json:"file,omitempty"`
+	// Holds are the releases a multi-version package holds.
+	Holds []string `json:"holds,omitempty"`
+	// Collection is, for a release's istioctl, the repository of the
+	// multi-version package made from it.
+	Collection string `json:"collection,omitempty"`
+}
+
+// isArtifact is true for a package or binary.
+func (k Kind) isArtifact() bool { return k == KindPackage || k == KindBinary }
 
 // Name is repository:tag, or repository@digest for an untagged image.
 func (i Image) Name() string {

@@ -347,6 +347,9 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 		}
 	}
 	r.fill()
+	if pm.image != nil && string(pm.image.Config.MediaType) == buildCacheConfigType {
+		r.Kind = KindBuildCache
+	}
 
 	at := s.attachments(ctx, repo, d)
 	if at.err != nil {
@@ -427,7 +430,28 @@ func (s *session) attachments(ctx context.Context, repo name.Repository, d v1.Ha
 
 // fill sets the Image fields from labels and annotations.
 func (r *record) fill() {
+	if r.manifest != nil {
+		switch r.manifest.ArtifactType {
+		case builder.ArtifactTypeDeb:
+			r.Kind = KindPackage
+		case builder.ArtifactTypeBinary:
+			r.Kind = KindBinary
+		}
+	}
+	if r.Kind.isArtifact() {
+		a := r.annotations
+		r.Package = &PackageInfo{Name: a[builder.AnnotationPackageName], Version: a[builder.AnnotationPackageVersion],
+			Architecture: a[builder.AnnotationPackageArch], Type: a[builder.AnnotationPackageType],
+			File: a[builder.AnnotationTitle], Collection: a[builder.AnnotationCollection]}
+		if r.Kind == KindBinary {
+			r.Package.Name = a[builder.AnnotationTitle]
+		}
+		if h := a[builder.AnnotationHolds]; h != "" {
+			r.Package.Holds = strings.Split(h, ",")
+		}
+	}
 	switch {
+	case r.Kind.isArtifact():
 	case r.labels[builder.LabelInputs] != "" && r.labels[builder.LabelRecipe] != "":
 		r.Kind = KindSailmaker
 	case r.labels[base.LabelPackages] != "":

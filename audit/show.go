@@ -220,6 +220,15 @@ func (d *Detail) Rows() [][]string {
 	add("image", "base digest", i.BaseDigest)
 	add("image", "go", i.GoVersion)
 	add("image", "signature", i.Signature)
+	if p := i.Package; p != nil {
+		add("package", "name", p.Name)
+		add("package", "version", p.Version)
+		add("package", "architecture", p.Architecture)
+		add("package", "type", p.Type)
+		add("package", "file", p.File)
+		add("package", "holds", strings.Join(p.Holds, ", "))
+		add("package", "collection", p.Collection)
+	}
 	keys := make([]string, 0, len(d.Labels))
 	for k := range d.Labels {
 		keys = append(keys, k)

@@ -260,7 +260,7 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 			out = append(out, finding(r, CodeTagMoved,
 				"the ledger's last entry (%s by %s at %s) set this tag to %s; the registry has %s: it was moved outside sailmaker",
 				st.Last.Action, st.Last.Actor, st.Last.Time.UTC().Format("2006-01-02T15:04:05Z"), st.Digest, r.Digest))
-		case !known && r.Kind == KindSailmaker:
+		case !known && (r.Kind == KindSailmaker || r.Kind.isArtifact()):
 			out = append(out, finding(r, CodeTagUnrecorded, "the ledger has no push of this tag: it was made outside sailmaker (or before the ledger existed)"))
 		}
 	}
@@ -278,6 +278,8 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 		return out, nil
 	case KindBase, KindBuilder:
 		return append(out, foreignURLs(r)...), nil
+	case KindBuildCache:
+		return out, nil
 	}
 	if len(r.platforms) > 0 {
 		// An index of sailmaker images: each platform's image is checked
@@ -350,11 +352,15 @@ func (s *session) checkImage(ctx context.Context, r *record) ([]Finding, error) 
 			out = append(out, attestationFindings(r, "SBOM", sb.Attachment, sb.Signed, sb.SignatureError)...)
 		}
 	}
-	f, err := s.checkBase(ctx, r, prov)
-	if err != nil {
-		return nil, err
+	if r.Kind.isArtifact() {
+		out = append(out, checkArtifact(r)...)
+	} else {
+		f, err := s.checkBase(ctx, r, prov)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f...)
 	}
-	out = append(out, f...)
 	return append(out, signatureFindings(s, r)...), nil
 }
 
@@ -377,7 +383,7 @@ func (s *session) checkProvenance(r *record, p *Provenance) ([]Finding, error) {
 	st := p.Statement
 	bd := st.Predicate.BuildDefinition
 	ext := bd.ExternalParameters
-	if id := st.Predicate.RunDetails.Builder.ID; id != attest.BuilderID || bd.BuildType != attest.BuildType {
+	if id := st.Predicate.RunDetails.Builder.ID; !attest.IsBuilderID(id) || bd.BuildType != attest.BuildType {
 		out = append(out, finding(r, CodeNotBuiltBySailmaker, "the provenance names builder %q and build type %q, not sailmaker's", id, bd.BuildType))
 	}
 	about := false
@@ -390,6 +396,12 @@ func (s *session) checkProvenance(r *record, p *Provenance) ([]Finding, error) {
 		out = append(out, finding(r, CodeProvenanceInvalid, "the provenance %s is about another image (its subjects do not name %s)", p.Attachment, r.Digest))
 	}
 	mismatch := func(what, inProv, onImage string) {
+		if onImage == "" && r.Kind.isArtifact() && r.label(builder.LabelRecipe) == "" {
+			// A package made after the push from binaries already in the
+			// registry (istioctl-versions) names the build that made it,
+			// not a recipe of its own: its provenance's dependencies do.
+			return
+		}
 		if inProv != onImage {
 			out = append(out, finding(r, CodeProvenanceMismatch, "the provenance says %s %q, the image's labels %q", what, inProv, onImage))
 		}
@@ -557,4 +569,20 @@ func attestationFindings(r *record, what, attachment, signed, why string) []Find
 		return []Finding{finding(r, CodeAttestationInvalid, "the %s %s does not verify with the key: %s", what, attachment, why)}
 	}
 	return nil
+}
+
+// checkArtifact checks the shape of a package or binary artifact: one
+// layer, of its artifact type, in the registry (no foreign URLs).
+func checkArtifact(r *record) []Finding {
+	out := foreignURLs(r)
+	if r.manifest == nil {
+		return out
+	}
+	if n := len(r.manifest.Layers); n != 1 {
+		return append(out, finding(r, CodeForeignLayer, "a %s artifact holds one layer (the file); this one has %d", r.Kind, n))
+	}
+	if mt := string(r.manifest.Layers[0].MediaType); mt != r.manifest.ArtifactType {
+		out = append(out, finding(r, CodeForeignLayer, "the layer is %s, not %s", mt, r.manifest.ArtifactType))
+	}
+	return out
 }

@@ -51,24 +51,38 @@ var Paths = []Path{Sailmaker, Plain, Floor}
 // scenario); the result is in running order, without duplicates.
 func ParseScenarios(s string) ([]Scenario, error) {
 	if s == "" || s == "all" {
-		return slices.Clone(Scenarios), nil
+		return append(slices.Clone(Scenarios), PoolScenarios...), nil
 	}
-	alias := map[string]Scenario{"cold": Cold, "no-op": NoOp, "noop": NoOp, "incremental": Incremental, "base-bump": BaseBump, "basebump": BaseBump, "base": BaseBump}
+	alias := map[string]Scenario{"cold": Cold, "no-op": NoOp, "noop": NoOp, "incremental": Incremental, "base-bump": BaseBump, "basebump": BaseBump, "base": BaseBump,
+		"throughput": Throughput, "registry-cache": RegistryCache, "cache": RegistryCache}
 	seen := map[Scenario]bool{}
 	for _, f := range strings.Split(s, ",") {
 		sc, ok := alias[strings.TrimSpace(strings.ToLower(f))]
 		if !ok {
-			return nil, fmt.Errorf("unknown scenario %q: choose from cold, no-op, incremental, base-bump (or all)", strings.TrimSpace(f))
+			return nil, fmt.Errorf("unknown scenario %q: choose from cold, no-op, incremental, base-bump, throughput, registry-cache (or all)", strings.TrimSpace(f))
 		}
 		seen[sc] = true
 	}
 	var out []Scenario
-	for _, sc := range Scenarios {
+	for _, sc := range append(slices.Clone(Scenarios), PoolScenarios...) {
 		if seen[sc] {
 			out = append(out, sc)
 		}
 	}
 	return out, nil
+}
+
+// SplitScenarios separates the scenarios Run measures from the pool
+// scenarios RunPool does.
+func SplitScenarios(all []Scenario) (single, pooled []Scenario) {
+	for _, sc := range all {
+		if slices.Contains(PoolScenarios, sc) {
+			pooled = append(pooled, sc)
+		} else {
+			single = append(single, sc)
+		}
+	}
+	return single, pooled
 }
 
 // ParsePaths reads a comma-separated list ("all" or empty: every path); the

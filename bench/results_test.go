@@ -150,7 +150,7 @@ func TestParseLists(t *testing.T) {
 	assert.Equal(t, []Scenario{Cold, NoOp, BaseBump}, sc)
 	sc, err = ParseScenarios("all")
 	require.NoError(t, err)
-	assert.Equal(t, Scenarios, sc)
+	assert.Equal(t, append(append([]Scenario{}, Scenarios...), PoolScenarios...), sc)
 	_, err = ParseScenarios("cold,warm")
 	assert.ErrorContains(t, err, `unknown scenario "warm"`)
 

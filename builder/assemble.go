@@ -41,9 +41,10 @@ const (
 	LabelEnvoyOverride   = "dev.sailmaker.envoy.sha256.override"
 	LabelBuiltBy         = "dev.sailmaker.built-by"
 	builtByValue         = "sailmaker"
-	// assemblyFormatRevision: bump when the image layout changes, so no-op
-	// detection rebuilds.
-	assemblyFormatRevision = "1"
+	// assemblyFormatRevision is part of every build's inputs key: bump it
+	// when the same inputs give other bytes, so that no-op detection builds
+	// again. 2: layers compressed in parallel at gzip's fastest level.
+	assemblyFormatRevision = "2"
 )
 
 // Provenance is what went into an image, recorded as labels and annotations.
@@ -150,7 +151,7 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 	created := history.Created.Time
 	l, err := layer.Write(layerPath, func(tw *tar.Writer) error {
 		return layer.WriteFiles(tw, files, created)
-	})
+	}, layer.Parallel())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,16 +24,21 @@ type attestation struct {
 	invocationID string
 	started      time.Time
 	log          logrus.FieldLogger
+	worker       string
 }
 
-// assembled is the image of one platform of a build, with the Go
-// binaries placed in it and where its parts are on this machine.
+// assembled is the image of one platform of a build (or a package or
+// binary artifact), with the Go binaries placed in it and where its parts
+// are on this machine.
 type assembled struct {
 	image    v1.Image
 	binaries []attest.GoBinary
 	platform platform
 	base     BaseImage
 	prov     Provenance
+	// pkg is set for a package or binary (packages.go); it has no base,
+	// layer or spec.
+	pkg *packaged
 	// layer is the file of the layer sailmaker added; spec the recipe's
 	// image with ${TARGET_ARCH} expanded; outDir and envoyDir where its
 	// files came from.
@@ -162,6 +167,7 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, 
 			Validation:       v,
 		},
 		InvocationID: a.invocationID,
+		Worker:       a.worker,
 		StartedOn:    a.started,
 		FinishedOn:   finished,
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -89,10 +90,15 @@ type buildRun struct {
 	toolchain *toolchain
 	platforms []platform
 	// bases are the base images by reference and platform (baseKey).
-	bases     map[string]BaseImage
-	inputs    *Inputs
+	bases  map[string]BaseImage
+	inputs *Inputs
+	// targets are the recipe's images, then the packages' artifacts.
 	targets   []Target
 	assembled []assembledImage // one per recipe image
+	// pkgs are the recipe's packages this build makes, packages their
+	// artifacts (in the same order, after the images in targets).
+	pkgs     []builtPackage
+	packages []assembled
 	// validation is what running the images' binaries found, per image
 	// and platform (validationKey).
 	validation map[string]*attest.Validation
@@ -211,8 +217,19 @@ func (run *buildRun) resolve(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)
 		}
-		run.targets = append(run.targets, Target{Name: im.Name, Tag: tag})
+		run.targets = append(run.targets, Target{Name: im.Name, Tag: tag, Kind: KindImage})
 	}
+	var left []string
+	run.pkgs, left = builtPackages(r, run.platforms)
+	if len(left) > 0 {
+		run.log.Warnf("this build makes no %s: packages come from the build of their platform, which is not among the platforms built (%s)",
+			strings.Join(left, ", "), strings.Join(run.platformNames(), ", "))
+	}
+	pkgs, err := packageTargets(rc, r, run.pkgs)
+	if err != nil {
+		return err
+	}
+	run.targets = append(run.targets, pkgs...)
 	return nil
 }
 
@@ -230,7 +247,7 @@ func (run *buildRun) fetch(ctx context.Context) error {
 	run.inputs = in
 	run.res.Timings.Fetch = time.Since(t)
 	run.res.Commit = in.Commit
-	run.res.InputsKey = inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.platforms, run.bases, run.recipe.Spec.MultiPlatform())
+	run.res.InputsKey = packagesKey(run.recipe, inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.platforms, run.bases, run.recipe.Spec.MultiPlatform()))
 	return nil
 }
 
@@ -259,7 +276,7 @@ func (run *buildRun) compile(ctx context.Context) error {
 	}
 	run.work = work
 	spec := run.compileSpec()
-	if run.assembled, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings); err != nil {
+	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings); err != nil {
 		return err
 	}
 	if run.req.CheckReproducible {
@@ -294,7 +311,7 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 	spec.CacheID = fmt.Sprintf("sailmaker-gocache-check-%d", time.Now().UnixNano())
 	spec.NoCache = true
 	var t api.Timings
-	second, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t)
+	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t)
 	if err != nil {
 		return fmt.Errorf("second build: %w", err)
 	}
@@ -312,7 +329,15 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 		d2, _ := second[i].digest()
 		if d1 != d2 {
 			same = false
-			run.log.WithFields(logrus.Fields{"image": run.recipe.Spec.Images[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
+			run.log.WithFields(logrus.Fields{"image": run.targets[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
+		}
+	}
+	for i, a := range run.packages {
+		d1, _ := a.image.Digest()
+		d2, _ := secondPkgs[i].image.Digest()
+		if d1 != d2 {
+			same = false
+			run.log.WithFields(logrus.Fields{"package": run.targets[len(run.assembled)+i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
 		}
 	}
 	run.res.Reproducible = &same
@@ -327,6 +352,7 @@ func (run *buildRun) attest(ctx context.Context) error {
 	att := &attestation{
 		recipe: run.recipe, trigger: run.req.Trigger, buildKit: run.buildKit,
 		invocationID: run.req.Trigger.BuildID, started: run.start, log: run.log,
+		worker: run.worker,
 	}
 	if att.invocationID == "" {
 		att.invocationID = uuid.NewString()
@@ -353,7 +379,7 @@ func (run *buildRun) attest(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			manifests = append(manifests, Image{Name: im.Name, Tag: tag, Image: pa.image, Digest: d, Attestations: docs, Platform: pa.platform.platformString(pa.image)})
+			manifests = append(manifests, Image{Name: im.Name, Kind: KindImage, Tag: tag, Image: pa.image, Digest: d, Attestations: docs, Platform: pa.platform.platformString(pa.image)})
 		}
 		if a.index == nil {
 			run.res.Images = append(run.res.Images, manifests[0])
@@ -363,7 +389,19 @@ func (run *buildRun) attest(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		run.res.Images = append(run.res.Images, Image{Name: im.Name, Tag: tag, Index: a.index, Digest: d, Manifests: manifests})
+		run.res.Images = append(run.res.Images, Image{Name: im.Name, Kind: KindImage, Tag: tag, Index: a.index, Digest: d, Manifests: manifests})
+	}
+	for i, a := range run.packages {
+		t := run.targets[len(run.recipe.Spec.Images)+i]
+		d, err := a.image.Digest()
+		if err != nil {
+			return err
+		}
+		docs, err := att.packageDocuments(t, a, finished)
+		if err != nil {
+			return err
+		}
+		run.res.Images = append(run.res.Images, Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: a.image, Digest: d, Attestations: docs, Platform: a.platform.name})
 	}
 	return nil
 }
@@ -396,15 +434,16 @@ func (run *buildRun) provenance(p platform) Provenance {
 }
 
 // compileAndAssemble solves the compile step for every platform and lays
-// out the images in work, recording solve and assemble times in tm.
-func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembledImage, error) {
+// out the images (one per recipe image, each of every platform) and the
+// packages' artifacts in work, recording solve and assemble times in tm.
+func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembledImage, []assembled, error) {
 	outDir := filepath.Join(work, "out")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mounts, err := compileMounts(run.inputs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := time.Now()
 	tail := &logTail{max: 64 << 10}
@@ -414,15 +453,18 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	} else {
 		p.Log = tail
 	}
+	imports, exports := registryCache(run.cacheRef)
 	_, err = Solve(ctx, run.bk, CompileState(spec), client.SolveOpt{
-		LocalMounts: mounts,
-		Exports:     []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
+		LocalMounts:  mounts,
+		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
+		CacheImports: imports,
+		CacheExports: exports,
 	}, p)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build cancelled: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("build cancelled: %w", ctx.Err())
 		}
-		return nil, explainFailure(err, tail.String())
+		return nil, nil, explainFailure(err, tail.String())
 	}
 	tm.Solve = time.Since(t)
 
@@ -440,29 +482,33 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 			}
 			pwork := filepath.Join(work, pl.outDir())
 			if err := os.MkdirAll(pwork, 0o755); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			prov := run.provenance(pl)
 			out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			bins, err := goBinaries(pimg, pout, envoyDir, versionOf(run.recipe))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			ai.platforms = append(ai.platforms, assembled{image: out, binaries: bins, platform: pl, base: bi, prov: prov,
 				layer: filepath.Join(pwork, pimg.Name+".tar.gz"), spec: pimg, outDir: pout, envoyDir: envoyDir})
 		}
 		if run.recipe.Spec.MultiPlatform() {
 			if ai.index, err = newIndex(ai.platforms); err != nil {
-				return nil, fmt.Errorf("image %s: %w", img.Name, err)
+				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
 			}
 		}
 		images = append(images, ai)
 	}
+	pkgs, err := run.makePackages(ctx, outDir, work)
+	if err != nil {
+		return nil, nil, err
+	}
 	tm.Assemble = time.Since(t)
-	return images, nil
+	return images, pkgs, nil
 }
 
 // imageFor is img with ${TARGET_ARCH} expanded in its files for arch.

@@ -70,15 +70,19 @@ func runBinary(t *testing.T, data []byte, args ...string) string {
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 // The demo's fixture recipe end to end: real buildkitd, real registry,
-// linux/amd64 and linux/arm64, the debug and distroless flavours. Each tag
-// is an OCI image index of both platforms (as skopeo reads it); every
-// platform's image is on that platform's base image, with binaries for
-// its CPU that report the recipe's version and commit (validated in
-// BuildKit before anything was pushed, and recorded in the provenance);
-// proxyv2 holds each platform's pinned Envoy; the distroless images have
-// no shell; the images match the fixture's Dockerfiles item by item but
-// for the deliberate differences; a second build from the same inputs
-// pushes nothing, and a build with no cache gives the same digests.
+// linux/amd64 and linux/arm64, the debug and distroless flavours, and the
+// packages. Each image tag is an OCI image index of both platforms (as
+// skopeo reads it); every platform's image is on that platform's base
+// image, with binaries for its CPU that report the recipe's version and
+// commit (validated in BuildKit before anything was pushed, and recorded
+// in the provenance); proxyv2 holds each platform's pinned Envoy; the
+// distroless images have no shell; the images match the fixture's
+// Dockerfiles item by item but for the deliberate differences. Beside
+// them, the packages of linux/amd64's build (istio-cni, this release's
+// istioctl, and the istioctl-versions package made after the push) are
+// OCI artifacts that dpkg-deb and lintian accept. A second build from the
+// same inputs pushes nothing, and a build with no cache gives the same
+// digests, so the same .debs.
 func TestBuildFixtureEndToEnd(t *testing.T) {
 	skopeo := lookTool(t, "skopeo")
 	e := testenv.Start(t)
@@ -109,9 +113,10 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	res, err := buildAndPublish(t, e, r, builder.Request{}, settings)
 	require.NoError(t, err)
 	require.False(t, res.UpToDate)
-	require.Len(t, res.Published, 4)
+	require.Len(t, res.Published, 7, "four images, istio-cni, istioctl, istioctl-versions")
+	images := res.Published[:4]
 	names := []string{"pilot", "proxyv2", "pilot-distroless", "proxyv2-distroless"}
-	for i, im := range res.Published {
+	for i, im := range images {
 		assert.Equal(t, names[i], im.Name)
 		assert.Equal(t, api.StatusPushed, im.Status)
 		assert.Equal(t, "application/vnd.oci.image.index.v1+json", im.MediaType)
@@ -123,7 +128,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 
 	// skopeo, an independent client, reads each tag as an image index of
 	// both platforms.
-	for _, im := range res.Published {
+	for _, im := range images {
 		raw, err := exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+im.Repository+":"+im.Tag).CombinedOutput()
 		require.NoError(t, err, string(raw))
 		var idx v1.IndexManifest
@@ -137,7 +142,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	}
 
 	baseOf := map[string]string{"pilot": "base/bookworm", "proxyv2": "base/bookworm", "pilot-distroless": "base/distroless", "proxyv2-distroless": "base/iptables"}
-	for _, im := range res.Published {
+	for _, im := range images {
 		for _, m := range im.Manifests {
 			what := im.Name + " " + m.Platform
 			ref, err := name.NewDigest(m.Reference, name.Insecure)
@@ -243,7 +248,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 
 	// The images match the fixture's Dockerfiles at the tag, item by item,
 	// but for the deliberate differences (the base is built here).
-	checkUpstreamParity(t, e, repo, res.Published)
+	checkUpstreamParity(t, e, repo, images)
 
 	// The audit reads the indexes: every platform's image checked, with
 	// its provenance, SBOM and signature, and the index's signature.
@@ -256,17 +261,25 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	assert.Empty(t, rep.Findings, "audit verify after the build")
 	imgs, err := a.Images(ctx, audit.Filter{Repository: "fixture/*"})
 	require.NoError(t, err)
-	require.Len(t, imgs.Images, 4)
+	require.Len(t, imgs.Images, 7, "four images, three artifacts")
 	for _, im := range imgs.Images {
-		assert.Equal(t, []string{"linux/amd64", "linux/arm64/v8"}, im.Platforms, im.Name())
+		if im.Kind != audit.KindSailmaker {
+			assert.Contains(t, []audit.Kind{audit.KindPackage, audit.KindBinary}, im.Kind, im.Name())
+			assert.Empty(t, im.Platforms, "%s: a package is no index", im.Name())
+		} else {
+			assert.Equal(t, []string{"linux/amd64", "linux/arm64/v8"}, im.Platforms, im.Name())
+		}
 		assert.True(t, im.Provenance && im.SBOM, im.Name())
 		assert.Equal(t, audit.SignatureValid, im.Signature, im.Name())
 	}
+
+	checkFixturePackages(t, e, repo, res.Published[4:])
 
 	// Nothing changed: nothing is built or pushed.
 	again, err := buildAndPublish(t, e, r, builder.Request{}, settings)
 	require.NoError(t, err)
 	assert.True(t, again.UpToDate)
+	require.Len(t, again.Published, len(res.Published))
 	for i, im := range again.Published {
 		assert.Equal(t, api.StatusUnchanged, im.Status)
 		assert.Equal(t, res.Published[i].Digest, im.Digest)
@@ -280,8 +293,14 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, check.Reproducible)
 	assert.True(t, *check.Reproducible)
+	require.Len(t, check.Published, len(res.Published))
 	for i, im := range check.Published {
 		assert.Equal(t, res.Published[i].Digest, im.Digest, "rebuild of %s", im.Name)
+		assert.Equal(t, api.StatusUnchanged, im.Status)
+		if im.Kind != "" && im.Kind != api.KindImage {
+			assert.Empty(t, im.Manifests, im.Name)
+			continue
+		}
 		require.Len(t, im.Manifests, 2)
 		for j, m := range im.Manifests {
 			first := res.Published[i].Manifests[j]

@@ -30,6 +30,8 @@ type Builder struct {
 	log      logrus.FieldLogger
 	cache    Cache
 	policy   *config.InputPolicy
+	worker   string
+	cacheRef string
 }
 
 // Option configures a Builder.
@@ -77,6 +79,19 @@ func WithCache(c Cache) Option {
 // Default: no limit beyond the recipe's validation (the local CLI).
 func WithInputPolicy(p config.InputPolicy) Option {
 	return func(b *Builder) error { b.policy = &p; return nil }
+}
+
+// WithWorker names the pool worker the BuildKit client leads to; the
+// provenance's builder id names it. Default: none (a local buildkitd).
+func WithWorker(name string) Option {
+	return func(b *Builder) error { b.worker = name; return nil }
+}
+
+// WithRegistryCache imports BuildKit's cache of the compile from ref, and
+// exports it there after (type=registry, mode=max), so a worker that never
+// built the recipe's line reuses another's work. Default: no registry cache.
+func WithRegistryCache(ref string) Option {
+	return func(b *Builder) error { b.cacheRef = ref; return nil }
 }
 
 // New makes a Builder. cfg says where buildkitd, the caches and the state
@@ -162,6 +177,12 @@ func (r *Result) Close() {
 type Image struct {
 	// Name is the image's name in the recipe.
 	Name string
+	// Kind is what it is: KindImage (also when empty), KindPackage (a
+	// Debian package as an OCI artifact) or KindBinary (a program as an
+	// OCI artifact). Packages and binaries are v1.Images too: every
+	// publisher handles them as images, except where a format holds only
+	// images (a docker archive).
+	Kind string
 	// Tag is where the recipe wants it in the internal registry.
 	Tag name.Tag
 	// Image is the image. For an image found in the cache it reads from
@@ -196,17 +217,20 @@ type Cache interface {
 type Plan struct {
 	Recipe    *recipes.Recipe
 	InputsKey string
-	// Targets are the recipe's images with their tags, in recipe order.
+	// Targets are the recipe's images with their tags, in recipe order,
+	// then its packages' artifacts.
 	Targets []Target
 	// Platforms are the platforms built (os/arch): a multi-platform
 	// recipe's tags name indexes of exactly these.
 	Platforms []string
 }
 
-// Target is one image a build makes and its tag.
+// Target is one image (or package, or binary) a build makes and its tag.
 type Target struct {
 	Name string
 	Tag  name.Tag
+	// Kind is as Image.Kind.
+	Kind string
 }
 
 // Clone returns a copy of r whose Images can be changed without changing

@@ -161,7 +161,8 @@ func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'
 
 // compileScript places arch's Envoy where upstream's init script looks for
 // it, runs the make targets for arch as absolute paths with TARGET_ARCH
-// set, and copies what the images need to /out.
+// set, and copies what the images and the packages made from arch's build
+// need to /out.
 func compileScript(r *recipes.Recipe, in *Inputs, arch string) string {
 	var b strings.Builder
 	release := path.Join("out", "linux_"+arch, "release")
@@ -190,16 +191,14 @@ func compileScript(r *recipes.Recipe, in *Inputs, arch string) string {
 	}
 	b.WriteString("\n")
 	seen := map[string]bool{}
-	for _, img := range r.Spec.Images {
-		for _, f := range img.Files {
-			kind, p := f.For(arch).Source()
-			if kind != recipes.FromBuild && kind != recipes.FromSource || seen[kind+":"+p] {
-				continue
-			}
-			seen[kind+":"+p] = true
-			dst := path.Join(outDir, kind, p)
-			fmt.Fprintf(&b, "mkdir -p %s && cp -L %s %s\n", shq(path.Dir(dst)), shq(path.Join(srcDir, p)), shq(dst))
+	for _, f := range exportedFiles(r, arch) {
+		kind, p := f.Source()
+		if kind != recipes.FromBuild && kind != recipes.FromSource || seen[kind+":"+p] {
+			continue
 		}
+		seen[kind+":"+p] = true
+		dst := path.Join(outDir, kind, p)
+		fmt.Fprintf(&b, "mkdir -p %s && cp -L %s %s\n", shq(path.Dir(dst)), shq(path.Join(srcDir, p)), shq(dst))
 	}
 	return b.String()
 }

@@ -135,6 +135,11 @@ func FetchInputs(ctx context.Context, r *recipes.Recipe, o InputOptions) (*Input
 	if o.Log == nil {
 		o.Log = logrus.StandardLogger()
 	}
+	unlock, err := lockInputCache(ctx, o.Config.CacheDir(), o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	in := &Inputs{}
 	if err := fetchSource(ctx, r, o, in); err != nil {
 		return nil, err

@@ -35,6 +35,7 @@ type Config struct {
 	Git      GitConfig      `yaml:"git"`
 	Signing  SigningConfig  `yaml:"signing"`
 	Server   ServerConfig   `yaml:"server"`
+	Packages PackagesConfig `yaml:"packages"`
 
 	// origins maps a setting's key to where its value came from (Origin).
 	origins map[string]string
@@ -77,6 +78,11 @@ type BuildKitConfig struct {
 	Cert       string `yaml:"cert"`
 	Key        string `yaml:"key"`
 	ServerName string `yaml:"serverName"`
+	// Workers, instead of Address, is a pool of buildkitd the service
+	// spreads builds over (see Workers()).
+	Workers []WorkerConfig `yaml:"workers"`
+	// Cache is the build cache the workers share through the registry.
+	Cache CacheConfig `yaml:"cache"`
 }
 
 // DebianConfig says where Debian packages come from.
@@ -184,6 +190,7 @@ func (c *Config) applyEnv() {
 	c.setFromEnv(&c.Server.URL, "server.url", "SAILMAKER_SERVER", env)
 	c.setFromEnv(&c.Server.Token, "server.token", "SAILMAKER_TOKEN", env)
 	c.setFromEnv(&c.Server.Webhook.Secret, "server.webhook.secret", "SAILMAKER_WEBHOOK_SECRET", env)
+	c.setFromEnv(&c.Packages.IstioctlRetention, "packages.istioctlRetention", "SAILMAKER_ISTIOCTL_RETENTION", env)
 }
 
 func (c *Config) fillDefaults() {
@@ -196,7 +203,7 @@ func (c *Config) fillDefaults() {
 	if c.Registry.Root == "" {
 		c.Registry.Root = filepath.Join(c.StateDir, "registry")
 	}
-	if c.BuildKit.Address == "" {
+	if c.BuildKit.Address == "" && len(c.BuildKit.Workers) == 0 {
 		c.BuildKit.Address = "unix://" + filepath.Join(c.StateDir, "buildkitd", "buildkitd.sock")
 	}
 	c.Server.fillDefaults()
@@ -210,20 +217,16 @@ func (c *Config) Validate() error {
 	if strings.Contains(c.Registry.Address, "/") {
 		return c.settingErrorf("registry.address", "%q must be host[:port], without a scheme or path", c.Registry.Address)
 	}
-	if !strings.HasPrefix(c.BuildKit.Address, "unix://") && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
-		return c.settingErrorf("buildkit.address", "%q must start with unix:// or tcp://", c.BuildKit.Address)
-	}
-	tlsFiles := c.BuildKit.CACert != "" || c.BuildKit.Cert != "" || c.BuildKit.Key != ""
-	if tlsFiles && !strings.HasPrefix(c.BuildKit.Address, "tcp://") {
-		return fmt.Errorf("buildkit.caCert/cert/key are for a tcp:// address, not %q", c.BuildKit.Address)
-	}
-	if (c.BuildKit.Cert == "") != (c.BuildKit.Key == "") {
-		return errors.New("buildkit.cert and buildkit.key go together")
+	if err := c.validateBuildKit(); err != nil {
+		return err
 	}
 	for i, m := range c.Git.Mirrors {
 		if m.URL == "" || m.InsteadOf == "" {
 			return fmt.Errorf("git.mirrors[%d]: url and insteadOf are both required", i)
 		}
+	}
+	if err := c.Packages.validate(c); err != nil {
+		return err
 	}
 	return c.Server.validate()
 }

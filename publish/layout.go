@@ -200,6 +200,7 @@ func resultOf(out Output, im builder.Image, status string) (api.Image, error) {
 		}
 		mt, _ := im.Image.MediaType()
 		r.MediaType, r.Size = string(mt), size
+		describe(im, &r)
 		return r, nil
 	}
 	mt, _ := im.Index.MediaType()
@@ -231,7 +232,7 @@ func taggable(im builder.Image) remote.Taggable {
 // Tarball writes the images into one docker-archive tarball (what `docker
 // load`, `skopeo copy docker-archive:FILE` and kind/k3s image import read),
 // each under its tag. The file is replaced. A docker archive holds images
-// only: attestations and signatures are not in it.
+// only: attestations, signatures, packages and binaries are not in it.
 func Tarball(file string) Publisher { return tarballPublisher(file) }
 
 type tarballPublisher string
@@ -241,6 +242,9 @@ func (file tarballPublisher) Publish(ctx context.Context, res *builder.Result) (
 	refs := map[name.Reference]v1.Image{}
 	var images []builder.Image
 	for _, im := range res.Images {
+		if !isImage(im) {
+			continue // a docker archive holds images, not artifacts
+		}
 		if im.Index != nil {
 			// A docker archive holds one image per tag: the one platform
 			// of a one-platform index, never a choice made here.
@@ -252,6 +256,9 @@ func (file tarballPublisher) Publish(ctx context.Context, res *builder.Result) (
 		}
 		refs[im.Tag] = im.Image
 		images = append(images, im)
+	}
+	if len(images) == 0 {
+		return nil, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(string(file)), 0o755); err != nil {
 		return nil, err

@@ -166,3 +166,43 @@ func mustTag(t *testing.T, s string) name.Tag {
 	require.NoError(t, err)
 	return tg
 }
+
+// A package goes into an OCI layout with the images, and is left out of a
+// docker archive, which holds images only.
+func TestPackagesInLayoutNotInTarball(t *testing.T) {
+	skopeo := tool(t, "skopeo")
+	ctx := context.Background()
+	f := newFixture(t)
+	img := f.image("fixture/pilot", "1.0.0")
+	debData := []byte("!<arch>\nnot really a package, but an artifact's bytes all the same\n")
+	art, err := builder.NewArtifact(builder.ArtifactTypeDeb, "", debData, "istio-cni_1.0.0-1_amd64.deb", map[string]string{
+		builder.AnnotationPackageName: "istio-cni", builder.AnnotationPackageVersion: "1.0.0-1", builder.AnnotationPackageArch: "amd64",
+	})
+	require.NoError(t, err)
+	d, err := art.Digest()
+	require.NoError(t, err)
+	pkg := builder.Image{Name: "istio-cni", Kind: builder.KindPackage, Tag: mustTag(t, f.env.Config.Registry.Address+"/fixture/istio-cni:1.0.0-1"), Image: art, Digest: d}
+	dir, tarFile := filepath.Join(t.TempDir(), "layout"), filepath.Join(t.TempDir(), "images.tar")
+	out, err := publish.Multi(publish.Layout(dir), publish.Tarball(tarFile)).Publish(ctx, &builder.Result{Trigger: tr, Images: []builder.Image{img, pkg}})
+	require.NoError(t, err)
+	require.Len(t, out, 3, "both into the layout, the image alone into the tarball")
+	assert.Equal(t, "oci-layout:"+dir, out[1].Output)
+	assert.Equal(t, api.KindPackage, out[1].Kind)
+	require.NotNil(t, out[1].Package)
+	assert.Equal(t, api.Package{Name: "istio-cni", Version: "1.0.0-1", Architecture: "amd64", File: "istio-cni_1.0.0-1_amd64.deb"}, *out[1].Package)
+	assert.Equal(t, "tar:"+tarFile, out[2].Output)
+	assert.Equal(t, "pilot", out[2].Name)
+
+	raw, err := run(t, nil, skopeo, "inspect", "--raw", "oci:"+dir+":fixture/istio-cni:1.0.0-1")
+	require.NoError(t, err, raw)
+	assert.Contains(t, raw, `"artifactType":"application/vnd.debian.binary-package"`)
+	layoutImg, err := layout.ImageIndexFromPath(dir)
+	require.NoError(t, err)
+	back, err := layoutImg.Image(d)
+	require.NoError(t, err)
+	content, err := builder.ArtifactContent(back, builder.ArtifactTypeDeb)
+	require.NoError(t, err)
+	assert.Equal(t, debData, content)
+	info, err := run(t, nil, skopeo, "inspect", "docker-archive:"+tarFile+":"+pkg.Tag.String())
+	assert.Error(t, err, "not in the tarball: %s", info)
+}

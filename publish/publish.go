@@ -48,8 +48,8 @@ func (o Output) String() string {
 	return o.Kind + ":" + o.Path
 }
 
-// ParseOutput reads one --output value: registry, oci-layout=DIR or
-// tar=FILE.
+// ParseOutput reads one --output value: registry, oci-layout=DIR,
+// tar=FILE or apt=DIR.
 func ParseOutput(s string) (Output, error) {
 	kind, path, hasPath := strings.Cut(s, "=")
 	switch kind {
@@ -58,7 +58,7 @@ func ParseOutput(s string) (Output, error) {
 			return Output{}, fmt.Errorf("--output %q: registry takes no path (the registry is registry.address in the config)", s)
 		}
 		return Output{Kind: kind}, nil
-	case OutputOCILayout, OutputTar:
+	case OutputOCILayout, OutputTar, OutputApt:
 		if !hasPath || path == "" {
 			what := "DIR"
 			if kind == OutputTar {
@@ -72,7 +72,7 @@ func ParseOutput(s string) (Output, error) {
 		}
 		return Output{Kind: kind, Path: abs}, nil
 	default:
-		return Output{}, fmt.Errorf("--output %q: unknown output; use registry, oci-layout=DIR or tar=FILE", s)
+		return Output{}, fmt.Errorf("--output %q: unknown output; use registry, oci-layout=DIR, tar=FILE or apt=DIR", s)
 	}
 }
 
@@ -93,7 +93,7 @@ func ParseOutputs(values []string) ([]Output, error) {
 		out = append(out, o)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no --output: name at least one of registry, oci-layout=DIR, tar=FILE")
+		return nil, errors.New("no --output: name at least one of registry, oci-layout=DIR, tar=FILE, apt=DIR")
 	}
 	return out, nil
 }

@@ -103,7 +103,8 @@ func NewRegistry(rc *registry.Client, opts ...RegistryOption) (*Registry, error)
 // image built from plan.InputsKey, with its provenance and SBOM attached
 // (signed, with RequireSigned). For a multi-platform recipe the tag must
 // name an image index of exactly the plan's platforms, and each of its
-// images must be so.
+// images must be so; a package or binary (an artifact, of one platform)
+// is found as an image is, its inputs key in its manifest's annotations.
 func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Image, bool, error) {
 	multi := plan.Recipe != nil && plan.Recipe.Spec.MultiPlatform()
 	var out []builder.Image
@@ -115,10 +116,13 @@ func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Ima
 		if err != nil {
 			return nil, false, fmt.Errorf("reading %s: %w", t.Tag, err)
 		}
-		if desc.MediaType.IsIndex() != multi {
+		// A multi-platform recipe's images are indexes; its packages and
+		// binaries are artifacts, of one platform.
+		index := multi && (t.Kind == "" || t.Kind == builder.KindImage)
+		if desc.MediaType.IsIndex() != index {
 			return nil, false, nil
 		}
-		if !multi {
+		if !index {
 			im, ok, err := r.lookupImage(ctx, t, desc.Digest, plan.InputsKey)
 			if err != nil || !ok {
 				return nil, false, err
@@ -137,7 +141,7 @@ func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Ima
 		if len(m.Manifests) != len(plan.Platforms) {
 			return nil, false, nil
 		}
-		im := builder.Image{Name: t.Name, Tag: t.Tag, Index: idx, Digest: desc.Digest}
+		im := builder.Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Index: idx, Digest: desc.Digest}
 		for i, d := range m.Manifests {
 			if d.Platform == nil || !samePlatform(platformString(*d.Platform), plan.Platforms[i]) {
 				return nil, false, nil
@@ -166,7 +170,7 @@ func (r *Registry) lookupImage(ctx context.Context, t builder.Target, d v1.Hash,
 	if err != nil {
 		return builder.Image{}, false, err
 	}
-	if cf.Config.Labels[builder.LabelInputs] != inputsKey {
+	if inputsOf(img, cf) != inputsKey {
 		return builder.Image{}, false, nil
 	}
 	have, err := r.rc.Attached(ctx, byDigest)
@@ -181,7 +185,7 @@ func (r *Registry) lookupImage(ctx context.Context, t builder.Target, d v1.Hash,
 			return builder.Image{}, false, nil
 		}
 	}
-	return builder.Image{Name: t.Name, Tag: t.Tag, Image: img, Digest: d, Attached: have}, true, nil
+	return builder.Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: img, Digest: d, Attached: have}, true, nil
 }
 
 // samePlatform compares os/arch[/variant]: a variant on one side only

@@ -3,13 +3,16 @@ package publish
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/aptrepo"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/packaging/istio"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 )
@@ -29,6 +32,13 @@ type Settings struct {
 	// Key signs images and attestations (optional).
 	Key *attest.Key
 	Log logrus.FieldLogger
+	// AptSigner signs the apt repositories (apt outputs); required with
+	// one.
+	AptSigner *aptrepo.Signer
+	// IstioctlRetention says which releases the multi-version istioctl
+	// package keeps (default: all). The package is made after the
+	// registry push, so only with a registry output.
+	IstioctlRetention istio.Retention
 }
 
 // New makes the publisher for s, and the cache a builder should use: the
@@ -37,8 +47,9 @@ func New(s Settings) (Publisher, builder.Cache, error) {
 	if len(s.Outputs) == 0 {
 		s.Outputs = []Output{{Kind: OutputRegistry}}
 	}
-	var ps []Publisher
+	var ps, pkgOutputs []Publisher
 	var cache builder.Cache
+	var reg *Registry
 	for _, o := range s.Outputs {
 		switch o.Kind {
 		case OutputRegistry:
@@ -52,7 +63,8 @@ func New(s Settings) (Publisher, builder.Cache, error) {
 			if s.Log != nil {
 				opts = append(opts, WithLog(s.Log))
 			}
-			reg, err := NewRegistry(s.Registry, opts...)
+			var err error
+			reg, err = NewRegistry(s.Registry, opts...)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -62,6 +74,14 @@ func New(s Settings) (Publisher, builder.Cache, error) {
 			ps = append(ps, reg)
 		case OutputOCILayout:
 			ps = append(ps, Layout(o.Path))
+			pkgOutputs = append(pkgOutputs, Layout(o.Path))
+		case OutputApt:
+			if s.AptSigner == nil {
+				return nil, nil, fmt.Errorf("--output %s: the apt repository needs an OpenPGP key: signing.aptKey ($SAILMAKER_APT_KEY); `sailmaker signing keygen --openpgp` makes one", o)
+			}
+			apt := Apt(o.Path, aptrepo.Options{Signer: s.AptSigner}, s.Log)
+			ps = append(ps, apt)
+			pkgOutputs = append(pkgOutputs, apt)
 		case OutputTar:
 			ps = append(ps, Tarball(o.Path))
 		default:
@@ -74,6 +94,11 @@ func New(s Settings) (Publisher, builder.Cache, error) {
 	}
 	if s.Key != nil {
 		p = Signed(p, s.Key)
+	}
+	if reg != nil {
+		// The multi-version istioctl package, from what the registry holds
+		// once this build's istioctl is in.
+		p = Multi(p, IstioctlVersions(reg, s.Key, s.IstioctlRetention, pkgOutputs...))
 	}
 	return p, cache, nil
 }

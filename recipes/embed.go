@@ -178,7 +178,15 @@ func describeRecipe(r *Recipe) string {
 	for i, img := range r.Spec.Images {
 		names[i] = img.Name
 	}
-	return fmt.Sprintf("%s %s from %s (images: %s)", r.Metadata.Name, r.Metadata.Version, r.Spec.Source.Git, strings.Join(names, ", "))
+	d := fmt.Sprintf("%s %s from %s (images: %s", r.Metadata.Name, r.Metadata.Version, r.Spec.Source.Git, strings.Join(names, ", "))
+	if len(r.Spec.Packages) > 0 {
+		pkgs := make([]string, len(r.Spec.Packages))
+		for i, p := range r.Spec.Packages {
+			pkgs[i] = p.Name
+		}
+		d += "; packages: " + strings.Join(pkgs, ", ")
+	}
+	return d + ")"
 }
 
 func describeBase(b *BaseImage) string {

@@ -22,11 +22,12 @@ const (
 )
 
 // perPlatformRE matches the fields where ${TARGET_ARCH} may appear: make
-// targets, the sources of image files and the Envoy URLs.
-var perPlatformRE = regexp.MustCompile(`^(spec\.make\.targets\[\d+\]|spec\.images\[\d+\]\.files\[\d+\]\.from|spec\.inputs\.envoy\.url|spec\.inputs\.envoy\.arch(\.[A-Za-z0-9_-]+|\[".*"\])\.url)$`)
+// targets, the sources of image and package files and the Envoy URLs (a
+// package's files come from the build of its architecture).
+var perPlatformRE = regexp.MustCompile(`^(spec\.make\.targets\[\d+\]|spec\.(images|packages)\[\d+\]\.files\[\d+\]\.from|spec\.inputs\.envoy\.url|spec\.inputs\.envoy\.arch(\.[A-Za-z0-9_-]+|\[".*"\])\.url)$`)
 
 // perPlatformFields names them for messages.
-const perPlatformFields = "spec.make.targets, spec.images[].files[].from and the Envoy URLs (spec.inputs.envoy.url, spec.inputs.envoy.arch.<arch>.url)"
+const perPlatformFields = "spec.make.targets, spec.images[].files[].from, spec.packages[].files[].from and the Envoy URLs (spec.inputs.envoy.url, spec.inputs.envoy.arch.<arch>.url)"
 
 // expander replaces ${NAME} in every string field of a value.
 type expander struct {

@@ -44,8 +44,8 @@ func TestMultiPlatformDoc(t *testing.T) {
 	single, err := Parse("my.yaml", []byte(validDoc))
 	require.NoError(t, err)
 	assert.Equal(t, "sha256:cc2d8e0c2658d35b0a8ff888ea117b606e894e265286c0453cf93c1e2966671e", single.Digest())
-	assert.NotContains(t, mustJSON(t, single), "platforms")
-	assert.NotContains(t, mustJSON(t, single), `"arch"`)
+	assert.NotContains(t, marshalRecipe(t, single), "platforms")
+	assert.NotContains(t, marshalRecipe(t, single), `"arch"`)
 	assert.Equal(t, []string{"linux/amd64"}, single.Spec.PlatformList())
 	assert.False(t, single.Spec.MultiPlatform())
 
@@ -63,7 +63,7 @@ func TestMultiPlatformDoc(t *testing.T) {
 	assert.ErrorContains(t, u.ConfirmEnvoyArchSHA256("riscv64", strings.Repeat("ef", 32)), "no riscv64 Envoy tarball")
 }
 
-func mustJSON(t *testing.T, r *Recipe) string {
+func marshalRecipe(t *testing.T, r *Recipe) string {
 	t.Helper()
 	data, err := Marshal(r)
 	require.NoError(t, err)
@@ -92,6 +92,86 @@ func TestMultiPlatformErrors(t *testing.T) {
 		{"amd64 under arch", multiDoc, "arm64: {sha256: ", "amd64: {sha256: ", 28, "spec.inputs.envoy.arch.amd64", "amd64's tarball is spec.inputs.envoy.url"},
 		{"unknown arch", multiDoc, "arm64: {sha256: ", "mips: {sha256: ", 28, "spec.inputs.envoy.arch.mips", `unknown architecture "mips"`},
 		{"same tarball for both", multiDoc, "${TARGET_ARCH}/envoy-alpha", "envoy-alpha", 23, "spec.inputs.envoy.url", "would download the same tarball"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, tc.doc, tc.old)
+			doc := strings.Replace(tc.doc, tc.old, tc.new, 1)
+			_, err := Parse("my.yaml", []byte(doc))
+			require.Error(t, err)
+			var errs ValidationErrors
+			require.True(t, errors.As(err, &errs), "%T is not ValidationErrors", err)
+			for _, e := range errs {
+				if e.Field == tc.field && strings.Contains(e.Msg, tc.msg) {
+					assert.Equal(t, tc.line, e.Line, "line of %v", e)
+					return
+				}
+			}
+			t.Errorf("no error for field %q containing %q; got:\n%v", tc.field, tc.msg, err)
+		})
+	}
+}
+
+// multiPackagesDoc is packagesDoc for two platforms: the images' targets
+// and binaries per platform, the packages' from linux/amd64's build.
+var multiPackagesDoc = strings.NewReplacer(
+	"  make:\n", "  platforms: [linux/amd64, linux/arm64]\n  make:\n",
+	"out/linux_amd64/pilot-", "out/linux_${TARGET_ARCH}/pilot-",
+	"envoy-alpha-${PROXY_REPO_SHA}.tar.gz", "${TARGET_ARCH}/envoy-alpha-${PROXY_REPO_SHA}.tar.gz",
+	"      binary: usr/local/bin/envoy\n", "      binary: usr/local/bin/envoy\n      arch:\n        arm64: {sha256: "+strings.Repeat("ab", 32)+"}\n",
+).Replace(packagesDoc)
+
+// A multi-platform recipe's packages come from one platform's build: the
+// targets that name linux/amd64's directory are made by its build only,
+// and the packages take their files from there.
+func TestMultiPlatformPackages(t *testing.T) {
+	r, err := Parse("multi.yaml", []byte(multiPackagesDoc))
+	require.NoError(t, err)
+	s := r.Spec
+	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, s.Make.TargetsFor("amd64"))
+	assert.Equal(t, []string{"out/linux_arm64/pilot-discovery", "out/linux_arm64/pilot-agent"}, s.Make.TargetsFor("arm64"),
+		"arm64's build leaves out what only the packages take from amd64's")
+	for _, p := range s.Packages {
+		assert.Equal(t, "linux/amd64", r.PackagePlatform(p), p.Name)
+		assert.Equal(t, "amd64", r.PackageArchitecture(p), p.Name)
+	}
+	assert.Equal(t, "build:out/linux_amd64/istio-cni", r.PackageFiles(s.Packages[0])[0].From)
+
+	// ${TARGET_ARCH} in a package's files is its platform's architecture;
+	// a package of arm64 comes from linux/arm64's build.
+	perArch := strings.NewReplacer(
+		"      - out/linux_amd64/istio-cni\n", "      - out/linux_${TARGET_ARCH}/istio-cni\n",
+		"from: build:out/linux_amd64/istio-cni", "from: build:out/linux_${TARGET_ARCH}/istio-cni",
+		"      version: ${VERSION}-1\n", "      version: ${VERSION}-1\n      architecture: arm64\n",
+	).Replace(multiPackagesDoc)
+	r, err = Parse("multi.yaml", []byte(perArch))
+	require.NoError(t, err)
+	cni := r.Spec.Packages[0]
+	assert.Equal(t, "linux/arm64", r.PackagePlatform(cni))
+	assert.Equal(t, "arm64", r.PackageArchitecture(cni))
+	assert.Equal(t, "build:out/linux_arm64/istio-cni", r.PackageFiles(cni)[0].From)
+	assert.Contains(t, r.Spec.Make.TargetsFor("arm64"), "out/linux_arm64/istio-cni")
+
+	// A single-platform recipe's packages come from its one build, as
+	// before platforms.
+	single, err := Parse("my.yaml", []byte(packagesDoc))
+	require.NoError(t, err)
+	assert.Equal(t, "linux/amd64", single.PackagePlatform(single.Spec.Packages[0]))
+	assert.Equal(t, single.Spec.Make.Targets, single.Spec.Make.TargetsFor("amd64"))
+}
+
+func TestMultiPlatformPackageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		doc      string
+		old, new string
+		line     int
+		field    string
+		msg      string
+	}{
+		{"one platform's target no package takes", multiPackagesDoc, "      - out/linux_amd64/istio-cni\n", "      - out/linux_amd64/istio-cni\n      - out/linux_amd64/extra\n", 23, "spec.make.targets[4]", "only a package's file may come from one platform's build"},
+		{"package of a platform not built", multiPackagesDoc, "      version: ${VERSION}-1\n", "      version: ${VERSION}-1\n      architecture: riscv64\n", 56, "spec.packages[0].architecture", "linux/riscv64 is not one of spec.platforms"},
+		{"package file from another platform's build", multiPackagesDoc, "      version: ${VERSION}-1\n", "      version: ${VERSION}-1\n      architecture: arm64\n", 59, "spec.packages[0].files[0].from", "is not one of spec.make.targets (for linux/arm64)"},
+		{"target of a platform not built", packagesDoc, "      - out/linux_amd64/istio-cni\n", "      - out/linux_arm64/istio-cni\n", 21, "spec.make.targets[3]", "names the output of linux/arm64, which this recipe does not build"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Contains(t, tc.doc, tc.old)

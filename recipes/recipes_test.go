@@ -18,7 +18,7 @@ func TestEmbeddedRecipes(t *testing.T) {
 		assert.NotContains(t, e.Description, "invalid", e.ID)
 	}
 	assert.Equal(t, Entry{ID: "istio@1.24.2", Kind: KindRecipe, Version: "1.24.2",
-		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2, pilot-distroless, proxyv2-distroless)"}, entries[0])
+		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2, pilot-distroless, proxyv2-distroless; packages: istio-cni, istioctl-versions)"}, entries[0])
 	assert.Equal(t, "base/bookworm", entries[1].ID)
 	assert.Equal(t, "base/distroless", entries[2].ID)
 	assert.Equal(t, "base/iptables", entries[3].ID)
@@ -32,8 +32,21 @@ func TestEmbeddedRecipes(t *testing.T) {
 	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, s.PlatformList())
 	assert.Equal(t, map[string]string{"VERSION": "1.24.2", "BUILD_WITH_CONTAINER": "0", "BUILD_ALL": "false"}, s.Make.Variables,
 		"TARGET_ARCH is the builder's, per platform")
-	assert.Equal(t, []string{"out/linux_${TARGET_ARCH}/pilot-discovery", "out/linux_${TARGET_ARCH}/pilot-agent"}, s.Make.Targets)
+	assert.Equal(t, []string{"out/linux_${TARGET_ARCH}/pilot-discovery", "out/linux_${TARGET_ARCH}/pilot-agent",
+		"out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, s.Make.Targets)
+	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"},
+		s.Make.TargetsFor("amd64"), "linux/amd64's build makes the packages' binaries too")
 	assert.Equal(t, []string{"out/linux_arm64/pilot-discovery", "out/linux_arm64/pilot-agent"}, s.Make.TargetsFor("arm64"))
+	maint := "sailmaker <packages@sailmaker.dev>"
+	assert.Equal(t, []Package{
+		{Name: "istio-cni", Type: PackageIstioCNI, Repository: "istio/istio-cni", Version: "1.24.2-1", Maintainer: maint,
+			Files: []File{{From: "build:out/linux_amd64/istio-cni", To: "/opt/cni/bin/istio-cni"}}},
+		{Name: "istioctl-versions", Type: PackageIstioctl, Repository: "istio/istioctl", Maintainer: maint,
+			Files: []File{{From: "build:out/linux_amd64/istioctl"}}},
+	}, s.Packages)
+	assert.Equal(t, "istio/istioctl-versions", s.Packages[1].CollectionRepository())
+	assert.Equal(t, "amd64", r.PackageArchitecture(s.Packages[0]))
+	assert.Equal(t, "linux/amd64", r.PackagePlatform(s.Packages[0]))
 	const mirror = "https://artifacts.sailmaker.internal/istio/envoy/envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82"
 	assert.Equal(t, &Envoy{
 		URL:         mirror + ".tar.gz",

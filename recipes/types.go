@@ -46,6 +46,9 @@ type RecipeSpec struct {
 	Make      Make     `yaml:"make" json:"make"`
 	Inputs    Inputs   `yaml:"inputs,omitempty" json:"inputs,omitzero"`
 	Images    []Image  `yaml:"images" json:"images"`
+	// Packages are Debian packages made from the same build (see
+	// packages.go); optional.
+	Packages []Package `yaml:"packages,omitempty" json:"packages,omitempty"`
 }
 
 // Source pins the upstream source tree.
@@ -160,8 +163,8 @@ type Image struct {
 type File struct {
 	// From is build:PATH, source:PATH or input:envoy.
 	From string `yaml:"from" json:"from"`
-	// To is the absolute path in the image.
-	To string `yaml:"to" json:"to"`
+	// To is the absolute path in the image (or package).
+	To string `yaml:"to,omitempty" json:"to"`
 	// Mode is an octal string; empty means 0755 for build: and input:,
 	// 0644 for source:.
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
@@ -295,13 +298,29 @@ func ExpandTargetArch(s, arch string) string {
 	return strings.ReplaceAll(s, "${"+VarTargetArch+"}", arch)
 }
 
-// TargetsFor are the make targets for arch, ${TARGET_ARCH} expanded.
+// TargetsFor are the make targets for arch, ${TARGET_ARCH} expanded. A
+// target that names another platform's output directory
+// (out/linux_amd64/istioctl when arch is arm64) is made by that
+// platform's build only, and left out.
 func (m Make) TargetsFor(arch string) []string {
-	out := make([]string, len(m.Targets))
-	for i, t := range m.Targets {
-		out[i] = ExpandTargetArch(t, arch)
+	out := make([]string, 0, len(m.Targets))
+	for _, t := range m.Targets {
+		if a, ok := PlatformDirArch(t); ok && a != arch {
+			continue
+		}
+		out = append(out, ExpandTargetArch(t, arch))
 	}
 	return out
+}
+
+// PlatformDirArch is the architecture of the platform output directory p
+// names (upstream's out/linux_amd64/...), if it names one.
+func PlatformDirArch(p string) (string, bool) {
+	m := platformDirRE.FindStringSubmatch(p)
+	if m == nil {
+		return "", false
+	}
+	return m[2], true
 }
 
 // For is f with ${TARGET_ARCH} in its source expanded for arch.

@@ -73,7 +73,7 @@ func validateRecipe(c *collector, r *Recipe, o *options) {
 		c.errorf("spec.toolchain.go", "%s", msg)
 	}
 
-	validatePlatforms(c, s)
+	validatePlatforms(c, r)
 
 	if n := len(s.Make.Variables); n > maxMakeVariables {
 		c.errorf("spec.make.variables", "%d variables: at most %d (the make command line is one argument of the build's shell, at most 128 KiB)", n, maxMakeVariables)
@@ -127,6 +127,7 @@ func validateRecipe(c *collector, r *Recipe, o *options) {
 		names[img.Name] = true
 		validateImage(c, f, img, s.Inputs.Envoy != nil, o)
 	}
+	validatePackages(c, r)
 }
 
 func validateMetadata(c *collector, m Metadata, base bool) {
@@ -241,7 +242,8 @@ var platformDirRE = regexp.MustCompile(`(^|/)linux_(amd64|arm64)(/|$)`)
 // validatePlatforms checks spec.platforms and what depends on them:
 // TARGET_ARCH is the builder's to set, and with several platforms every
 // per-platform path must say ${TARGET_ARCH}.
-func validatePlatforms(c *collector, s *RecipeSpec) {
+func validatePlatforms(c *collector, r *Recipe) {
+	s := &r.Spec
 	seen := map[string]bool{}
 	for i, p := range s.Platforms {
 		f := fmt.Sprintf("spec.platforms[%d]", i)
@@ -262,13 +264,27 @@ func validatePlatforms(c *collector, s *RecipeSpec) {
 			c.errorf(f, "%q is not the architecture of %s, the platform built (spec.platforms): remove it, the builder sets it", v, s.PlatformList()[0])
 		}
 	}
+	// A target that names one platform's output directory is made by that
+	// platform's build only (Make.TargetsFor): the platform must be built,
+	// and with several platforms only a package may take such a target
+	// (packages come from one platform's build).
+	built := map[string]bool{}
+	for _, p := range s.PlatformList() {
+		built[ArchOf(p)] = true
+	}
+	for i, t := range s.Make.Targets {
+		if a, ok := PlatformDirArch(t); ok && !built[a] {
+			c.errorf(fmt.Sprintf("spec.make.targets[%d]", i), "%s names the output of linux/%s, which this recipe does not build (spec.platforms: %s)", t, a, strings.Join(s.PlatformList(), ", "))
+		}
+	}
 	if !s.MultiPlatform() {
 		return
 	}
 	hint := "it names one platform's output: write linux_${" + VarTargetArch + "} so each platform builds its own"
+	pkgTargets := packageTargetDirs(r)
 	for i, t := range s.Make.Targets {
-		if platformDirRE.MatchString(t) {
-			c.errorf(fmt.Sprintf("spec.make.targets[%d]", i), "%s: %s", t, hint)
+		if a, ok := PlatformDirArch(t); ok && built[a] && !pkgTargets[path.Clean(t)] {
+			c.errorf(fmt.Sprintf("spec.make.targets[%d]", i), "%s: %s (only a package's file may come from one platform's build)", t, hint)
 		}
 	}
 	for i, img := range s.Images {

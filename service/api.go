@@ -60,6 +60,8 @@ func (s *Service) routesHandler() http.Handler {
 		{"GET", "/v1/builds/{id}/log", config.RoleAuditor, s.logHandler},
 		{"POST", "/v1/builds/{id}/cancel", config.RoleMaintainer, s.cancelHandler},
 		{"POST", "/v1/hooks/upstream-tag", accessSignature, s.webhookHandler},
+		{"GET", "/v1/workers", config.RoleAuditor, s.workersHandler},
+		{"POST", "/v1/workers/{name}/drain", config.RoleAdmin, s.drainHandler},
 	}
 	if s.audit != nil {
 		s.routes = append(s.routes, route{"GET", "/v1/audit/{query...}", config.RoleAuditor, func(w http.ResponseWriter, r *http.Request, _ *principal) {

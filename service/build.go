@@ -94,9 +94,13 @@ type Build struct {
 	Interruptions []Interruption `json:"interruptions,omitempty"`
 	CancelledBy   string         `json:"cancelledBy,omitempty"`
 	Warnings      []string       `json:"warnings,omitempty"`
+	// Worker is the BuildKit worker of the pool the current (or last)
+	// attempt ran on.
+	Worker string `json:"worker,omitempty"`
 }
 
-// Interruption is an attempt that ended because the service stopped.
+// Interruption is an attempt that ended because the service stopped, or
+// because its worker went away.
 type Interruption struct {
 	Time   time.Time `json:"time"`
 	Phase  State     `json:"phase"`
@@ -104,6 +108,8 @@ type Interruption struct {
 	// Graceful: the service was stopped (SIGTERM) and queued the build
 	// again itself; such interruptions do not use up retries.
 	Graceful bool `json:"graceful,omitempty"`
+	// Worker is the pool worker that was lost, when that was the cause.
+	Worker string `json:"worker,omitempty"`
 }
 
 // Result is the build's result as the CLI prints a local build's.

@@ -70,7 +70,9 @@ func StartEmbedded(ctx context.Context, cfg *config.Config, log logrus.FieldLogg
 		log.WithField("registry", cfg.Registry.Address).Info("using the registry that answers there")
 	}
 
-	if err := pingBuildKit(ctx, cfg); err == nil {
+	if n := len(cfg.BuildKit.Workers); n > 0 {
+		log.WithField("workers", n).Info("builds run on the configured pool of BuildKit workers (buildkit.workers): no local buildkitd")
+	} else if err := pingBuildKit(ctx, cfg); err == nil {
 		log.WithField("buildkit", cfg.BuildKit.Address).Info("using the buildkitd that answers there")
 	} else if e.owns() {
 		if err := e.startBuildKit(ctx); err != nil {

@@ -22,6 +22,7 @@ type metrics struct {
 	pushBytes prometheus.Counter
 	requests  *prometheus.CounterVec
 	webhooks  *prometheus.CounterVec
+	byWorker  *prometheus.CounterVec
 }
 
 func newMetrics(d *db) *metrics {
@@ -56,7 +57,10 @@ func newMetrics(d *db) *metrics {
 			Name: "sailmaker_webhook_deliveries_total", Help: "Webhook deliveries, by outcome.",
 		}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.queuedN, m.startedN, m.finishedN, m.duration, m.phases, m.pushBytes, m.requests, m.webhooks,
+	m.byWorker = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sailmaker_build_attempts_by_worker_total", Help: "Build attempts started, by the pool worker they ran on.",
+	}, []string{"worker"})
+	m.reg.MustRegister(m.byWorker, m.queuedN, m.startedN, m.finishedN, m.duration, m.phases, m.pushBytes, m.requests, m.webhooks,
 		&queueCollector{db: d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, st := range []State{StateSucceeded, StateFailed, StateCancelled} {
 		m.finishedN.WithLabelValues(string(st))
@@ -64,8 +68,10 @@ func newMetrics(d *db) *metrics {
 	return m
 }
 
-func (m *metrics) queued()  { m.queuedN.Inc() }
-func (m *metrics) started() { m.startedN.Inc() }
+func (m *metrics) queued() { m.queuedN.Inc() }
+
+func (m *metrics) onWorker(name string) { m.byWorker.WithLabelValues(name).Inc() }
+func (m *metrics) started()             { m.startedN.Inc() }
 
 func (m *metrics) finished(b *Build) {
 	if !b.State.Final() {

@@ -166,7 +166,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	reg := testenv.Registry(t)
 	const secret = "webhook-secret"
 	tokens := map[string]string{"smk_admin": "admin", "smk_auditor": "auditor"}
-	e := newEnv(t, withTokens(tokens), func(cfg *config.Config, o *Options) {
+	e := newEnv(t, withTokens(tokens), withPool(t, &fakeFleet{down: map[string]bool{}}, 2), func(cfg *config.Config, o *Options) {
 		cfg.Registry = reg.Config.Registry
 		// The inline fixture recipe names its images in the default registry.
 		cfg.Registry.Allow = []string{config.DefaultRegistryAddr}
@@ -199,10 +199,22 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	status, _, _ = c.Call("GET", "/metrics", "", nil, true)
 	assert.Equal(t, 200, status)
 
+	// Workers: listed for auditors, drained (and taken back) by admins.
+	status, body, _ := c.Call("GET", "/v1/workers", "smk_auditor", nil, true)
+	require.Equal(t, 200, status, "%s", body)
+	status, _, _ = c.Call("POST", "/v1/workers/bk-1/drain?wait=0s", "smk_admin", nil, true)
+	assert.Equal(t, 200, status)
+	status, _, _ = c.Call("POST", "/v1/workers/bk-1/drain?undo=true", "smk_admin", nil, true)
+	assert.Equal(t, 200, status)
+	status, _, _ = c.Call("POST", "/v1/workers/nosuch/drain", "smk_admin", nil, true)
+	assert.Equal(t, 404, status)
+	status, _, _ = c.Call("POST", "/v1/workers/bk-1/drain", "smk_auditor", nil, true)
+	assert.Equal(t, 403, status)
+
 	// Builds: queued, the same again, bad requests.
 	envoy := strings.Repeat("0a", 32)
 	submit, _ := json.Marshal(map[string]any{"recipe": "istio@1.24.2", "envoySHA256": envoy})
-	status, body, _ := c.Call("POST", "/v1/builds", "smk_admin", submit, true)
+	status, body, _ = c.Call("POST", "/v1/builds", "smk_admin", submit, true)
 	require.Equal(t, 202, status, "%s", body)
 	var first Build
 	require.NoError(t, json.Unmarshal(body, &first))

@@ -303,9 +303,11 @@ func TestServeEndToEnd(t *testing.T) {
 	maint, auditor, admin := tokens[config.RoleMaintainer], tokens[config.RoleAuditor], tokens[config.RoleAdmin]
 	secret := "webhook-secret-" + marker
 	state := t.TempDir()
+	aptKeyFile, aptPub := aptKey(t, t.TempDir())
 	writeConfig(t, state, map[string]any{
 		"registry": map[string]any{"address": reg},
 		"buildkit": map[string]any{"address": e.Config.BuildKit.Address},
+		"signing":  map[string]any{"aptKey": aptKeyFile},
 		"server": map[string]any{
 			"tokens": tokenCfg,
 			// The fixture's repositories (the webhook's repository and its
@@ -356,7 +358,8 @@ func TestServeEndToEnd(t *testing.T) {
 	b := a.build(first.ID, auditor)
 	require.Equal(t, service.StateSucceeded, b.State, b.Error)
 	assert.Equal(t, "maintainer-bot", b.Trigger.Actor)
-	require.Len(t, b.Images, 2)
+	require.Len(t, published(b, "registry"), 5, "two images, istio-cni, istioctl, istioctl-versions")
+	require.Len(t, published(b, "apt:"+filepath.Join(state, "apt")), 2, "istio-cni and istioctl-versions into the apt repository")
 	for _, im := range b.Images {
 		tag, err := e.Registry.Tag(strings.TrimPrefix(im.Repository, reg+"/"), im.Tag)
 		require.NoError(t, err)
@@ -420,6 +423,10 @@ func TestServeEndToEnd(t *testing.T) {
 	assert.Equal(t, hb.Images[0].Digest, d.String())
 	require.Equal(t, 2, a.count(auditor))
 
+	// The next release, through the webhook: its packages, apt-get.
+	webhookSecondRelease(t, a, auditor, secret, state, repo, aptPub, hb)
+	require.Equal(t, 3, a.count(auditor))
+
 	// Cancellation reaches BuildKit: the sleeping make step's process goes.
 	status, body = a.do("POST", "/v1/builds", maint, submitBody(t, slowFile))
 	require.Equal(t, http.StatusAccepted, status, string(body))
@@ -450,7 +457,7 @@ func TestServeEndToEnd(t *testing.T) {
 	status, body = a.do("GET", "/metrics", "", nil)
 	require.Equal(t, http.StatusOK, status)
 	metrics := string(body)
-	assert.Contains(t, metrics, `sailmaker_builds{state="succeeded"} 2`)
+	assert.Contains(t, metrics, `sailmaker_builds{state="succeeded"} 3`)
 	assert.Contains(t, metrics, `sailmaker_builds{state="cancelled"} 1`)
 	assert.Contains(t, metrics, `sailmaker_queue_depth 0`)
 	assert.Regexp(t, `sailmaker_push_bytes_total [1-9]`, metrics)
@@ -525,7 +532,7 @@ func TestServeCrashRestart(t *testing.T) {
 	defer st.Close()
 	tags, err := st.Tags(context.Background())
 	require.NoError(t, err)
-	require.Len(t, done.Images, 2)
+	require.Len(t, done.Images, 5, "pilot, proxyv2, istio-cni, istioctl, istioctl-versions")
 	for _, im := range done.Images {
 		repoName := strings.TrimPrefix(im.Repository, reg+"/")
 		tag, err := rc.Tag(repoName, im.Tag)

@@ -23,9 +23,13 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/moby/buildkit/client"
+
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/aptrepo"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/builder/pool"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -43,6 +47,12 @@ type Job struct {
 	Logger logrus.FieldLogger
 	// OnPhase records the build's phase.
 	OnPhase func(api.Phase)
+	// BuildKit is the client of the pool worker the attempt runs on, and
+	// Worker its name (nil and "" without a pool); CacheRef is the registry
+	// cache of the recipe's line ("" when off).
+	BuildKit *client.Client
+	Worker   string
+	CacheRef string
 }
 
 // RunFunc runs one attempt of a build. It must return when ctx is done.
@@ -76,6 +86,11 @@ type Options struct {
 	// PollInterval is how often idle workers look at the queue besides being
 	// woken; default 2s.
 	PollInterval time.Duration
+	// Pool is the BuildKit workers builds run on. Default: with the
+	// default Run, a pool of the configured workers (Config.Workers()), which
+	// the service starts and closes; with a Run of the caller's, none (builds
+	// run server.concurrency at a time, with no worker).
+	Pool *pool.Pool
 }
 
 // Service is a running build service.
@@ -94,6 +109,8 @@ type Service struct {
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
+	pool    *pool.Pool
+	ownPool bool
 
 	mu      sync.Mutex
 	running map[string]*attempt
@@ -106,6 +123,10 @@ type Service struct {
 	handler   http.Handler
 	routes    []route
 	web       http.Handler // the web pages, if mounted
+
+	// aptSigner signs the service's apt repository (signing.aptKey);
+	// without it the service keeps none.
+	aptSigner *aptrepo.Signer
 }
 
 // attempt is a running attempt of a build.
@@ -146,6 +167,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		ready:   o.Ready,
 		audit:   o.AuditHandler,
 		poll:    o.PollInterval,
+		pool:    o.Pool,
 		running: map[string]*attempt{},
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
@@ -175,13 +197,28 @@ func New(ctx context.Context, o Options) (*Service, error) {
 				return nil, fmt.Errorf("signing.key: %w", err)
 			}
 		}
+		if o.Config.Signing.AptKey != "" {
+			if s.aptSigner, err = aptrepo.LoadSigner(o.Config.Signing.AptKey); err != nil {
+				return nil, fmt.Errorf("signing.aptKey: %w", err)
+			}
+		}
 		s.run = s.builderRun
+		if s.pool == nil {
+			p, err := pool.New(pool.Options{Workers: o.Config.Workers(), Log: o.Log})
+			if err != nil {
+				return nil, err
+			}
+			s.pool, s.ownPool = p, true
+		}
 	}
 	if s.newRec == nil {
 		s.newRec = recipes.New
 	}
 	if s.ready == nil {
 		s.ready = defaultReady(o.Config)
+		if s.pool != nil {
+			s.ready["buildkit"] = s.poolReady
+		}
 	}
 	if s.auth, err = newAuthenticator(s.srv.Tokens); err != nil {
 		return nil, err
@@ -189,6 +226,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s.metrics = newMetrics(s.db)
 	if o.WebHandler != nil {
 		s.web = o.WebHandler(s)
+	}
+	if s.pool != nil {
+		s.metrics.reg.MustRegister(workerCollector{s})
+		s.pool.OnChange(s.kick)
 	}
 	s.handler = s.routesHandler()
 	for _, dir := range []string{s.logDir(), s.recipeDir()} {
@@ -217,7 +258,8 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, cache, err := publish.New(publish.Settings{Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger})
+	pub, cache, err := publish.New(publish.Settings{Outputs: s.outputs(), Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger,
+		AptSigner: s.aptSigner, IstioctlRetention: s.cfg.Packages.Retention()})
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +270,12 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	}
 	if j.Build.Source != SourceEmbedded {
 		opts = append(opts, builder.WithInputPolicy(s.policy))
+	}
+	if j.BuildKit != nil {
+		opts = append(opts, builder.WithBuildKit(j.BuildKit), builder.WithWorker(j.Worker))
+	}
+	if j.CacheRef != "" {
+		opts = append(opts, builder.WithRegistryCache(j.CacheRef))
 	}
 	b, err := builder.New(s.cfg, rc, opts...)
 	if err != nil {
@@ -252,6 +300,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.recoverInterrupted(ctx); err != nil {
 		return fmt.Errorf("recovering the build queue: %w", err)
 	}
+	if s.pool != nil {
+		s.pool.Start(ctx)
+		s.workers.Add(1)
+		go s.dispatch()
+		s.kick()
+		return nil
+	}
 	for i := 0; i < s.srv.Concurrency; i++ {
 		s.workers.Add(1)
 		go s.worker()
@@ -267,7 +322,13 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) Stop(ctx context.Context, grace time.Duration) error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
+	go func() {
+		s.workers.Wait()
+		if s.ownPool {
+			_ = s.pool.Close()
+		}
+		close(done)
+	}()
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
@@ -322,7 +383,7 @@ func (s *Service) worker() {
 			s.log.WithError(err).Error("taking a build from the queue")
 		}
 		if b != nil {
-			s.execute(b)
+			s.execute(b, nil)
 			continue
 		}
 		select {
@@ -402,8 +463,9 @@ func (s *Service) appendLog(id, format string, args ...any) {
 	fmt.Fprintf(f, format, args...)
 }
 
-// execute runs one attempt of b, which claim moved to fetching.
-func (s *Service) execute(b *Build) {
+// execute runs one attempt of b, which claim moved to fetching, on the
+// leased worker (nil without a pool), and gives the lease back.
+func (s *Service) execute(b *Build, lease *pool.Lease) {
 	log := s.log.WithFields(logrus.Fields{"build": b.ID, "recipe": b.Recipe, "attempt": b.Attempts})
 	base, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -427,10 +489,18 @@ func (s *Service) execute(b *Build) {
 		s.mu.Unlock()
 		close(a.done)
 	}()
+	if lease != nil {
+		log = log.WithField("worker", lease.Name())
+		s.onWorker(b, lease, log)
+	}
 	s.metrics.started()
 	log.Info("build started")
 
-	res, err := s.runAttempt(ctx, b, log)
+	res, err := s.runAttempt(ctx, b, lease, log)
+	var lost error
+	if lease != nil {
+		lost = lease.Release(ctx, err)
+	}
 
 	now := time.Now()
 	cause := context.Cause(ctx)
@@ -442,13 +512,16 @@ func (s *Service) execute(b *Build) {
 	// Work out the end, write it to the build log, then record it: a
 	// follower of the log stops once the state is final.
 	var (
-		state = StateFailed
-		msg   string
-		intr  *Interruption
+		state   = StateFailed
+		msg     string
+		intr    *Interruption
+		lostMsg string
 	)
 	switch {
 	case err == nil:
 		state, msg = StateSucceeded, fmt.Sprintf("sailmaker: build %s succeeded\n", b.ID)
+	case lost != nil && cause == nil:
+		state, lostMsg, intr, msg = s.workerLost(b, cur, lost)
 	case errors.Is(cause, errCancelled):
 		state = StateCancelled
 	case errors.Is(cause, errShutdown):
@@ -461,6 +534,8 @@ func (s *Service) execute(b *Build) {
 	switch {
 	case state == StateCancelled:
 		errMsg = "cancelled by " + cur.CancelledBy
+	case state == StateFailed && lostMsg != "":
+		errMsg = lostMsg
 	case state == StateFailed && errors.Is(cause, context.DeadlineExceeded):
 		errMsg = fmt.Sprintf("timed out after %s (server.buildTimeout) during %s: %v", s.srv.BuildTimeout, cur.State, err)
 	case state == StateFailed:
@@ -498,11 +573,17 @@ func (s *Service) execute(b *Build) {
 	if nb.Error != "" {
 		fields["error"] = nb.Error
 	}
+	if lost != nil {
+		fields["lost"] = lost.Error()
+	}
 	log.WithFields(fields).Info("build ended")
+	if nb.State == StateQueued {
+		s.kick()
+	}
 }
 
 // runAttempt loads the recipe and runs the build with its log file.
-func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogger) (*api.Result, error) {
+func (s *Service) runAttempt(ctx context.Context, b *Build, lease *pool.Lease, log logrus.FieldLogger) (*api.Result, error) {
 	f, err := os.OpenFile(s.LogPath(b.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the build log: %w", err)
@@ -522,7 +603,7 @@ func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogg
 	for _, w := range r.Warnings() {
 		logger.Warn(w)
 	}
-	res, err := s.runSafely(ctx, Job{
+	job := Job{
 		Build:  b,
 		Recipe: r,
 		Log:    out,
@@ -530,7 +611,13 @@ func (s *Service) runAttempt(ctx context.Context, b *Build, log logrus.FieldLogg
 		OnPhase: func(p api.Phase) {
 			s.phase(b.ID, State(p), log)
 		},
-	})
+	}
+	if lease != nil {
+		job.BuildKit, job.Worker = lease.Client(), lease.Name()
+		job.CacheRef = s.cacheRef(lineOf(r))
+		job.Logger = job.Logger.WithField("worker", lease.Name())
+	}
+	res, err := s.runSafely(ctx, job)
 	if err == nil && res == nil {
 		err = errors.New("the build returned no result")
 	}
@@ -595,10 +682,11 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 		s.metrics.finished(b)
 		return b, nil
 	}
-	s.mu.Lock()
-	a := s.running[id]
-	s.mu.Unlock()
+	a, cur := s.attemptOf(ctx, id, wait)
 	if a == nil {
+		if cur != nil {
+			return cur, nil
+		}
 		return b, nil
 	}
 	a.cancel(errCancelled)
@@ -608,6 +696,31 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 	case <-ctx.Done():
 	}
 	return s.db.get(context.WithoutCancel(ctx), id)
+}
+
+// attemptOf is the running attempt of build id. A build just claimed has
+// none for a moment (execute registers it, then stops at once when it
+// finds the build cancelled): wait for it, at most wait, or until the
+// build is no longer running (then cur is the build as it is).
+func (s *Service) attemptOf(ctx context.Context, id string, wait time.Duration) (a *attempt, cur *Build) {
+	deadline := time.Now().Add(wait)
+	for {
+		s.mu.Lock()
+		a = s.running[id]
+		s.mu.Unlock()
+		if a != nil {
+			return a, nil
+		}
+		b, err := s.db.get(context.WithoutCancel(ctx), id)
+		if err != nil || b.State.Final() || b.State == StateQueued || time.Now().After(deadline) {
+			return nil, b
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, b
+		}
+	}
 }
 
 type finalError struct{ state State }

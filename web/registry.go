@@ -22,6 +22,9 @@ type registryData struct {
 	Filter   audit.Filter
 	Registry string
 	Repos    []repoGroup
+	// Packages are the Debian packages among the images (OCI artifacts of
+	// the .debs builds made), listed on their own first.
+	Packages []audit.Image
 	Count    int
 	Warnings audit.Warnings
 	Error    string
@@ -50,6 +53,9 @@ func (h *Handler) registryPage(w http.ResponseWriter, r request) {
 	d.Registry, d.Warnings, d.Count = res.Registry, res.Warnings, len(res.Images)
 	byRepo := map[string]*repoGroup{}
 	for _, im := range res.Images {
+		if im.Kind == audit.KindPackage && im.Package != nil {
+			d.Packages = append(d.Packages, im)
+		}
 		g := byRepo[im.Repository]
 		if g == nil {
 			g = &repoGroup{Repository: im.Repository}

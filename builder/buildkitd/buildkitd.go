@@ -20,6 +20,17 @@ import (
 	"github.com/sailmaker/sailmaker/internal/tail"
 )
 
+// PinnedVersion is the BuildKit version sailmaker is built against and
+// builds into bin/ (BUILDKIT_VERSION in the Makefile; a test keeps them
+// equal). The build service refuses workers that report another.
+const PinnedVersion = "v0.33.1"
+
+// TLSFiles are a buildkitd's mutual TLS files: the CA that client
+// certificates must be signed by, and the daemon's certificate and key.
+type TLSFiles struct {
+	CACert, Cert, Key string
+}
+
 // Options describe one buildkitd.
 type Options struct {
 	// Binary is the buildkitd executable; empty: FindBinary("buildkitd").
@@ -34,6 +45,21 @@ type Options struct {
 	// Detach starts buildkitd in its own session so that it outlives this
 	// process (for `dev up`); otherwise it is stopped with the context.
 	Detach bool
+	// TCP, if set, is a host:port buildkitd listens on besides its unix
+	// socket, with mutual TLS (TLS is then required): the way a pool
+	// worker is reached.
+	TCP string
+	TLS *TLSFiles
+	// Rootless runs buildkitd in BuildKit's rootless mode, through
+	// rootlesskit, as User (a user name with /etc/subuid and /etc/subgid
+	// ranges; required when this process is root). Dir must be writable by
+	// that user, and TLS files readable.
+	Rootless bool
+	User     string
+	// NoProcessSandbox passes --oci-worker-no-process-sandbox (rootless
+	// only): build steps share buildkitd's PID namespace, for containers
+	// that may not mount a new /proc (Kubernetes without procMount).
+	NoProcessSandbox bool
 }
 
 // Daemon is a started buildkitd.
@@ -97,7 +123,15 @@ func Config(o Options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by sailmaker.\nroot = %q\n\n", filepath.Join(o.Dir, "root"))
 	b.WriteString("[grpc]\n")
-	fmt.Fprintf(&b, "  address = [%q]\n\n", Address(o.Dir))
+	if o.TCP != "" {
+		fmt.Fprintf(&b, "  address = [%q, %q]\n", Address(o.Dir), "tcp://"+o.TCP)
+	} else {
+		fmt.Fprintf(&b, "  address = [%q]\n", Address(o.Dir))
+	}
+	if o.TLS != nil {
+		fmt.Fprintf(&b, "  [grpc.tls]\n    cert = %q\n    key = %q\n    ca = %q\n", o.TLS.Cert, o.TLS.Key, o.TLS.CACert)
+	}
+	b.WriteString("\n")
 	b.WriteString("[worker.oci]\n  enabled = true\n  snapshotter = \"overlayfs\"\n  gc = true\n")
 	fmt.Fprintf(&b, "  gckeepstorage = %d\n\n", keep)
 	b.WriteString("[worker.containerd]\n  enabled = false\n")
@@ -111,7 +145,14 @@ func Config(o Options) string {
 
 // Start writes the config and starts buildkitd, then waits until it answers.
 func Start(ctx context.Context, o Options) (*Daemon, error) {
-	if err := Preflight(); err != nil {
+	if o.TCP != "" && o.TLS == nil {
+		return nil, fmt.Errorf("buildkitd on tcp://%s: mutual TLS files are required (sailmaker certs new makes them)", o.TCP)
+	}
+	if o.Rootless {
+		if err := PreflightRootless(o.User); err != nil {
+			return nil, err
+		}
+	} else if err := Preflight(); err != nil {
 		return nil, err
 	}
 	if o.Binary == "" {
@@ -136,14 +177,24 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	defer logf.Close()
 
+	name, args := o.Binary, []string{"--config", cfgPath}
+	if o.Rootless {
+		name, args = rootlessCommand(o, cfgPath)
+	}
 	var cmd *exec.Cmd
 	if o.Detach {
-		cmd = exec.Command(o.Binary, "--config", cfgPath)
+		cmd = exec.Command(name, args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	} else {
-		cmd = exec.CommandContext(ctx, o.Binary, "--config", cfgPath)
+		cmd = exec.CommandContext(ctx, name, args...)
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 		cmd.WaitDelay = 10 * time.Second
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	if o.Rootless {
+		if err := runAsUser(cmd, o); err != nil {
+			return nil, err
+		}
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -230,4 +281,23 @@ func CheckWorkers(ctx context.Context, c *client.Client) error {
 		return errors.New("buildkitd has no workers")
 	}
 	return nil
+}
+
+// PID is the started process's pid (rootlesskit's, for a rootless daemon).
+func (d *Daemon) PID() int {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
+// Exited reports whether the process has ended.
+func (d *Daemon) Exited() bool {
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return true
+	default:
+		return false
+	}
 }

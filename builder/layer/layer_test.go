@@ -3,10 +3,17 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,4 +78,61 @@ func TestCopyNormalizes(t *testing.T) {
 	assert.True(t, h.AccessTime.IsZero())
 	assert.Empty(t, h.Uname)
 	assert.Equal(t, map[string]string{"SCHILY.xattr.user.x": "1"}, h.PAXRecords)
+}
+
+// The digests Write computes while writing are those of the file and of
+// its uncompressed tar; the parallel compression gives the same bytes
+// whatever the number of cores, and differs from the default only in
+// compression, not content.
+func TestWriteDigestsAndParallel(t *testing.T) {
+	epoch := time.Unix(1734146883, 0)
+	big := bytes.Repeat([]byte("sailmaker layer content "), 300000) // ~7 MiB: several blocks
+	fill := func(tw *tar.Writer) error {
+		return WriteFiles(tw, []File{{Path: "/usr/local/bin/big", Mode: 0o755, Data: bytes.NewReader(big), Size: int64(len(big))}}, epoch)
+	}
+	write := func(name string, procs int, opts ...Option) ([]byte, v1.Layer) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		p := filepath.Join(t.TempDir(), name)
+		l, err := Write(p, fill, opts...)
+		require.NoError(t, err)
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return b, l
+	}
+	def, dl := write("default.tar.gz", 2)
+	par1, pl := write("par1.tar.gz", 1, Parallel())
+	par4, _ := write("par4.tar.gz", 4, Parallel())
+	assert.Equal(t, par1, par4, "the same bytes on 1 or 4 cores")
+	assert.NotEqual(t, def, par1)
+
+	for _, c := range []struct {
+		file []byte
+		l    v1.Layer
+	}{{def, dl}, {par1, pl}} {
+		d, err := c.l.Digest()
+		require.NoError(t, err)
+		sum := sha256.Sum256(c.file)
+		assert.Equal(t, hex.EncodeToString(sum[:]), d.Hex, "digest of the file")
+		size, err := c.l.Size()
+		require.NoError(t, err)
+		assert.EqualValues(t, len(c.file), size)
+		zr, err := gzip.NewReader(bytes.NewReader(c.file))
+		require.NoError(t, err)
+		raw, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		diff, err := c.l.DiffID()
+		require.NoError(t, err)
+		rsum := sha256.Sum256(raw)
+		assert.Equal(t, hex.EncodeToString(rsum[:]), diff.Hex, "diff id of the tar")
+		rc, err := c.l.Uncompressed()
+		require.NoError(t, err)
+		got, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		require.NoError(t, rc.Close())
+		assert.Equal(t, raw, got)
+	}
+	// The same tar inside both.
+	d1, _ := dl.DiffID()
+	d2, _ := pl.DiffID()
+	assert.Equal(t, d1, d2)
 }

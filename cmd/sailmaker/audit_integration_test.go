@@ -73,7 +73,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	res, err := publish.BuildAndPublish(ctx, b, r, builder.Request{Trigger: api.Trigger{Actor: "tester", Kind: "cli"}}, publisher)
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
-	require.Len(t, res.Published, 2)
+	require.Len(t, res.Published, 5, "the images, istio-cni, istioctl and istioctl-versions")
 	pilot := res.Published[0]
 
 	// The CLI as after `make demo`: the registry and state of this test,
@@ -95,9 +95,23 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 		names = append(names, i.Name())
 	}
 	sort.Strings(names)
-	assert.Equal(t, []string{"base/bookworm:2", "base/distroless:1", "base/iptables:1", "builder/go1.23.4:1", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
-		"every image, and no bookkeeping tag")
+	assert.Equal(t, []string{"base/bookworm:2", "base/distroless:1", "base/iptables:1", "builder/go1.23.4:1", "fixture/istio-cni:1.0.0-1", "fixture/istioctl-versions:1.0.0_1.1000000",
+		"fixture/istioctl:1.0.0", "fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, names,
+		"every image and package, and no bookkeeping tag")
 	for _, im := range res.Published {
+		got := byName[strings.TrimPrefix(im.Repository, e.Config.Registry.Address+"/")+":"+im.Tag]
+		assert.Equal(t, im.Digest, got.Digest, im.Name)
+		assert.True(t, got.Provenance, im.Name)
+		assert.True(t, got.SBOM, im.Name)
+		assert.Equal(t, audit.SignatureValid, got.Signature, im.Name)
+		if im.Package == nil {
+			continue
+		}
+		assert.Equal(t, audit.Kind(im.Kind), got.Kind, im.Name)
+		require.NotNil(t, got.Package, im.Name)
+		assert.Equal(t, im.Package.Version, got.Package.Version, im.Name)
+	}
+	for _, im := range res.Published[:2] {
 		got := byName[strings.TrimPrefix(im.Repository, e.Config.Registry.Address+"/")+":"+im.Tag]
 		assert.Equal(t, audit.KindSailmaker, got.Kind, im.Name)
 		assert.Equal(t, im.Digest, got.Digest)
@@ -183,7 +197,7 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	// verify: clean
 	out, stderr, err = runCLI(t, state, "audit", "verify")
 	require.NoError(t, err, "%s\n%s", out, stderr)
-	assert.Contains(t, out, "6 images")
+	assert.Contains(t, out, "9 images")
 	assert.Contains(t, out, "no findings")
 
 	// uses: the fixture's third-party module
@@ -197,8 +211,60 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 		using = append(using, u.Repository+":"+u.Tag)
 	}
 	sort.Strings(using)
-	assert.Equal(t, []string{"fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, using, "pilot-discovery and pilot-agent both link it")
+	assert.Equal(t, []string{"fixture/istio-cni:1.0.0-1", "fixture/istioctl-versions:1.0.0_1.1000000", "fixture/istioctl:1.0.0",
+		"fixture/pilot:1.0.0", "fixture/proxyv2:1.0.0"}, using, "pilot-discovery, pilot-agent, istio-cni and istioctl all link it")
 	assert.Empty(t, uses.NotSearched)
+	// ... and a package's Depends.
+	out, _, err = runCLI(t, state, "audit", "uses", "--package", "iptables", "-o", "json")
+	require.NoError(t, err)
+	uses = audit.UsesResult{}
+	require.NoError(t, json.Unmarshal([]byte(out), &uses))
+	using = nil
+	for _, u := range uses.Uses {
+		if u.Kind == audit.KindPackage {
+			using = append(using, u.Repository+":"+u.Tag)
+		}
+	}
+	assert.Equal(t, []string{"fixture/istio-cni:1.0.0-1"}, using)
+
+	// packages list and show, for people and machines.
+	out, stderr, err = runCLI(t, state, "packages", "list")
+	require.NoError(t, err, stderr)
+	assert.Regexp(t, `istio-cni\s+1\.0\.0-1\s+amd64\s+fixture/istio-cni\s+1\.0\.0-1\s+sha256:[0-9a-f]{64}\s+-\s+valid`, out)
+	assert.Regexp(t, `istioctl-versions\s+1\.0\.0\+1\.1000000\s+amd64\s+fixture/istioctl-versions\s+1\.0\.0_1\.1000000\s+sha256:[0-9a-f]{64}\s+1\.0\.0\s+valid`, out)
+	assert.NotContains(t, out, "(binary)", "binaries only with --binaries")
+	out, stderr, err = runCLI(t, state, "packages", "list", "--binaries", "-o", "json")
+	require.NoError(t, err, stderr)
+	var listed audit.PackagesResult
+	require.NoError(t, json.Unmarshal([]byte(out), &listed), out)
+	require.Len(t, listed.Packages, 3)
+	assert.Equal(t, "istio-cni", listed.Packages[0].Package.Name)
+	assert.Equal(t, "istioctl", listed.Packages[1].Package.Name)
+	assert.Equal(t, audit.KindBinary, listed.Packages[1].Kind)
+	assert.Equal(t, "istioctl-versions", listed.Packages[2].Package.Name)
+	out, stderr, err = runCLI(t, state, "packages", "show", "istioctl-versions", "-o", "json")
+	require.NoError(t, err, stderr)
+	var shown audit.PackageDetail
+	require.NoError(t, json.Unmarshal([]byte(out), &shown), out)
+	assert.Equal(t, "fixture/istioctl-versions", shown.Image.Repository)
+	assert.Equal(t, "1.0.0_1.1000000", shown.Image.Tag)
+	assert.Contains(t, shown.Control, "Package: istioctl-versions\n")
+	assert.Contains(t, shown.Control, "Version: 1.0.0+1.1000000\n")
+	var paths []string
+	for _, f := range shown.Files {
+		paths = append(paths, f.Path)
+	}
+	assert.Contains(t, paths, "/usr/bin/istioctl-100")
+	assert.Contains(t, paths, "/usr/share/istioctl-versions/versions")
+	require.NotNil(t, shown.Provenance)
+	assert.Equal(t, repo.Commit, shown.Provenance.Commit())
+	assert.Empty(t, shown.Findings)
+	out, _, err = runCLI(t, state, "packages", "show", "istio-cni=1.0.0-1")
+	require.NoError(t, err)
+	assert.Regexp(t, `control\s+Depends\s+iptables`, out)
+	assert.Regexp(t, `file\s+/opt/cni/bin/istio-cni\s+0755`, out)
+	_, _, err = runCLI(t, state, "packages", "show", "istio-cni=9.9.9-1")
+	assert.ErrorContains(t, err, "no package istio-cni=9.9.9-1")
 
 	// Another client pushes an image, and moves a tag behind sailmaker's
 	// back, with go-containerregistry directly.

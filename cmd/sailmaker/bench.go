@@ -33,6 +33,7 @@ type benchOptions struct {
 	sailmaker        string
 	buildctl         string
 	output           string
+	poolBuilds       int
 }
 
 func newBenchCmd(g *globalOptions) *cobra.Command {
@@ -109,25 +110,34 @@ recipe from a local upstream checkout instead of its git URL.`,
 			if g.configFile != "" {
 				globals = append(globals, "--config", g.configFile)
 			}
-			res, err := bench.Run(cmd.Context(), bench.Options{
-				Config: cfg, Recipe: r, Source: o.source,
-				EnvoyFile: o.envoyFile, EnvoySHA256: o.envoySHA256,
-				Sailmaker: o.sailmaker, SailmakerArgs: globals, Buildctl: o.buildctl,
-				Scenarios: scenarios, Paths: paths, Runs: o.runs, ColdRuns: o.coldRuns,
-				Out: o.out, Progress: cmd.ErrOrStderr(), Log: log,
-			})
-			if res != nil {
-				if perr := printBench(cmd, res, o); perr != nil && err == nil {
-					err = perr
+			single, pooled := bench.SplitScenarios(scenarios)
+			if len(single) > 0 {
+				res, err := bench.Run(cmd.Context(), bench.Options{
+					Config: cfg, Recipe: r, Source: o.source,
+					EnvoyFile: o.envoyFile, EnvoySHA256: o.envoySHA256,
+					Sailmaker: o.sailmaker, SailmakerArgs: globals, Buildctl: o.buildctl,
+					Scenarios: single, Paths: paths, Runs: o.runs, ColdRuns: o.coldRuns,
+					Out: o.out, Progress: cmd.ErrOrStderr(), Log: log,
+				})
+				if res != nil {
+					if perr := printBench(cmd, res, o); perr != nil && err == nil {
+						err = perr
+					}
+				}
+				if err != nil {
+					return err
 				}
 			}
-			return err
+			if len(pooled) > 0 {
+				return runPoolBench(cmd, cfg, r, o, pooled, log)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.runs, "runs", 3, "runs of each warm scenario (no-op, incremental, base-bump); the table gives medians")
 	f.IntVar(&o.coldRuns, "cold-runs", 1, "runs of the cold scenario (each empties BuildKit's cache)")
-	f.StringVar(&o.scenarios, "scenarios", "all", "comma-separated: cold, no-op, incremental, base-bump")
+	f.StringVar(&o.scenarios, "scenarios", "all", "comma-separated: cold, no-op, incremental, base-bump, throughput, registry-cache")
 	f.StringVar(&o.paths, "paths", "all", "comma-separated: sailmaker, plain, floor")
 	f.StringVar(&o.recipe, "recipe", "", "an embedded recipe (name@version) instead of the demo's fixture")
 	f.StringVarP(&o.file, "file", "f", "", "a recipe file instead of the demo's fixture")
@@ -140,6 +150,7 @@ recipe from a local upstream checkout instead of its git URL.`,
 	f.StringVar(&o.buildctl, "buildctl", "", "buildctl for the plain path (default: $SAILMAKER_BIN_DIR/buildctl, beside this binary, or on PATH)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json (the table is Markdown)")
 	completeOutput(cmd, output.Table, output.JSON)
+	f.IntVar(&o.poolBuilds, "pool-builds", 6, "builds the throughput scenario queues at once (on 1 worker, then on 3)")
 	return cmd
 }
 
@@ -200,4 +211,43 @@ func printBench(cmd *cobra.Command, res *bench.Results, o *benchOptions) error {
 		return enc.Encode(res)
 	}
 	return res.WriteTable(cmd.OutOrStdout())
+}
+
+// runPoolBench runs the pool scenarios (throughput, registry-cache) and
+// adds their tables to the output folder's pool.md and pool.json.
+func runPoolBench(cmd *cobra.Command, cfg *config.Config, r *recipes.Recipe, o *benchOptions, scenarios []bench.Scenario, log logrus.FieldLogger) error {
+	if o.poolBuilds < 1 {
+		return fmt.Errorf("--pool-builds %d: must be at least 1", o.poolBuilds)
+	}
+	res, err := bench.RunPool(cmd.Context(), bench.PoolOptions{
+		Config: cfg, Recipe: r, EnvoyFile: o.envoyFile, EnvoySHA256: o.envoySHA256,
+		Scenarios: scenarios, Builds: o.poolBuilds, ColdRuns: o.coldRuns,
+		Out: o.out, Progress: cmd.ErrOrStderr(), Log: log,
+	})
+	if res == nil {
+		return err
+	}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if data, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
+		_ = os.WriteFile(filepath.Join(o.out, "pool.json"), data, 0o644)
+	}
+	if md, merr := os.Create(filepath.Join(o.out, "pool.md")); merr == nil {
+		_ = res.WritePoolTable(md)
+		md.Close()
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(res); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout())
+		if terr := res.WritePoolTable(cmd.OutOrStdout()); terr != nil && err == nil {
+			err = terr
+		}
+	}
+	return err
 }

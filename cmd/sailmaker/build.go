@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/aptrepo"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
@@ -98,6 +100,14 @@ images, with a provenance and an SBOM for each; then publish them to every
                     built.
   oci-layout=DIR    an OCI image layout directory (skopeo ... oci:DIR:REPO:TAG)
   tar=FILE          a docker-archive tarball (docker load, kind load, skopeo)
+  apt=DIR           a signed apt repository (the recipe's Debian packages;
+                    signed with signing.aptKey, $SAILMAKER_APT_KEY)
+
+A recipe's packages (spec.packages) are built in the same solve and
+published as OCI artifacts next to the images (a docker archive leaves them
+out). After the registry push, the multi-version istioctl package is made
+from every release's istioctl the registry holds (packages.istioctlRetention
+says which it keeps) and published too.
 
 With a signing key (signing.key, $SAILMAKER_SIGNING_KEY) each image gets a
 cosign signature and its provenance and SBOM are signed DSSE attestations
@@ -106,6 +116,7 @@ cosign signature and its provenance and SBOM are signed DSSE attestations
   sailmaker build -f my-recipe.yaml -o json
   sailmaker build istio@1.24.2 --envoy-file envoy.tar.gz --envoy-sha256 <sum>
   sailmaker build istio@1.24.2 --output oci-layout=./out --output tar=images.tar
+  sailmaker build istio@1.24.2 --output registry --output apt=/srv/apt
   sailmaker build istio@1.24.2 -q --metadata-file build.json   # repo@sha256:... lines on stdout
   sailmaker build istio@1.24.2 --check-reproducible --timings
   sailmaker build istio@1.24.2 --server http://127.0.0.1:8080   # queue it on a build service`,
@@ -143,7 +154,7 @@ cosign signature and its provenance and SBOM are signed DSSE attestations
 	f.StringArrayVar(&o.platformFlags, "platform", nil, "build only these of the recipe's platforms, os/arch (repeatable, or a comma list); a multi-platform recipe still gives image indexes")
 	f.BoolVar(&o.force, "force", false, "rebuild even if up to date, and move tags that point to other digests (recorded)")
 	f.BoolVar(&o.checkReproducible, "check-reproducible", false, "build twice, the second time without cache, and fail unless the digests are equal")
-	f.StringArrayVar(&o.outputs, "output", []string{publish.OutputRegistry}, "where the images go: registry, oci-layout=DIR or tar=FILE (repeatable)")
+	f.StringArrayVar(&o.outputs, "output", []string{publish.OutputRegistry}, "where the images and packages go: registry, oci-layout=DIR, tar=FILE or apt=DIR (repeatable)")
 	f.StringVar(&o.metadataFile, "metadata-file", "", "write the images' references, digests, platforms and attachment digests to this JSON file")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only repository@digest lines on stdout")
 	f.StringVar(&o.progress, "progress", "auto", "build progress: auto, plain, tty, quiet or rawjson")
@@ -189,6 +200,10 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 	if err != nil {
 		return err
 	}
+	aptSigner, err := loadAptSigner(cfg, outs)
+	if err != nil {
+		return err
+	}
 	rc, err := registry.NewClient(cfg)
 	if err != nil {
 		return err
@@ -196,7 +211,8 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 	if err := registry.Ping(ctx, cfg.Registry.Address, cfg.RegistryInsecure(cfg.Registry.Address)); err != nil {
 		return err
 	}
-	settings := publish.Settings{Outputs: outs, Registry: rc, Force: o.force, Key: key, Log: logrus.StandardLogger()}
+	settings := publish.Settings{Outputs: outs, Registry: rc, Force: o.force, Key: key, Log: logrus.StandardLogger(),
+		AptSigner: aptSigner, IstioctlRetention: cfg.Packages.Retention()}
 	if hasRegistryOutput(outs) {
 		st, err := store.OpenDir(ctx, cfg.StateDir)
 		if err != nil {
@@ -264,6 +280,28 @@ func hasRegistryOutput(outs []publish.Output) bool {
 		}
 	}
 	return false
+}
+
+// loadAptSigner reads the apt repositories' OpenPGP key (signing.aptKey)
+// when an output is an apt repository, before any work starts.
+func loadAptSigner(cfg *config.Config, outs []publish.Output) (*aptrepo.Signer, error) {
+	need := ""
+	for _, o := range outs {
+		if o.Kind == publish.OutputApt {
+			need = o.String()
+		}
+	}
+	if need == "" {
+		return nil, nil
+	}
+	if cfg.Signing.AptKey == "" {
+		return nil, fmt.Errorf("--output %s: an apt repository is signed with an OpenPGP key: set signing.aptKey ($SAILMAKER_APT_KEY); `sailmaker signing keygen --openpgp` makes one", strings.Replace(need, ":", "=", 1))
+	}
+	s, err := aptrepo.LoadSigner(cfg.Signing.AptKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing.aptKey: %w", err)
+	}
+	return s, nil
 }
 
 // loadSigningKey reads the configured signing key, if any, before any work

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ func TestBuildFlagsCheckedFirst(t *testing.T) {
 		{[]string{"--output", "s3=bucket"}, `--output "s3=bucket": unknown output`},
 		{[]string{"--output", "tar"}, `tar needs a path: tar=FILE`},
 		{[]string{"--output", "registry=foo"}, `registry takes no path`},
+		{[]string{"--output", "apt"}, `apt needs a path: apt=DIR`},
 		{[]string{"--output", "tar=a.tar", "--output", "tar=a.tar"}, `is given twice`},
 		{[]string{"--metadata-file", "/nonexistent/dir/meta.json"}, `--metadata-file /nonexistent/dir/meta.json: its directory does not exist`},
 		{[]string{"--progress", "fancy"}, `--progress "fancy"`},
@@ -121,6 +123,28 @@ func TestBuildBadSigningKeyFailsFirst(t *testing.T) {
 	assert.Zero(t, s.srv.TotalHits(), "nothing was fetched")
 }
 
+// An apt repository output needs the OpenPGP key, checked before anything
+// is fetched; a bad retention setting stops the build as the config is read.
+func TestBuildAptOutputNeedsItsKeyFirst(t *testing.T) {
+	s := newRecipeSetup(t)
+	t.Setenv("SAILMAKER_APT_KEY", "")
+	_, _, err := runCLI(t, t.TempDir(), "build", "-f", s.file, "--output", "apt="+t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "an apt repository is signed with an OpenPGP key: set signing.aptKey ($SAILMAKER_APT_KEY)")
+	missing := filepath.Join(t.TempDir(), "nope.asc")
+	t.Setenv("SAILMAKER_APT_KEY", missing)
+	_, _, err = runCLI(t, t.TempDir(), "build", "-f", s.file, "--output", "registry", "--output", "apt="+t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "signing.aptKey")
+	assert.Contains(t, err.Error(), missing)
+	t.Setenv("SAILMAKER_APT_KEY", "")
+	t.Setenv("SAILMAKER_ISTIOCTL_RETENTION", "newest=2")
+	_, _, err = runCLI(t, t.TempDir(), "build", "-f", s.file)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `packages.istioctlRetention (from $SAILMAKER_ISTIOCTL_RETENTION) retention "newest=2": give all, newest-per-minor=N or versions=V1,V2,...`)
+	assert.Zero(t, s.srv.TotalHits(), "nothing was fetched")
+}
+
 // -q prints repository@digest lines; -o yaml and csv print every field;
 // --metadata-file has buildx's keys.
 func TestPrintResult(t *testing.T) {
@@ -173,4 +197,28 @@ func format(t *testing.T, f string) *outputFlag {
 	o := &outputFlag{format: output.Table, allowed: output.Formats}
 	require.NoError(t, o.Set(f))
 	return o
+}
+
+// A recipe whose packages are wrong is refused with the file, the line and
+// the field, before anything is dialled: no registry, no buildkitd.
+func TestBuildRefusesBadPackagesFirst(t *testing.T) {
+	addr, dialled := countingListener(t)
+	t.Setenv("SAILMAKER_REGISTRY", addr)
+	t.Setenv("BUILDKIT_HOST", "tcp://"+addr)
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
+	text := fixture.RecipeYAML(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("a", 64), addr)
+	for _, c := range []struct{ old, new, want string }{
+		{"to: /opt/cni/bin/istio-cni", "to: /opt/../../etc/cron.d/x", `spec.packages[0].files[0].to: "/opt/../../etc/cron.d/x": contains '..': a path must stay inside the package root`},
+		{"version: ${VERSION}-1", "version: ${VERSION}_1", `spec.packages[0].version: "1.0.0_1" is not a version dpkg accepts`},
+		{"      - out/linux_amd64/istio-cni\n", "", `spec.packages[0].files[0].from: build:out/linux_amd64/istio-cni is not one of spec.make.targets`},
+		{"          to: /opt/cni/bin/istio-cni\n", "          to: /opt/cni/bin/istio-cni\n        - from: build:out/linux_amd64/istioctl\n          to: /opt/cni/bin/istio-cni\n", `spec.packages[0].files[1].to: /opt/cni/bin/istio-cni is already the path of files[0]`},
+	} {
+		require.Contains(t, text, c.old)
+		file := filepath.Join(t.TempDir(), "bad.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(strings.Replace(text, c.old, c.new, 1)), 0o644))
+		_, _, err := runCLI(t, t.TempDir(), "build", "-f", file)
+		require.Error(t, err)
+		assert.Regexp(t, regexp.QuoteMeta(file)+`:\d+: `+regexp.QuoteMeta(c.want), err.Error())
+	}
+	assert.Zero(t, dialled.Load(), "nothing was dialled")
 }

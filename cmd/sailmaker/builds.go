@@ -241,6 +241,9 @@ func (bs *buildShown) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "Finished:\t%s (%s)\n", b.Finished.Local().Format(time.RFC3339), buildDuration(b))
 	}
 	fmt.Fprintf(tw, "Attempts:\t%d\n", b.Attempts)
+	if b.Worker != "" {
+		fmt.Fprintf(tw, "Worker:\t%s\n", b.Worker)
+	}
 	if b.Force {
 		fmt.Fprintf(tw, "Force:\ttrue\n")
 	}

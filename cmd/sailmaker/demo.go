@@ -43,7 +43,9 @@ repository, a stand-in Envoy tarball, and a recipe for both, all kept under
 BuildKit on the internal base images, for linux/amd64 and linux/arm64 (each
 tag an image index), with the distroless flavour (tags <version>-distroless),
 validated (their binaries run in BuildKit) and pushed to the configured
-registry.
+registry, with the recipe's Debian packages (from linux/amd64's build) next
+to them (fixture/istio-cni, the release's istioctl, and
+fixture/istioctl-versions): the table lists both.
 
 It needs what 'sailmaker build' needs (buildkitd, the registry and the base
 images: 'sailmaker dev up' and 'sailmaker base build'), a module proxy for the

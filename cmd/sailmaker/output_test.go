@@ -44,6 +44,10 @@ var outputCommands = map[string][]output.Format{
 	"demo":                output.Formats,
 	"bench":               {output.Table, output.JSON},
 	"repo build":          output.Formats,
+	"workers list":        output.Formats,
+	"certs new":           output.Documents,
+	"packages list":       output.Formats,
+	"packages show":       output.Formats,
 }
 
 // countingListener accepts connections and counts them: anything a command

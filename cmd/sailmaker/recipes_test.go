@@ -160,8 +160,8 @@ func TestRecipesValidate(t *testing.T) {
 	assert.Contains(t, out, good+": ok: istio@1.24.2 sha256:")
 	assert.Contains(t, out, base+": ok: base/test:2 sha256:")
 	assert.Contains(t, out, embedded+": ok: istio@1.24.2 sha256:")
-	assert.Contains(t, out, "  warning: "+embedded+":40: spec.inputs.envoy.unconfirmed: ")
-	assert.Contains(t, out, "  warning: "+embedded+":45: spec.inputs.envoy.arch.arm64.unconfirmed: ")
+	assert.Contains(t, out, "  warning: "+embedded+":44: spec.inputs.envoy.unconfirmed: ")
+	assert.Contains(t, out, "  warning: "+embedded+":49: spec.inputs.envoy.arch.arm64.unconfirmed: ")
 
 	bad := filepath.Join(testdata, "invalid.yaml")
 	out, _, err = runRecipesCmd(t, "", "recipes", "validate", good, bad, filepath.Join(testdata, "missing.yaml"))

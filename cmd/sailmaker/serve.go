@@ -52,6 +52,13 @@ a buildkitd in <state-dir>/buildkitd, started and watched, if none answers at
 the default address. Without server.tokens it listens on loopback only and
 treats every caller as admin; create tokens with ` + "`sailmaker token new`" + `.
 
+With signing.aptKey set, every build also updates the service's signed apt
+repository (packages.aptDir, default <state-dir>/apt) with the recipe's
+Debian packages, and it is served read-only under /apt/, to anyone (no
+token: apt checks every file against the signed Release):
+
+  deb [signed-by=/etc/apt/keyrings/sailmaker-apt.gpg] http://HOST:8080/apt/ stable main
+
 On SIGTERM it stops taking requests, lets running builds go on for
 server.shutdownGrace, then cancels them; they run again at the next start.`,
 		Example: `  sailmaker serve
@@ -170,7 +177,11 @@ func runServe(ctx context.Context, cfg *config.Config, log *logrus.Logger) error
 	if err := svc.Start(bg); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	handler, err := withAptRepo(cfg, svc.Handler(), log)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.WithFields(logrus.Fields{
