@@ -401,7 +401,7 @@ func (run *buildRun) attest(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		run.res.Images = append(run.res.Images, Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: a.image, Digest: d, Attestations: docs, Platform: a.platform.name})
+		run.res.Images = append(run.res.Images, Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: a.image, Digest: d, Attestations: docs})
 	}
 	return nil
 }
