@@ -71,6 +71,7 @@ func (s *Service) routesHandler() http.Handler {
 	for _, rt := range s.routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
+	s.mux = mux
 	return s.recoverer(s.accessLog(s.withWeb(s.jsonFallback(mux))))
 }
 
@@ -91,9 +92,7 @@ func (s *Service) guard(rt route) http.Handler {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)")
 				return
 			}
-			if rec, ok := w.(*statusRecorder); ok {
-				rec.actor = p.Name
-			}
+			RecordActor(w, p.Name)
 			if !allows(p.Role, rt.Access) {
 				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("the %s role may not do this; it needs %s", p.Role, rt.Access))
 				return
@@ -101,6 +100,20 @@ func (s *Service) guard(rt route) http.Handler {
 		}
 		rt.handler(w, r, p)
 	})
+}
+
+// routeOf labels a request for the metrics: its route's pattern, web for
+// the pages, unmatched when nothing serves it.
+func (s *Service) routeOf(r *http.Request) string {
+	p := r.URL.Path
+	if s.web != nil && !(p == "/v1" || strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/readyz" || p == "/metrics") {
+		return "web"
+	}
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		_, path, _ := strings.Cut(pattern, " ")
+		return path
+	}
+	return "unmatched"
 }
 
 // apiError is the body of every error response:
@@ -176,17 +189,28 @@ func (s *Service) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		f := logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": rec.status, "duration": time.Since(start).Round(time.Millisecond).String()}
+		took := time.Since(start)
+		// What a client chose is logged cut short: a 10 KB method or a
+		// long path must not make long log lines.
+		f := logrus.Fields{"method": clip(r.Method, 16), "path": clip(r.URL.Path, 256), "status": rec.status, "duration": took.Round(time.Millisecond).String()}
 		if rec.actor != "" {
 			f["actor"] = rec.actor
 		}
-		s.metrics.request(r.Method, rec.status)
+		s.metrics.request(methodLabel(r.Method), s.routeOf(r), rec.status, took)
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			s.log.WithFields(f).Debug("request")
 			return
 		}
 		s.log.WithFields(f).Info("request")
 	})
+}
+
+// clip cuts s to n bytes, saying so.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(s[:n], ""), len(s))
 }
 
 // jsonFallback answers what no route matches (404, 405) with a JSON error
@@ -205,9 +229,9 @@ func (s *Service) jsonFallback(mux *http.ServeMux) http.Handler {
 		}
 		switch probe.status {
 		case http.StatusMethodNotAllowed:
-			writeError(w, probe.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, probe.header.Get("Allow")))
+			writeError(w, probe.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", clip(r.Method, 16), clip(r.URL.Path, 256), probe.header.Get("Allow")))
 		case http.StatusNotFound, 0:
-			writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path+" (see api/openapi.yaml)")
+			writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+clip(r.URL.Path, 256)+" (see api/openapi.yaml)")
 		default:
 			// A redirect to the cleaned path.
 			if loc := probe.header.Get("Location"); loc != "" {
@@ -570,6 +594,9 @@ func (s *Service) cancelHandler(w http.ResponseWriter, r *http.Request, p *princ
 		writeError(w, http.StatusConflict, "conflict", "cannot cancel: "+fe.Error())
 	case err != nil:
 		s.internalError(w, r, err)
+	case b.CancelledBy != p.Name:
+		// Someone else's cancel came first: the build as it left it.
+		writeJSON(w, http.StatusOK, b)
 	default:
 		writeJSON(w, http.StatusAccepted, b)
 	}

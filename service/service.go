@@ -120,6 +120,7 @@ type Service struct {
 	closeOnce sync.Once
 	workers   sync.WaitGroup
 	handler   http.Handler
+	mux       *http.ServeMux
 	routes    []route
 	web       http.Handler // the web pages, if mounted
 }
@@ -129,6 +130,10 @@ type attempt struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 }
+
+// reconcileTimeout bounds settling the ledger's pending tag writes when
+// the service starts.
+const reconcileTimeout = 30 * time.Second
 
 // Causes of a build's context ending early.
 var (
@@ -286,11 +291,24 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	return &res, err
 }
 
-// Start recovers builds a previous run left running, then starts the
-// workers. It returns at once.
+// Start settles the tag writes a previous run left unconfirmed in the
+// ledger, recovers builds it left running (each build's record then lists
+// every image the ledger says it tagged), then starts the workers. It
+// returns without waiting for builds.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.recoverInterrupted(ctx); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	touched := s.reconcileLedger(rctx)
+	cancel()
+	recovered, err := s.recoverInterrupted(ctx)
+	if err != nil {
 		return fmt.Errorf("recovering the build queue: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, id := range append(touched, recovered...) {
+		if !seen[id] {
+			seen[id] = true
+			s.recordLedgerImages(ctx, id)
+		}
 	}
 	if s.pool != nil {
 		s.pool.Start(ctx)
@@ -404,13 +422,15 @@ func (s *Service) claim() (*Build, error) {
 // running: each was interrupted (the service crashed or was killed). It is
 // queued again while it has retries left, else marked failed, the reason
 // kept either way.
-func (s *Service) recoverInterrupted(ctx context.Context) error {
+func (s *Service) recoverInterrupted(ctx context.Context) ([]string, error) {
 	stuck, err := s.db.list(ctx, ListFilter{States: []State{StateFetching, StateBuilding, StatePushing}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	retries := *s.srv.Retries
+	var ids []string
 	for _, b := range stuck {
+		ids = append(ids, b.ID)
 		now := time.Now()
 		reason := fmt.Sprintf("interrupted: the service stopped during %s", b.State)
 		nb, err := s.db.update(ctx, b.ID, func(b *Build) error {
@@ -430,7 +450,7 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fields := logrus.Fields{"build": b.ID, "recipe": b.Recipe, "phase": b.State, "attempts": nb.Attempts}
 		if nb.State == StateFailed {
@@ -442,7 +462,7 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 			s.appendLog(b.ID, "sailmaker: %s; queued again\n", reason)
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 func (s *Service) appendLog(id, format string, args ...any) {
@@ -539,6 +559,14 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 	s.appendLog(b.ID, "%s", msg)
 	nb, uerr := s.db.update(context.Background(), b.ID, func(b *Build) error {
 		b.State, b.Error = state, errMsg
+		if state == StateCancelled {
+			// The first cancel's actor, as recorded (a later one changes
+			// nothing).
+			b.Error = "cancelled by " + b.CancelledBy
+		} else if state.Final() {
+			// A cancel that came after the attempt ended did nothing.
+			b.CancelledBy = ""
+		}
 		if state.Final() {
 			b.Finished = &now
 		}
@@ -547,8 +575,9 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		}
 		if res != nil {
 			// A failed build keeps the images it published before it
-			// failed: their tags are in the registry.
-			b.Images = res.Images
+			// failed (their tags are in the registry), and those an
+			// earlier attempt tagged.
+			b.Images = mergeImages(b.Images, res.Images)
 		}
 		if state == StateSucceeded {
 			b.UpToDate = res.UpToDate
@@ -649,19 +678,28 @@ func (s *Service) phase(id string, p State, log logrus.FieldLogger) {
 
 // Cancel cancels a queued or running build; it returns the build once the
 // attempt has stopped (or after wait), and ErrFinal for a finished one.
+//
+// Of two cancels at once, the first recorded wins: the build's
+// cancelledBy and error name its actor. The other changes nothing; it
+// waits as the first does and returns the build as the first left it
+// (cancelledBy then names someone else than actor).
 func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Duration) (*Build, error) {
 	s.queueMu.Lock()
 	now := time.Now()
+	first := false
 	b, err := s.db.update(ctx, id, func(b *Build) error {
-		switch {
-		case b.State.Final():
-			return &finalError{b.State}
-		case b.State == StateQueued:
-			b.State, b.Finished, b.CancelledBy = StateCancelled, &now, actor
-			b.Error = "cancelled by " + actor + " before it started"
-			s.appendLog(b.ID, "sailmaker: %s\n", b.Error)
-		default:
-			b.CancelledBy = actor
+		if b.State.Final() {
+			return &finalError{state: b.State, by: b.CancelledBy}
+		}
+		if b.CancelledBy == "" {
+			b.CancelledBy, first = actor, true
+		}
+		if b.State == StateQueued {
+			b.State, b.Finished = StateCancelled, &now
+			b.Error = "cancelled by " + b.CancelledBy + " before it started"
+			if b.Attempts > 0 {
+				b.Error = "cancelled by " + b.CancelledBy + " while it was queued again"
+			}
 		}
 		return nil
 	})
@@ -669,8 +707,14 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 	if err != nil {
 		return nil, err
 	}
-	s.log.WithFields(logrus.Fields{"build": id, "by": actor}).Info("build cancelled")
+	fields := logrus.Fields{"build": id, "by": actor}
+	if !first {
+		s.log.WithFields(fields).WithField("first", b.CancelledBy).Info("build already being cancelled: this cancel changes nothing")
+	} else {
+		s.log.WithFields(fields).Info("build cancelled")
+	}
 	if b.State == StateCancelled {
+		s.appendLog(b.ID, "sailmaker: %s\n", b.Error)
 		s.metrics.finished(b)
 		return b, nil
 	}
@@ -689,9 +733,17 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 	return s.db.get(context.WithoutCancel(ctx), id)
 }
 
-type finalError struct{ state State }
+type finalError struct {
+	state State
+	by    string // who cancelled it
+}
 
-func (e *finalError) Error() string { return fmt.Sprintf("the build has already %s", e.state) }
+func (e *finalError) Error() string {
+	if e.state == StateCancelled && e.by != "" {
+		return "the build was already cancelled by " + e.by
+	}
+	return fmt.Sprintf("the build has already %s", e.state)
+}
 
 // lockedWriter serialises the writes of the progress display and the
 // build's logger to the one log file.
