@@ -76,7 +76,10 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 	after, heapAfter := scrape(), heap()
 
 	// (The metrics text is not printed on failure: it may be megabytes.)
-	has := func(text, want string) { t.Helper(); assert.True(t, strings.Contains(text, want), "/metrics has %s", want) }
+	has := func(text, want string) {
+		t.Helper()
+		assert.True(t, strings.Contains(text, want), "/metrics has %s", want)
+	}
 	assert.False(t, strings.Contains(after, "XXXXXXXX"), "a client's method is no label")
 	assert.InDelta(t, len(before), len(after), 2048, "/metrics grew from %d to %d bytes", len(before), len(after))
 	grew := int64(heapAfter) - int64(heapBefore)
