@@ -72,7 +72,7 @@ func (s *Service) routesHandler() http.Handler {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
 	s.mux = mux
-	return s.recoverer(s.accessLog(s.withWeb(s.jsonFallback(mux))))
+	return s.recoverer(s.bodyDeadline(s.accessLog(s.withWeb(s.jsonFallback(mux)))))
 }
 
 type ctxKey int
@@ -282,6 +282,8 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, &apiError{Code: "too_large", Message: fmt.Sprintf("the body is larger than %d bytes (server.maxBodyBytes)", mbe.Limit)}
+	case isTimeout(err):
+		return http.StatusRequestTimeout, &apiError{Code: "timeout", Message: fmt.Sprintf("the body did not arrive within %s of the headers", s.bodyTimeout)}
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, &apiError{Code: "bad_request", Message: "the body is empty: send a JSON object"}
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):

@@ -108,8 +108,10 @@ type Service struct {
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
-	pool    *pool.Pool
-	ownPool bool
+	// bodyTimeout is how long a request's body may take to arrive.
+	bodyTimeout time.Duration
+	pool        *pool.Pool
+	ownPool     bool
 
 	mu      sync.Mutex
 	running map[string]*attempt
@@ -157,20 +159,21 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:     o.Config,
-		srv:     o.Config.Server,
-		db:      d,
-		st:      o.Store,
-		log:     o.Log,
-		run:     o.Run,
-		newRec:  o.NewRecipe,
-		ready:   o.Ready,
-		audit:   o.AuditHandler,
-		poll:    o.PollInterval,
-		pool:    o.Pool,
-		running: map[string]*attempt{},
-		wake:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		cfg:         o.Config,
+		srv:         o.Config.Server,
+		db:          d,
+		st:          o.Store,
+		log:         o.Log,
+		run:         o.Run,
+		newRec:      o.NewRecipe,
+		ready:       o.Ready,
+		audit:       o.AuditHandler,
+		poll:        o.PollInterval,
+		pool:        o.Pool,
+		bodyTimeout: BodyTimeout,
+		running:     map[string]*attempt{},
+		wake:        make(chan struct{}, 1),
+		closing:     make(chan struct{}),
 	}
 	s.policy = o.Config.Server.Policy()
 	if s.srv.Retries == nil {

@@ -170,7 +170,10 @@ func runServe(ctx context.Context, cfg *config.Config, log *logrus.Logger) error
 	if err := svc.Start(bg); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Slow clients are cut off: headers within service.ReadHeaderTimeout,
+	// a body within service.BodyTimeout, idle connections closed after
+	// service.IdleTimeout.
+	srv := svc.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.WithFields(logrus.Fields{
