@@ -17,6 +17,7 @@ import (
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // Access levels of routes besides the roles.
@@ -494,6 +495,11 @@ func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, 
 	s.queueMu.Lock()
 	got, created, err := s.db.insertOrJoin(ctx, b, dedupKey(b.RecipeDigest, b.Force, b.EnvoySHA256), doc)
 	s.queueMu.Unlock()
+	if store.DiskFull(err) {
+		s.disk.noteFull("queueing a build", err)
+		return nil, false, &RequestError{Status: http.StatusInsufficientStorage, Code: "disk_full",
+			Message: fmt.Sprintf("the service's state directory is full: the build cannot be queued (%v); ask its operator to free space there", err)}
+	}
 	if err != nil {
 		return nil, false, err
 	}

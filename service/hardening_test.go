@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +20,8 @@ import (
 
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/testenv"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // Finding 4 of issue 16: /metrics labelled requests by their raw method,
@@ -148,4 +153,101 @@ func TestTwoCancelsAtOnce(t *testing.T) {
 		assert.Equal(t, "cancelled by "+rec.CancelledBy, rec.Error, "cancelledBy and error agree")
 		assert.Equal(t, rec.CancelledBy, answers[lost[0]].build(t).CancelledBy)
 	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory (as root, as
+// `make test` runs) and unmounts it when the test ends.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)), "mounting a tmpfs needs root (make test runs as root)")
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fill writes a file in dir until the file system is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	require.NoError(t, err)
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			require.True(t, store.DiskFull(err), "%v", err)
+			return p
+		}
+	}
+}
+
+// Finding 2 of issue 16, in-process (TestServeDiskFull runs a real
+// service): when the state directory's disk is full and even the reserve
+// is gone, the end of a build is kept in memory: the build is in its
+// final state for every reader, cancel answers that it has ended, the
+// same request queues a new build rather than joining the ended one,
+// /readyz says the disk is full, and once there is room the record is
+// written and the queue moves again.
+func TestDiskFullKeepsTheEndInMemory(t *testing.T) {
+	testenv.Integration(t)
+	dir := mountTmpfs(t, 3*ReserveBytes)
+	cfg := config.Default()
+	cfg.StateDir = dir
+	cfg.Registry.Root = dir + "/registry"
+	st, err := store.OpenDir(context.Background(), cfg.StateDir)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	e := startEnv(t, cfg, st, func(_ *config.Config, o *Options) { o.Ready = map[string]func(context.Context) error{} })
+	require.FileExists(t, filepath.Join(dir, ReserveFile))
+
+	b := e.do("POST", "/v1/builds", "", map[string]any{"recipe": "istio@1.24.2"}).build(t)
+	e.run.waitStarted(t)
+	// Somebody else took the reserve too, and filled the disk.
+	require.NoError(t, os.Remove(filepath.Join(dir, ReserveFile)))
+	filler := fill(t, dir)
+	e.run.finish()
+
+	got := e.waitState(b.ID, StateSucceeded)
+	assert.NotNil(t, got.Finished)
+	r := e.do("GET", "/v1/builds/"+b.ID, "", nil)
+	assert.Equal(t, StateSucceeded, r.build(t).State, "the API serves the record kept in memory")
+	var list struct{ Builds []Build }
+	e.do("GET", "/v1/builds?state=succeeded", "", nil).json(t, &list)
+	require.Len(t, list.Builds, 1)
+	assert.Equal(t, b.ID, list.Builds[0].ID)
+	assert.Equal(t, http.StatusConflict, e.do("POST", "/v1/builds/"+b.ID+"/cancel", "", nil).status)
+	assert.Contains(t, e.logs.String(), "the state directory's disk is full")
+	assert.Contains(t, e.logs.String(), "kept in memory")
+
+	var ready struct {
+		Status string
+		Checks map[string]string
+	}
+	rr := e.do("GET", "/readyz", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, rr.status)
+	rr.json(t, &ready)
+	assert.Contains(t, ready.Checks["stateDir"], "the state directory's disk is full")
+
+	// The same request again is not joined to the ended build: it cannot
+	// be queued while the disk is full, and says so.
+	again := e.do("POST", "/v1/builds", "", map[string]any{"recipe": "istio@1.24.2"})
+	assert.Equal(t, http.StatusInsufficientStorage, again.status, string(again.body))
+	assert.Equal(t, "disk_full", again.errorCode(t))
+
+	// Room again: the record is written, the reserve made again, the
+	// service ready, and builds run.
+	require.NoError(t, os.Remove(filler))
+	deadline := time.Now().Add(15 * time.Second)
+	for e.do("GET", "/readyz", "", nil).status != http.StatusOK {
+		require.True(t, time.Now().Before(deadline), "not ready again once there is room")
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Empty(t, e.svc.db.kept(), "the record kept in memory is written")
+	stored, err := e.svc.db.get(context.Background(), b.ID)
+	require.NoError(t, err)
+	assert.Equal(t, StateSucceeded, stored.State)
+	require.FileExists(t, filepath.Join(dir, ReserveFile))
+	next := e.do("POST", "/v1/builds", "", map[string]any{"recipe": "istio@1.24.2"})
+	require.Equal(t, http.StatusAccepted, next.status, string(next.body))
+	e.waitState(next.build(t).ID, StateSucceeded)
 }

@@ -112,6 +112,7 @@ type Service struct {
 	bodyTimeout time.Duration
 	pool        *pool.Pool
 	ownPool     bool
+	disk        *diskGuard
 
 	mu      sync.Mutex
 	running map[string]*attempt
@@ -176,6 +177,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		closing:     make(chan struct{}),
 	}
 	s.policy = o.Config.Server.Policy()
+	s.disk = newDiskGuard(o.Config.StateDir, o.Log)
 	if s.srv.Retries == nil {
 		n := config.DefaultRetries
 		s.srv.Retries = &n
@@ -218,6 +220,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			s.ready["buildkit"] = s.poolReady
 		}
 	}
+	// The service's own disk, whatever else is checked.
+	ready := map[string]func(context.Context) error{"stateDir": s.disk.check}
+	for k, v := range s.ready {
+		ready[k] = v
+	}
+	s.ready = ready
 	if s.auth, err = newAuthenticator(s.srv.Tokens); err != nil {
 		return nil, err
 	}
@@ -234,6 +242,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.disk.makeReserve(); err != nil {
+		s.log.WithError(err).WithField("dir", o.Config.StateDir).Warn("no disk reserve in the state directory: if its disk fills up, the end of a build may not be recorded until there is room")
 	}
 	return s, nil
 }
@@ -313,6 +324,8 @@ func (s *Service) Start(ctx context.Context) error {
 			s.recordLedgerImages(ctx, id)
 		}
 	}
+	s.workers.Add(1)
+	go s.watchDisk()
 	if s.pool != nil {
 		s.pool.Start(ctx)
 		s.workers.Add(1)
@@ -411,11 +424,16 @@ func (s *Service) worker() {
 func (s *Service) claim() (*Build, error) {
 	s.queueMu.Lock()
 	defer s.queueMu.Unlock()
-	if s.isClosing() {
+	if s.isClosing() || s.disk.isFull() {
+		// A build started on a full disk would fail for that alone.
 		return nil, nil
 	}
 	b, err := s.db.claim(context.Background(), time.Now())
 	if errors.Is(err, errNotQueued) {
+		return nil, nil
+	}
+	if store.DiskFull(err) {
+		s.disk.noteFull("taking a build from the queue", err)
 		return nil, nil
 	}
 	return b, err
@@ -436,7 +454,7 @@ func (s *Service) recoverInterrupted(ctx context.Context) ([]string, error) {
 		ids = append(ids, b.ID)
 		now := time.Now()
 		reason := fmt.Sprintf("interrupted: the service stopped during %s", b.State)
-		nb, err := s.db.update(ctx, b.ID, func(b *Build) error {
+		nb, err := s.saveRecord(ctx, b.ID, "recording an interrupted build", func(b *Build) error {
 			b.Interruptions = append(b.Interruptions, Interruption{Time: now, Phase: b.State, Reason: reason})
 			crashes := 0
 			for _, in := range b.Interruptions {
@@ -470,12 +488,16 @@ func (s *Service) recoverInterrupted(ctx context.Context) ([]string, error) {
 
 func (s *Service) appendLog(id, format string, args ...any) {
 	f, err := os.OpenFile(s.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.log.WithError(err).WithField("build", id).Error("writing the build log")
-		return
+	if err == nil {
+		_, err = fmt.Fprintf(f, format, args...)
+		f.Close()
 	}
-	defer f.Close()
-	fmt.Fprintf(f, format, args...)
+	if err != nil {
+		if store.DiskFull(err) {
+			s.disk.noteFull("writing a build log", err)
+		}
+		s.log.WithError(err).WithField("build", id).Error("writing the build log")
+	}
 }
 
 // execute runs one attempt of b, which claim moved to fetching, on the
@@ -553,6 +575,9 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		errMsg = lostMsg
 	case state == StateFailed && errors.Is(cause, context.DeadlineExceeded):
 		errMsg = fmt.Sprintf("timed out after %s (server.buildTimeout) during %s: %v", s.srv.BuildTimeout, cur.State, err)
+	case state == StateFailed && store.DiskFull(err):
+		s.disk.noteFull("build "+b.ID, err)
+		errMsg = fmt.Sprintf("the state directory's disk is full (%s): %v", s.cfg.StateDir, err)
 	case state == StateFailed:
 		errMsg = err.Error()
 	}
@@ -560,7 +585,7 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		msg = fmt.Sprintf("sailmaker: build %s %s: %s\n", b.ID, state, errMsg)
 	}
 	s.appendLog(b.ID, "%s", msg)
-	nb, uerr := s.db.update(context.Background(), b.ID, func(b *Build) error {
+	nb, uerr := s.saveRecord(context.Background(), b.ID, "recording the end of build "+b.ID, func(b *Build) error {
 		b.State, b.Error = state, errMsg
 		if state == StateCancelled {
 			// The first cancel's actor, as recorded (a later one changes
@@ -673,6 +698,9 @@ func (s *Service) phase(id string, p State, log logrus.FieldLogger) {
 		return nil
 	})
 	if err != nil {
+		if store.DiskFull(err) {
+			s.disk.noteFull("recording a build's phase", err)
+		}
 		log.WithError(err).Error("recording a build's phase")
 		return
 	}
@@ -690,7 +718,7 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 	s.queueMu.Lock()
 	now := time.Now()
 	first := false
-	b, err := s.db.update(ctx, id, func(b *Build) error {
+	b, err := s.saveRecord(ctx, id, "recording the cancel of build "+id, func(b *Build) error {
 		if b.State.Final() {
 			return &finalError{state: b.State, by: b.CancelledBy}
 		}
