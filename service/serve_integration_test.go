@@ -42,6 +42,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopFaultEnv()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
