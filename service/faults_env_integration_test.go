@@ -85,7 +85,7 @@ func startFaultEnv(t *testing.T) (*faultEnv, error) {
 	if os.Getenv("SAILMAKER_BIN_DIR") == "" {
 		os.Setenv("SAILMAKER_BIN_DIR", filepath.Join(testenv.ModuleRoot(t), "bin"))
 	}
-	logrus.SetLevel(logrus.FatalLevel) // the embedded registry logs every request
+	logrus.SetLevel(logrus.FatalLevel)       // the embedded registry logs every request
 	dir, err := os.MkdirTemp("/tmp", "smf-") // short: buildkitd's socket is in it
 	if err != nil {
 		return nil, err
