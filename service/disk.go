@@ -156,17 +156,24 @@ func (g *diskGuard) check(context.Context) error {
 // and as much again, it makes the reserve and says the disk has room. It
 // reports whether the disk has room now.
 func (g *diskGuard) recover() bool {
-	g.mu.Lock()
-	full := g.full
-	g.mu.Unlock()
-	if err := g.makeReserve(); err != nil {
-		return !full
+	reserved := g.makeReserve() == nil
+	free, total, err := g.free()
+	if err != nil {
+		return !g.isFull()
 	}
-	if full {
-		g.mu.Lock()
-		g.full = false
-		g.mu.Unlock()
-		free, total, _ := g.free()
+	room := reserved && free >= uint64(g.size)
+	if !room && !g.isFull() {
+		// Nearly full, though no write has failed yet: a build would.
+		g.noteFull("looking at its free space", fmt.Errorf("%s free of %s, less than the %s the service keeps in reserve", bytesIEC(free), bytesIEC(total), bytesIEC(uint64(g.size))))
+	}
+	if !room {
+		return false
+	}
+	g.mu.Lock()
+	was := g.full
+	g.full = false
+	g.mu.Unlock()
+	if was {
 		g.log.WithFields(logrus.Fields{"dir": g.dir, "free": bytesIEC(free), "size": bytesIEC(total)}).Warn("the state directory's disk has room again: builds are taken from the queue again")
 	}
 	return true

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -577,7 +578,7 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		errMsg = fmt.Sprintf("timed out after %s (server.buildTimeout) during %s: %v", s.srv.BuildTimeout, cur.State, err)
 	case state == StateFailed && store.DiskFull(err):
 		s.disk.noteFull("build "+b.ID, err)
-		errMsg = fmt.Sprintf("the state directory's disk is full (%s): %v", s.cfg.StateDir, err)
+		errMsg = fmt.Sprintf("the state directory's disk is full (%s): %s", s.cfg.StateDir, diskFullCause(err))
 	case state == StateFailed:
 		errMsg = err.Error()
 	}
@@ -629,6 +630,20 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 	if nb.State == StateQueued {
 		s.kick()
 	}
+}
+
+// compileFailed is how the builder explains a failed compile; a full disk
+// is not a build that tried the network.
+const compileFailed = "the build failed (it ran with no network; upstream's make targets ran in the builder image): "
+
+// diskFullCause is a build's error that a full disk caused, without the
+// builder's explanation of a failed compile.
+func diskFullCause(err error) string {
+	msg := strings.Replace(err.Error(), compileFailed, "", 1)
+	if i := strings.Index(msg, "\nlast lines of the build:"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // runAttempt loads the recipe and runs the build with its log file.
