@@ -41,6 +41,7 @@ type Registry struct {
 	ledger        Ledger
 	requireSigned bool
 	settleAfter   *time.Duration
+	onConfirmed   func(context.Context, []store.Entry)
 	log           logrus.FieldLogger
 }
 
@@ -418,6 +419,14 @@ func WithSettleAfter(d time.Duration) RegistryOption {
 	}
 }
 
+// WithOnConfirmed calls fn with the intents Reconcile confirms (whichever
+// publish settles them), so that the builds that meant them can be told:
+// the service lists them on those builds' records. Default: nobody is
+// told.
+func WithOnConfirmed(fn func(context.Context, []store.Entry)) RegistryOption {
+	return func(r *Registry) error { r.onConfirmed = fn; return nil }
+}
+
 // Reconcile settles intents the ledger holds without an outcome: a tag
 // that names the intended digest is confirmed; an intent older than the
 // settle time (WithSettleAfter) whose tag names something else, or
@@ -466,6 +475,9 @@ func (r *Registry) Reconcile(ctx context.Context) ([]store.Entry, error) {
 		if e.Action != store.ActionAbandoned {
 			confirmed = append(confirmed, e)
 		}
+	}
+	if len(confirmed) > 0 && r.onConfirmed != nil {
+		r.onConfirmed(context.WithoutCancel(ctx), confirmed)
 	}
 	return confirmed, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // Settings say where a build's images go and how.
@@ -29,6 +30,9 @@ type Settings struct {
 	// Key signs images and attestations (optional).
 	Key *attest.Key
 	Log logrus.FieldLogger
+	// OnConfirmed is told the ledger intents a publish confirms for
+	// earlier builds (see WithOnConfirmed).
+	OnConfirmed func(context.Context, []store.Entry)
 }
 
 // New makes the publisher for s, and the cache a builder should use: the
@@ -51,6 +55,9 @@ func New(s Settings) (Publisher, builder.Cache, error) {
 			}
 			if s.Log != nil {
 				opts = append(opts, WithLog(s.Log))
+			}
+			if s.OnConfirmed != nil {
+				opts = append(opts, WithOnConfirmed(s.OnConfirmed))
 			}
 			reg, err := NewRegistry(s.Registry, opts...)
 			if err != nil {

@@ -287,6 +287,17 @@ func ledgerTags(t *testing.T, state string) map[string]store.TagState {
 	return tags
 }
 
+// ledgerEntries is every entry of a state directory's ledger.
+func ledgerEntries(t *testing.T, state string) []store.Entry {
+	t.Helper()
+	st, err := store.OpenDirReadOnly(context.Background(), state)
+	require.NoError(t, err)
+	defer st.Close()
+	entries, err := st.Entries(context.Background(), store.LedgerFilter{})
+	require.NoError(t, err)
+	return entries
+}
+
 // builtBy is the build the ledger says wrote digest under the tag: the
 // confirmed entry's, or a pending intent's ("" if the ledger does not
 // account for it). confirmed says which.

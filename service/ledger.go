@@ -59,6 +59,19 @@ func (s *Service) reconcileLedger(ctx context.Context) []string {
 	return builds
 }
 
+// onConfirmed lists on their builds' records the tag writes a publish
+// found done for earlier builds (their answer was lost, or their process
+// ended before it came).
+func (s *Service) onConfirmed(ctx context.Context, confirmed []store.Entry) {
+	seen := map[string]bool{}
+	for _, e := range confirmed {
+		if e.BuildID != "" && !seen[e.BuildID] {
+			seen[e.BuildID] = true
+			s.recordLedgerImages(ctx, e.BuildID)
+		}
+	}
+}
+
 // recordLedgerImages adds to the build's record every tag the ledger says
 // the build wrote (pushed or moved) that the record does not list.
 func (s *Service) recordLedgerImages(ctx context.Context, id string) {

@@ -268,7 +268,10 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, cache, err := publish.New(publish.Settings{Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger})
+	pub, cache, err := publish.New(publish.Settings{Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger,
+		// Tag writes of earlier builds this publish finds done go on
+		// those builds' records.
+		OnConfirmed: s.onConfirmed})
 	if err != nil {
 		return nil, err
 	}
