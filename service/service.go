@@ -767,16 +767,33 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 		s.metrics.finished(b)
 		return b, nil
 	}
-	s.mu.Lock()
-	a := s.running[id]
-	s.mu.Unlock()
-	if a == nil {
-		return b, nil
+	// A build just taken from the queue may not have its attempt yet (it
+	// cancels itself when it starts): wait for either.
+	timeout := time.After(wait)
+	var a *attempt
+	for a == nil {
+		s.mu.Lock()
+		a = s.running[id]
+		s.mu.Unlock()
+		if a != nil {
+			break
+		}
+		cur, err := s.db.get(context.WithoutCancel(ctx), id)
+		if err != nil || !cur.State.Running() {
+			return cur, err
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-timeout:
+			return cur, nil
+		case <-ctx.Done():
+			return cur, nil
+		}
 	}
 	a.cancel(errCancelled)
 	select {
 	case <-a.done:
-	case <-time.After(wait):
+	case <-timeout:
 	case <-ctx.Done():
 	}
 	return s.db.get(context.WithoutCancel(ctx), id)
