@@ -164,7 +164,7 @@ func (g *diskGuard) recover() bool {
 	room := reserved && free >= uint64(g.size)
 	if !room && !g.isFull() {
 		// Nearly full, though no write has failed yet: a build would.
-		g.noteFull("looking at its free space", fmt.Errorf("%s free of %s, less than the %s the service keeps in reserve", bytesIEC(free), bytesIEC(total), bytesIEC(uint64(g.size))))
+		g.noteFull("looking at its free space", fmt.Errorf("%s free of %s: not enough for a build and the %s reserve the service keeps to record builds' ends", bytesIEC(free), bytesIEC(total), bytesIEC(uint64(g.size))))
 	}
 	if !room {
 		return false
