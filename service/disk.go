@@ -132,6 +132,16 @@ func (g *diskGuard) isFull() bool {
 	return g.full
 }
 
+// fullNow says whether the disk is full: found so, or with less room left
+// than the reserve.
+func (g *diskGuard) fullNow() bool {
+	if g.isFull() {
+		return true
+	}
+	free, _, err := g.free()
+	return err == nil && free < uint64(g.size)
+}
+
 // check is /readyz's look at the disk: an error while it is full, or has
 // less room than the reserve.
 func (g *diskGuard) check(context.Context) error {

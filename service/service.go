@@ -579,7 +579,10 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		errMsg = lostMsg
 	case state == StateFailed && errors.Is(cause, context.DeadlineExceeded):
 		errMsg = fmt.Sprintf("timed out after %s (server.buildTimeout) during %s: %v", s.srv.BuildTimeout, cur.State, err)
-	case state == StateFailed && store.DiskFull(err):
+	case state == StateFailed && (store.DiskFull(err) || s.disk.fullNow()):
+		// The error may not say so (BuildKit's export to a full disk can
+		// end in a bare EOF): the disk is full now, and that is the cause
+		// to name first.
 		s.disk.noteFull("build "+b.ID, err)
 		errMsg = fmt.Sprintf("the state directory's disk is full (%s): %s", s.cfg.StateDir, diskFullCause(err))
 	case state == StateFailed:
