@@ -70,7 +70,7 @@ func stopFaultEnv() {
 	faults.proxy.Close()
 	faults.artifacts.Close()
 	_ = faults.reg.Close(ctx)
-	_ = os.RemoveAll(faults.dir)
+	removeAll(faults.dir)
 }
 
 func sharedFaultEnv(t *testing.T) *faultEnv {

@@ -3,6 +3,8 @@ package service_test
 import (
 	"net/http"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +21,21 @@ func stateDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "smt-")
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Cleanup(func() { removeAll(dir) })
 	return dir
+}
+
+// removeAll removes dir, first unmounting what is mounted under it: a
+// buildkitd killed with -9 leaves its running step's rootfs mounted.
+func removeAll(dir string) {
+	if info, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+				_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+			}
+		}
+	}
+	_ = os.RemoveAll(dir)
 }
 
 // Finding 1 of issue 16 at the service level: every tag that reaches the
