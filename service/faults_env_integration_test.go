@@ -177,6 +177,14 @@ func (e *faultEnv) recipe(t *testing.T, prefix string, slow bool) []byte {
 		m := im.(map[string]any)
 		m["repository"] = prefix + "/" + m["name"].(string)
 	}
+	// Packages get their own repositories under prefix too: their tags
+	// (version-revision) are the same in every build of the release.
+	if pkgs, ok := r["spec"].(map[string]any)["packages"].([]any); ok {
+		for _, pk := range pkgs {
+			m := pk.(map[string]any)
+			m["repository"] = prefix + "/" + m["name"].(string)
+		}
+	}
 	body, err := json.Marshal(map[string]any{"recipe": r})
 	require.NoError(t, err)
 	return body
