@@ -585,6 +585,12 @@ func (s *session) tags(ctx context.Context, repos []string) ([]tagRef, Warnings,
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if noTags(err) {
+					// In the catalog, but no tag: content pushed by
+					// digest whose tag was never written (a push that
+					// failed before its tags). Nothing to check.
+					return nil
+				}
 				warn = append(warn, Unreadable{Reference: repo.String(), Error: "listing tags: " + err.Error()})
 				return nil
 			}
@@ -606,6 +612,22 @@ func (s *session) tags(ctx context.Context, repos []string) ([]tagRef, Warnings,
 		return out[i].tag < out[j].tag
 	})
 	return out, warn, nil
+}
+
+// noTags says whether listing a repository's tags failed because it has
+// none: the distribution registry answers NAME_UNKNOWN for a repository
+// that holds manifests but no tag.
+func noTags(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusNotFound {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // readAll reads every tag, concurrently with the auditor's bound. Tags that

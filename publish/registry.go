@@ -41,6 +41,8 @@ type Registry struct {
 	force         bool
 	ledger        Ledger
 	requireSigned bool
+	settleAfter   *time.Duration
+	onConfirmed   func(context.Context, []store.Entry)
 	log           logrus.FieldLogger
 }
 
@@ -240,7 +242,7 @@ func (r *Registry) Publish(ctx context.Context, res *builder.Result) ([]api.Imag
 	if err := r.checkTags(ctx, res.Trigger, imgs); err != nil {
 		return nil, err
 	}
-	if err := r.Reconcile(ctx); err != nil {
+	if _, err := r.Reconcile(ctx); err != nil {
 		r.log.WithError(err).Warn("could not settle tag writes an earlier run left unconfirmed in the ledger")
 	}
 	for _, step := range []func(context.Context, *pushing) error{r.pushContent, r.attach, r.writeTagged} {
@@ -465,6 +467,13 @@ func (r *Registry) tag(ctx context.Context, tr api.Trigger, p *pushing) error {
 		case ok && cur == p.img.Digest:
 			r.log.WithField("tag", p.img.Tag.String()).WithError(err).Warn("the registry's answer was an error, but the tag was written")
 			err = nil
+		case !refused(err):
+			// No answer (the connection dropped, the build was cancelled,
+			// a gateway gave up): the request may still reach the registry
+			// after this read. The intent stays pending, and Reconcile
+			// settles it once no request for it can still arrive.
+			r.log.WithField("tag", p.img.Tag.String()).WithError(err).Warn("no answer to the tag write and the tag is not there yet: its ledger intent stays pending until it can be settled")
+			return err
 		default:
 			if r.ledger != nil {
 				e := entry(tr, store.ActionAbandoned, p.img.Tag, old, p.img.Digest.String())
@@ -515,16 +524,62 @@ func (r *Registry) recordUnchanged(ctx context.Context, tr api.Trigger, p *pushi
 	return nil
 }
 
-// Reconcile settles intents the ledger holds without an outcome: a tag
-// that names the intended digest is confirmed, any other is abandoned.
-func (r *Registry) Reconcile(ctx context.Context) error {
-	if r.ledger == nil {
+// refused says whether a failed tag write got the registry's own answer
+// (an HTTP error status), so that the tag was not and will not be written.
+// Without an answer, or with a gateway's 502 or 504 (a proxy gave up, the
+// registry behind it may still act), the request may yet land.
+func refused(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode == 0 {
+		return false
+	}
+	return te.StatusCode != http.StatusBadGateway && te.StatusCode != http.StatusGatewayTimeout
+}
+
+// DefaultSettleAfter is how old an unconfirmed intent must be before
+// Reconcile records it as abandoned when its tag does not name its digest:
+// a tag write sent just before its process died (or its answer was lost)
+// may still be in flight to the registry.
+const DefaultSettleAfter = 5 * time.Minute
+
+// WithSettleAfter sets how old an intent must be before Reconcile
+// abandons it. Default DefaultSettleAfter.
+func WithSettleAfter(d time.Duration) RegistryOption {
+	return func(r *Registry) error {
+		if d < 0 {
+			return errors.New("publish.WithSettleAfter: negative duration")
+		}
+		r.settleAfter = &d
 		return nil
+	}
+}
+
+// WithOnConfirmed calls fn with the intents Reconcile confirms (whichever
+// publish settles them), so that the builds that meant them can be told:
+// the service lists them on those builds' records. Default: nobody is
+// told.
+func WithOnConfirmed(fn func(context.Context, []store.Entry)) RegistryOption {
+	return func(r *Registry) error { r.onConfirmed = fn; return nil }
+}
+
+// Reconcile settles intents the ledger holds without an outcome: a tag
+// that names the intended digest is confirmed; an intent older than the
+// settle time (WithSettleAfter) whose tag names something else, or
+// nothing, is abandoned; a younger one stays pending (its write may still
+// be on its way). It returns the intents it confirmed.
+func (r *Registry) Reconcile(ctx context.Context) ([]store.Entry, error) {
+	if r.ledger == nil {
+		return nil, nil
 	}
 	pending, err := r.ledger.PendingIntents(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	settleAfter := DefaultSettleAfter
+	if r.settleAfter != nil {
+		settleAfter = *r.settleAfter
+	}
+	var confirmed []store.Entry
 	for _, in := range pending {
 		tag, err := r.rc.Tag(in.Repository, in.Tag)
 		if err != nil {
@@ -532,25 +587,34 @@ func (r *Registry) Reconcile(ctx context.Context) error {
 		}
 		cur, ok, err := r.rc.Resolve(ctx, tag)
 		if err != nil {
-			return err
+			return confirmed, err
 		}
 		e := in
 		e.ID, e.Time = 0, time.Time{}
-		if ok && cur.String() == in.NewDigest {
+		switch {
+		case ok && cur.String() == in.NewDigest:
 			e.Action = store.ActionPush
 			if in.OldDigest != "" {
 				e.Action = store.ActionForce
 			}
 			e.Note = appendNote(in.Note, "confirmed later: the tag names the digest the build meant to write")
-		} else {
+		case time.Since(in.Time) < settleAfter:
+			continue
+		default:
 			e.Action = store.ActionAbandoned
 			e.Note = appendNote(in.Note, "the tag was not written")
 		}
 		if err := r.ledger.Append(ctx, e); err != nil {
-			return err
+			return confirmed, err
+		}
+		if e.Action != store.ActionAbandoned {
+			confirmed = append(confirmed, e)
 		}
 	}
-	return nil
+	if len(confirmed) > 0 && r.onConfirmed != nil {
+		r.onConfirmed(context.WithoutCancel(ctx), confirmed)
+	}
+	return confirmed, nil
 }
 
 func entry(tr api.Trigger, action string, tag name.Tag, old, new string) store.Entry {

@@ -530,7 +530,7 @@ func TestReadyz(t *testing.T) {
 	}
 	r.json(t, &body)
 	assert.Equal(t, "not ready", body.Status)
-	assert.Equal(t, map[string]string{"buildkit": "buildkitd is not answering", "registry": "ok"}, body.Checks)
+	assert.Equal(t, map[string]string{"buildkit": "buildkitd is not answering", "registry": "ok", "stateDir": "ok"}, body.Checks)
 }
 
 // A stored recipe (what the webhook makes) can be asked for by id.
