@@ -182,7 +182,8 @@ func (e *faultEnv) recipe(t *testing.T, prefix string, slow bool) []byte {
 	if pkgs, ok := r["spec"].(map[string]any)["packages"].([]any); ok {
 		for _, pk := range pkgs {
 			m := pk.(map[string]any)
-			m["repository"] = prefix + "/" + m["name"].(string)
+			r := m["repository"].(string)
+			m["repository"] = prefix + "/" + r[strings.LastIndex(r, "/")+1:]
 		}
 	}
 	body, err := json.Marshal(map[string]any{"recipe": r})
