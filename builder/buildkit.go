@@ -9,13 +9,17 @@ import (
 	"io"
 	"strings"
 
+	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/registry"
 )
 
 // Connect opens a client to the configured buildkitd and checks that it
@@ -68,6 +72,10 @@ func Solve(ctx context.Context, c *client.Client, st llb.State, opt client.Solve
 
 // SolveDef is Solve for a marshalled definition.
 func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt client.SolveOpt, p Progress) (*client.SolveResponse, error) {
+	opt, err := withRegistryAuth(opt)
+	if err != nil {
+		return nil, err
+	}
 	if p.Out == nil {
 		p.Out = io.Discard
 		p.Mode = progressui.QuietMode
@@ -86,7 +94,7 @@ func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt cl
 	eg.Go(func() error {
 		var err error
 		resp, err = c.Solve(ctx, def, opt, ch)
-		return err
+		return registry.ExplainBuildKitAuth(err)
 	})
 	eg.Go(func() error {
 		d, err := progressui.NewDisplay(p.Out, p.Mode)
@@ -100,4 +108,23 @@ func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt cl
 		return nil, err
 	}
 	return resp, nil
+}
+
+// withRegistryAuth adds BuildKit's docker auth provider to opt's session:
+// buildkitd asks it, through the session, for the credentials of every
+// registry it pulls from or pushes to (the builder image, the registry
+// cache), and it answers from the docker config of the user running
+// sailmaker ($DOCKER_CONFIG, else ~/.docker; credential helpers included),
+// the config sailmaker's own registry client reads. The credentials go to
+// buildkitd only over the session, never into the definition, logs or
+// provenance.
+func withRegistryAuth(opt client.SolveOpt) (client.SolveOpt, error) {
+	dir, origin := registry.DockerConfigDir()
+	cf, err := dockerconfig.Load(dir)
+	if err != nil {
+		return opt, fmt.Errorf("reading the docker config in %s (%s) for registry credentials: %w", dir, origin, err)
+	}
+	opt.Session = append(append([]session.Attachable(nil), opt.Session...),
+		authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{AuthConfigProvider: authprovider.LoadAuthConfig(cf)}))
+	return opt, nil
 }

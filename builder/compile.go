@@ -2,6 +2,7 @@ package builder
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -15,6 +16,7 @@ import (
 	"github.com/tonistiigi/fsutil"
 
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
 
 	"github.com/sailmaker/sailmaker/internal/tail"
 )
@@ -268,6 +270,12 @@ var networkHints = []string{
 // explainFailure turns a failed compile into an error that says the build
 // had no network when its output shows it tried to use one.
 func explainFailure(err error, log string) error {
+	// A registry that refused buildkitd (the builder image, the registry
+	// cache) is said in one line: the build's log has nothing to add.
+	var aerr *registry.AuthError
+	if errors.As(err, &aerr) {
+		return fmt.Errorf("buildkitd could not pull or push for the build: %w", err)
+	}
 	tail := tail.Lines(log, 25)
 	for _, h := range networkHints {
 		if strings.Contains(log, h) {

@@ -37,6 +37,7 @@ import (
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
 )
 
 // ErrValidation is wrapped when a built image's programs do not say what
@@ -384,6 +385,10 @@ func checkState(c *check, storeID string) llb.State {
 // buildWithStatus runs a gateway build, drains its status into the
 // progress display and hands every status to collect.
 func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt, fn gateway.BuildFunc, p Progress, collect func(*client.SolveStatus)) error {
+	opt, err := withRegistryAuth(opt)
+	if err != nil {
+		return err
+	}
 	if p.Out == nil {
 		p.Out = io.Discard
 		p.Mode = progressui.QuietMode
@@ -409,7 +414,7 @@ func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	})
 	eg.Go(func() error {
 		_, err := c.Build(ctx, opt, "", fn, ch)
-		return err
+		return registry.ExplainBuildKitAuth(err)
 	})
 	eg.Go(func() error {
 		d, err := progressui.NewDisplay(p.Out, p.Mode)

@@ -106,7 +106,7 @@ func (c *Client) Resolve(ctx context.Context, ref name.Reference) (v1.Hash, bool
 		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 			return v1.Hash{}, false, nil
 		}
-		return v1.Hash{}, false, fmt.Errorf("resolving %s: %w", ref, err)
+		return v1.Hash{}, false, fmt.Errorf("resolving %s: %w", ref, explainAuth(err, ref.Context().RegistryStr()))
 	}
 	return desc.Digest, true, nil
 }
@@ -115,7 +115,7 @@ func (c *Client) Resolve(ctx context.Context, ref name.Reference) (v1.Hash, bool
 func (c *Client) Image(ctx context.Context, ref name.Reference) (v1.Image, error) {
 	img, err := remote.Image(ref, c.Remote(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", ref, err)
+		return nil, fmt.Errorf("reading %s: %w", ref, explainAuth(err, ref.Context().RegistryStr()))
 	}
 	return img, nil
 }
@@ -234,7 +234,7 @@ func (c *Client) PushAll(ctx context.Context, images []Pending, force bool) ([]P
 			continue
 		}
 		if err := remote.Tag(p.Tag, p.Image, c.Remote(ctx)...); err != nil {
-			return nil, fmt.Errorf("tagging %s: %w", p.Tag, err)
+			return nil, fmt.Errorf("tagging %s: %w", p.Tag, explainAuth(err, p.Tag.Context().RegistryStr()))
 		}
 		fields := logrus.Fields{"tag": p.Tag.String(), "digest": out[i].Digest.String()}
 		if out[i].Forced {
@@ -252,7 +252,7 @@ func (c *Client) Write(ctx context.Context, ref name.Digest, img v1.Image) (int6
 	counter := &uploadCounter{base: c.transport}
 	opts := append(c.Remote(ctx), remote.WithTransport(counter))
 	if err := remote.Write(ref, img, opts...); err != nil {
-		return counter.n.Load(), fmt.Errorf("pushing %s: %w", ref, err)
+		return counter.n.Load(), fmt.Errorf("pushing %s: %w", ref, explainAuth(err, ref.Context().RegistryStr()))
 	}
 	return counter.n.Load(), nil
 }

@@ -77,8 +77,9 @@ func Registry(t testing.TB) *Env {
 	return &Env{Config: cfg, Registry: rc, Server: srv}
 }
 
-// Start starts the registry and a buildkitd that may reach it over HTTP.
-func Start(t testing.TB) *Env {
+// Start starts the registry and a buildkitd that may reach it over HTTP,
+// and the further registries httpRegistries (host:port) too.
+func Start(t testing.TB, httpRegistries ...string) *Env {
 	t.Helper()
 	Integration(t)
 	e := Registry(t)
@@ -90,7 +91,7 @@ func Start(t testing.TB) *Env {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := buildkitd.Start(ctx, buildkitd.Options{Dir: dir, HTTPRegistries: []string{e.Config.Registry.Address}, GCKeepBytes: 10 << 30})
+	d, err := buildkitd.Start(ctx, buildkitd.Options{Dir: dir, HTTPRegistries: append([]string{e.Config.Registry.Address}, httpRegistries...), GCKeepBytes: 10 << 30})
 	if err != nil {
 		cancel()
 		require.NoError(t, err, "buildkitd must start for integration tests (make test builds bin/buildkitd and installs runc)")
