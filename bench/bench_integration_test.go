@@ -18,7 +18,6 @@ import (
 
 	"github.com/sailmaker/sailmaker/bench"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -41,9 +40,9 @@ func TestBenchIncrementalAllPaths(t *testing.T) {
 	buildctl := filepath.Join(os.Getenv("SAILMAKER_BIN_DIR"), "buildctl")
 	require.FileExists(t, buildctl, "make test builds bin/buildctl")
 
-	repo := fixture.Upstream(t, sample.UpstreamOptions{})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)

@@ -27,7 +27,6 @@ import (
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -198,9 +197,9 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	_, otherPub, err := attest.GenerateKey()
 	require.NoError(t, err)
 
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	// With one patch (to the README: the binaries stay as they are).
 	readme, err := os.ReadFile(filepath.Join(repo.Dir, "README.md"))
 	require.NoError(t, err)
@@ -401,7 +400,7 @@ func checkProvenance(t *testing.T, prov map[string]any, c checks) {
 	assert.Equal(t, c.baseDigest.String(), field(t, x, "base.digest"))
 	assert.Equal(t, c.envoySHA, field(t, x, "envoy.sha256"))
 	assert.Equal(t, repo.ProxySHA, field(t, x, "envoy.proxySha"))
-	assert.Contains(t, field(t, x, "envoy.url"), sample.EnvoyTarballName(repo.ProxySHA))
+	assert.Contains(t, field(t, x, "envoy.url"), fixture.EnvoyTarballName(repo.ProxySHA))
 	assert.Equal(t, "1.0.0", field(t, x, "make.variables.VERSION"))
 	assert.Equal(t, []any{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, field(t, x, "make.targets"))
 	assert.Equal(t, im.Name, field(t, x, "image.name"))

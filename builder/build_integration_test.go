@@ -29,7 +29,6 @@ import (
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -92,10 +91,10 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	opts := e.Registry.Remote(ctx)
 	reg := e.Config.Registry.Address
 
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoys := fixture.EnvoyTarballs(t, repo.ProxySHA)
 	srv := fixture.ServeArtifacts(t, envoys.Files("/envoy", repo.ProxySHA))
-	o := sample.Demo
+	o := fixture.Demo
 	o.EnvoyURL, o.EnvoySHA256, o.Registry = srv.URL+"/envoy/", envoys.SHA256, reg
 	file := fixture.WriteRecipeWith(t, repo, o)
 	r, err := recipes.Load(file, recipes.WithRegistry(reg))
@@ -315,7 +314,7 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 	// Validation: a recipe whose make VERSION is not its version gives
 	// binaries that report another version; the build fails naming both,
 	// before anything is tagged.
-	bad := sample.RecipeOptions{EnvoyURL: srv.URL + "/envoy/", EnvoySHA256: envoys.SHA256, Registry: reg, Version: "9.9.9"}
+	bad := fixture.RecipeOptions{EnvoyURL: srv.URL + "/envoy/", EnvoySHA256: envoys.SHA256, Registry: reg, Version: "9.9.9"}
 	badRecipe, err := recipes.Load(fixture.WriteRecipeWith(t, repo, bad), recipes.WithRegistry(reg))
 	require.NoError(t, err)
 	badRecipe.Metadata.Version = "1.0.1" // other tags than the good build's
@@ -380,9 +379,9 @@ func lookTool(t *testing.T, name string) string {
 func TestBuildWithoutNetwork(t *testing.T) {
 	e := testenv.Start(t)
 	e.Bases(t)
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Overlay: "upstream-network", Tag: "1.0.1"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Overlay: "upstream-network", Tag: "1.0.1"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)
@@ -398,7 +397,7 @@ func TestBuildWithoutNetwork(t *testing.T) {
 }
 
 func extractEnvoy(tgz []byte) ([]byte, error) {
-	return builder.ExtractFile(tgz, sample.EnvoyBinaryPath)
+	return builder.ExtractFile(tgz, fixture.EnvoyBinaryPath)
 }
 
 // buildAndPublish builds r in e and publishes it as s says (by default to

@@ -17,7 +17,6 @@ import (
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
@@ -50,16 +49,16 @@ type setup struct {
 	repo  *fixture.Repo
 	envoy []byte
 	sum   string
-	srv   *sample.ArtifactServer
+	srv   *fixture.ArtifactServer
 }
 
 func newSetup(t *testing.T) *setup {
 	e := testenv.Registry(t)
 	// No buildkitd answers here: these failures must come before BuildKit.
 	fakeBases(t, e)
-	repo := fixture.Upstream(t, sample.UpstreamOptions{})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
 	envoy, sum := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	return &setup{env: e, repo: repo, envoy: envoy, sum: sum, srv: srv}
 }
 
@@ -93,7 +92,7 @@ func TestWrongEnvoyChecksumFailsBeforeBuildKit(t *testing.T) {
 	require.ErrorIs(t, err, builder.ErrChecksum)
 	assert.Contains(t, err.Error(), s.sum, "names the artifact's real sum")
 	assert.Contains(t, err.Error(), wrong, "names the pinned sum")
-	assert.Contains(t, err.Error(), sample.EnvoyTarballName(s.repo.ProxySHA), "names the file")
+	assert.Contains(t, err.Error(), fixture.EnvoyTarballName(s.repo.ProxySHA), "names the file")
 	assert.NotContains(t, err.Error(), "buildkitd")
 }
 
@@ -133,7 +132,7 @@ func TestProxySHAMustMatchIstioDeps(t *testing.T) {
 
 func TestMissingBaseImageSaysHowToBuildIt(t *testing.T) {
 	e := testenv.Registry(t)
-	repo := fixture.Upstream(t, sample.UpstreamOptions{})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
 	file := fixture.WriteRecipe(t, repo, "http://127.0.0.1:1/", strings.Repeat("a", 64), e.Config.Registry.Address)
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)

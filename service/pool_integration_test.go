@@ -28,7 +28,6 @@ import (
 	"github.com/sailmaker/sailmaker/builder/pool"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/service"
 )
@@ -199,7 +198,7 @@ func TestServicePool(t *testing.T) {
 	// The fixture: one upstream with two lines, 1.0.x and 1.1.x; a slow
 	// twin (another repository, so another line) whose 1.2.0 sleeps in
 	// make, long enough to kill its worker.
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	for _, tag := range []string{"1.0.1", "1.0.2", "1.0.3", "1.1.0", "1.1.1", "1.1.2"} {
 		repo.Git(t, "tag", "--annotate", "--no-sign", "-m", "fixture release "+tag, tag, repo.Commit)
 	}
@@ -207,10 +206,10 @@ func TestServicePool(t *testing.T) {
 	overlay := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(overlay, "Makefile.overrides.mk"),
 		[]byte("ifeq ($(VERSION),1.2.0)\nPILOT_DISCOVERY_PRE := sleep "+sleep+"\nendif\n"), 0o644))
-	slow := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.2.0", Overlay: overlay})
+	slow := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.2.0", Overlay: overlay})
 	slow.Git(t, "tag", "--annotate", "--no-sign", "-m", "fixture release 1.2.1", "1.2.1", slow.Commit)
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	arts := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	arts := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	recipe := func(r *fixture.Repo, tag string) string {
 		c := *r
 		c.Tag = tag

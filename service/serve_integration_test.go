@@ -27,7 +27,6 @@ import (
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/service"
@@ -298,15 +297,15 @@ func TestServeEndToEnd(t *testing.T) {
 	e.Bases(t)
 	reg := e.Config.Registry.Address
 
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
 	// The slow twin: pilot-discovery's build first sleeps, with a marker to
 	// find the process by.
 	marker := strconv.Itoa(100000 + rand.IntN(900000))
 	overlay := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(overlay, "Makefile.overrides.mk"), []byte("PILOT_DISCOVERY_PRE := sleep "+marker+"\n"), 0o644))
-	slow := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.2.0", Overlay: overlay})
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	slow := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.2.0", Overlay: overlay})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	recipeFile := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, reg)
 	slowFile := fixture.WriteRecipe(t, slow, srv.URL+"/envoy/", envoySHA, reg)
 
@@ -334,7 +333,7 @@ func TestServeEndToEnd(t *testing.T) {
 			"webhook": map[string]any{
 				"repos":       []string{repo.URL},
 				"go":          "1.23.4",
-				"envoyURL":    srv.URL + "/envoy/" + sample.EnvoyTarballName("${PROXY_REPO_SHA}"),
+				"envoyURL":    srv.URL + "/envoy/" + fixture.EnvoyTarballName("${PROXY_REPO_SHA}"),
 				"envoySHA256": map[string]string{repo.ProxySHA: envoySHA},
 			},
 		},
@@ -503,9 +502,9 @@ func TestServeCrashRestart(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(state) })
 	t.Cleanup(func() { stopBuildKit(t, state) })
 	reg := freeAddr(t)
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	writeConfig(t, state, map[string]any{
 		"registry": map[string]any{"address": reg},
 		"server":   map[string]any{"inputs": map[string]any{"git": []string{"file:///tmp/"}, "artifacts": []string{srv.URL + "/envoy/"}}},

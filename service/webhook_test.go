@@ -16,7 +16,6 @@ import (
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -48,7 +47,7 @@ func githubPayload(repoURL, ref, refType string) map[string]any {
 // recipes.New on a fixture repository), stores it and queues its build,
 // only with a valid signature and a matching tag, once per delivery.
 func TestWebhook(t *testing.T) {
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoySum := strings.Repeat("e", 64)
 	var failing atomic.Bool
 	e := newEnv(t, func(c *config.Config, o *Options) {

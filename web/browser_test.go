@@ -133,13 +133,13 @@ func TestBrowser(t *testing.T) {
 
 	// The fixture upstream, and a slow twin whose make step sleeps (to
 	// cancel while it runs), both stored as recipes in the service's state.
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	marker := strconv.Itoa(100000 + rand.IntN(900000))
 	overlay := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(overlay, "Makefile.overrides.mk"), []byte("PILOT_DISCOVERY_PRE := sleep "+marker+"\n"), 0o644))
-	slow := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.2.0", Overlay: overlay})
+	slow := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.2.0", Overlay: overlay})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	arts := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	arts := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	state := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(state, "recipes"), 0o755))
 	for _, r := range []*fixture.Repo{repo, slow} {

@@ -25,7 +25,6 @@ import (
 	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/internal/fixture"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -57,9 +56,9 @@ func TestAuditFixtureEndToEnd(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "sailmaker.pub"), pub, 0o644))
 	e.Config.Signing.Key = filepath.Join(keyDir, "sailmaker.key")
 
-	repo := fixture.Upstream(t, sample.UpstreamOptions{Tag: "1.0.0"})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{Tag: "1.0.0"})
 	envoy, envoySHA := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", envoySHA, e.Config.Registry.Address)
 	r, err := recipes.Load(file, recipes.WithRegistry(e.Config.Registry.Address))
 	require.NoError(t, err)

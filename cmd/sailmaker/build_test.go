@@ -19,7 +19,6 @@ import (
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/output"
-	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/registry"
 )
@@ -61,7 +60,7 @@ func TestBuildFlagsCheckedFirst(t *testing.T) {
 type recipeSetup struct {
 	env  *testenv.Env
 	file string
-	srv  *sample.ArtifactServer
+	srv  *fixture.ArtifactServer
 }
 
 func newRecipeSetup(t *testing.T) *recipeSetup {
@@ -79,9 +78,9 @@ func newRecipeSetup(t *testing.T) *recipeSetup {
 		_, err = e.Registry.PushAll(context.Background(), []registry.Pending{{Tag: tag, Image: img}}, false)
 		require.NoError(t, err)
 	}
-	repo := fixture.Upstream(t, sample.UpstreamOptions{})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
 	envoy, sum := fixture.EnvoyTarball(t, repo.ProxySHA)
-	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + sample.EnvoyTarballName(repo.ProxySHA): envoy})
+	srv := fixture.ServeArtifacts(t, map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(repo.ProxySHA): envoy})
 	file := fixture.WriteRecipe(t, repo, srv.URL+"/envoy/", sum, e.Config.Registry.Address)
 	t.Setenv("SAILMAKER_REGISTRY", e.Config.Registry.Address)
 	t.Setenv("SAILMAKER_SIGNING_KEY", "")
@@ -206,7 +205,7 @@ func TestBuildRefusesBadPackagesFirst(t *testing.T) {
 	addr, dialled := countingListener(t)
 	t.Setenv("SAILMAKER_REGISTRY", addr)
 	t.Setenv("BUILDKIT_HOST", "tcp://"+addr)
-	repo := fixture.Upstream(t, sample.UpstreamOptions{})
+	repo := fixture.Upstream(t, fixture.UpstreamOptions{})
 	text := fixture.RecipeYAML(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("a", 64), addr)
 	for _, c := range []struct{ old, new, want string }{
 		{"to: /opt/cni/bin/istio-cni", "to: /opt/../../etc/cron.d/x", `spec.packages[0].files[0].to: "/opt/../../etc/cron.d/x": contains '..': a path must stay inside the package root`},

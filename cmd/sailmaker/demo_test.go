@@ -71,10 +71,10 @@ func TestPrepareDemo(t *testing.T) {
 	assert.Equal(t, commit, r2.Spec.Source.Commit, "the same fixture gives the same commit")
 
 	// The recipe names the repository prepared, at its tag.
-	assert.Equal(t, "fixture@"+sample.DefaultTag, r2.ID())
+	assert.Equal(t, "fixture@"+fixture.DefaultTag, r2.ID())
 	assert.Equal(t, "file://"+repoDir, r2.Spec.Source.Git)
-	assert.Equal(t, sample.DefaultTag, r2.Spec.Source.Tag)
-	assert.Equal(t, commit, gitIn(t, repoDir, "rev-parse", "refs/tags/"+sample.DefaultTag+"^{commit}"))
+	assert.Equal(t, fixture.DefaultTag, r2.Spec.Source.Tag)
+	assert.Equal(t, commit, gitIn(t, repoDir, "rev-parse", "refs/tags/"+fixture.DefaultTag+"^{commit}"))
 	assert.Empty(t, gitIn(t, repoDir, "status", "--porcelain"))
 	assert.True(t, strings.HasPrefix(r2.Spec.Toolchain.Builder, cfg.Registry.Address+"/"), "builder %s", r2.Spec.Toolchain.Builder)
 	for _, img := range r2.Spec.Images {
@@ -88,7 +88,7 @@ func TestPrepareDemo(t *testing.T) {
 	proxySHA, err := sample.ReadProxySHA(filepath.Join(src, "istio.deps"))
 	require.NoError(t, err)
 	assert.Equal(t, proxySHA, e.ProxySHA)
-	tarball := filepath.Join(demoDir, "artifacts", sample.EnvoyTarballName(proxySHA))
+	tarball := filepath.Join(demoDir, "artifacts", fixture.EnvoyTarballName(proxySHA))
 	u, err := url.Parse(e.URL)
 	require.NoError(t, err)
 	assert.Equal(t, "file", u.Scheme)
@@ -104,7 +104,7 @@ func TestPrepareDemo(t *testing.T) {
 	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, r2.Spec.PlatformList())
 	arm, ok := e.For("arm64")
 	require.True(t, ok)
-	armTarball := filepath.Join(demoDir, "artifacts", sample.EnvoyTarballNameFor(proxySHA, "arm64"))
+	armTarball := filepath.Join(demoDir, "artifacts", fixture.EnvoyTarballNameFor(proxySHA, "arm64"))
 	assert.Equal(t, "file://"+armTarball, arm.URL)
 	data, err = os.ReadFile(armTarball)
 	require.NoError(t, err)
@@ -118,7 +118,7 @@ func TestPrepareDemo(t *testing.T) {
 	assert.Equal(t, []string{"pilot:1.0.0", "proxyv2:1.0.0", "pilot-distroless:1.0.0-distroless", "proxyv2-distroless:1.0.0-distroless"}, names)
 
 	// The benchmark's copy is for linux/amd64 alone, as its other paths.
-	bench, err := prepareFixture(cfg, src, sample.RecipeOptions{}, "recipe-amd64.yaml")
+	bench, err := prepareFixture(cfg, src, fixture.RecipeOptions{}, "recipe-amd64.yaml")
 	require.NoError(t, err)
 	rb := loadDemoRecipe(t, cfg, bench)
 	assert.Equal(t, []string{"linux/amd64"}, rb.Spec.PlatformList())
@@ -139,7 +139,7 @@ func TestPrepareDemoFixtureElsewhereAndChanged(t *testing.T) {
 	cfg := demoConfig(t)
 	testdata := filepath.Join(t.TempDir(), "testdata")
 	copyDir(t, fixture.Testdata(t, "upstream"), filepath.Join(testdata, "upstream"))
-	copyDir(t, fixture.Testdata(t, sample.EnvoyStandinDir), filepath.Join(testdata, sample.EnvoyStandinDir))
+	copyDir(t, fixture.Testdata(t, fixture.EnvoyStandinDir), filepath.Join(testdata, fixture.EnvoyStandinDir))
 	copyDir(t, fixture.Testdata(t, "recipes"), filepath.Join(testdata, "recipes"))
 	src := filepath.Join(testdata, "upstream")
 
@@ -157,7 +157,7 @@ func TestPrepareDemoFixtureElsewhereAndChanged(t *testing.T) {
 	after := loadDemoRecipe(t, cfg, file).Spec.Source.Commit
 	assert.NotEqual(t, before, after)
 	repoDir := filepath.Join(cfg.StateDir, "demo", "upstream")
-	assert.Equal(t, after, gitIn(t, repoDir, "rev-parse", "refs/tags/"+sample.DefaultTag+"^{commit}"))
+	assert.Equal(t, after, gitIn(t, repoDir, "rev-parse", "refs/tags/"+fixture.DefaultTag+"^{commit}"))
 }
 
 func TestPrepareDemoErrors(t *testing.T) {
