@@ -13,15 +13,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
 // A recipe file sent inline is the same recipe (digest) the service parses,
 // scalars kept as written.
 func TestRecipeDocument(t *testing.T) {
-	repo := &fixture.Repo{Tag: "1.20", URL: "file:///srv/git/fixture.git", Commit: strings.Repeat("a", 40), ProxySHA: strings.Repeat("b", 40)}
-	text, err := fixture.RenderRecipe(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("c", 64), "127.0.0.1:5000")
+	repo := &sample.Repo{Tag: "1.20", URL: "file:///srv/git/fixture.git", Commit: strings.Repeat("a", 40), ProxySHA: strings.Repeat("b", 40)}
+	text, err := sample.RenderRecipe(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("c", 64), "127.0.0.1:5000")
 	require.NoError(t, err)
 	// Unquoted scalars that a YAML-to-JSON conversion through values would
 	// change: a version 1.20 (a float), a mode 0644 (an octal int).

@@ -23,7 +23,7 @@ import (
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/faultproxy"
-	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/registry"
 	"github.com/sailmaker/sailmaker/service"
@@ -43,10 +43,10 @@ type faultEnv struct {
 	proxy     *faultproxy.Proxy
 	addr      string // the proxy: registry.address of the services
 	bk        *buildkitd.Daemon
-	repo      *fixture.Repo
-	slow      *fixture.Repo // its make sleeps first (sleep <slowSleep>)
+	repo      *sample.Repo
+	slow      *sample.Repo // its make sleeps first (sleep <slowSleep>)
 	slowSleep string
-	artifacts *fixture.ArtifactServer
+	artifacts *sample.ArtifactServer
 	envoySHA  string
 	dir       string
 }
@@ -113,7 +113,7 @@ func startFaultEnv(t *testing.T) (*faultEnv, error) {
 	if e.bk, err = buildkitd.Start(ctx, buildkitd.Options{Dir: filepath.Join(dir, "bk"), HTTPRegistries: []string{e.addr}, GCKeepBytes: 10 << 30}); err != nil {
 		return nil, fmt.Errorf("buildkitd must start (make test builds bin/buildkitd): %w", err)
 	}
-	if e.repo, err = fixture.NewUpstream(filepath.Join(dir, "upstream"), fixture.UpstreamOptions{Tag: "1.0.0"}); err != nil {
+	if e.repo, err = sample.NewUpstream(filepath.Join(dir, "upstream"), sample.UpstreamOptions{Tag: "1.0.0"}); err != nil {
 		return nil, err
 	}
 	// The slow twin: pilot-discovery's build first sleeps some seconds,
@@ -126,15 +126,15 @@ func startFaultEnv(t *testing.T) (*faultEnv, error) {
 	if err := os.WriteFile(filepath.Join(overlay, "Makefile.overrides.mk"), []byte("PILOT_DISCOVERY_PRE := sleep "+e.slowSleep+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	if e.slow, err = fixture.NewUpstream(filepath.Join(dir, "slow"), fixture.UpstreamOptions{Tag: "1.2.0", Overlay: overlay}); err != nil {
+	if e.slow, err = sample.NewUpstream(filepath.Join(dir, "slow"), sample.UpstreamOptions{Tag: "1.2.0", Overlay: overlay}); err != nil {
 		return nil, err
 	}
-	envoy, sum, err := fixture.BuildEnvoyTarball(e.repo.ProxySHA)
+	envoy, sum, err := sample.BuildEnvoyTarball(e.repo.ProxySHA)
 	if err != nil {
 		return nil, err
 	}
 	e.envoySHA = sum
-	if e.artifacts, err = fixture.StartArtifactServer("127.0.0.1:0", map[string][]byte{"/envoy/" + fixture.EnvoyTarballName(e.repo.ProxySHA): envoy}); err != nil {
+	if e.artifacts, err = sample.StartArtifactServer("127.0.0.1:0", map[string][]byte{"/envoy/" + sample.EnvoyTarballName(e.repo.ProxySHA): envoy}); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -167,7 +167,7 @@ func (e *faultEnv) recipe(t *testing.T, prefix string, slow bool) []byte {
 	if slow {
 		repo = e.slow
 	}
-	text, err := fixture.RenderRecipe(repo, e.artifacts.URL+"/envoy/", e.envoySHA, e.addr)
+	text, err := sample.RenderRecipe(repo, e.artifacts.URL+"/envoy/", e.envoySHA, e.addr)
 	require.NoError(t, err)
 	doc, err := service.RecipeDocument([]byte(text))
 	require.NoError(t, err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
-	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/store"
 )
@@ -269,8 +269,8 @@ func (e *testEnv) waitState(id string, want State) *Build {
 // repository need not exist: the fake builder does not fetch).
 func fixtureRecipe(t *testing.T, tag string) json.RawMessage {
 	t.Helper()
-	repo := &fixture.Repo{Tag: tag, URL: "file:///srv/git/fixture.git", Commit: strings.Repeat("a", 40), ProxySHA: strings.Repeat("b", 40)}
-	text, err := fixture.RenderRecipe(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("c", 64), config.DefaultRegistryAddr)
+	repo := &sample.Repo{Tag: tag, URL: "file:///srv/git/fixture.git", Commit: strings.Repeat("a", 40), ProxySHA: strings.Repeat("b", 40)}
+	text, err := sample.RenderRecipe(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("c", 64), config.DefaultRegistryAddr)
 	require.NoError(t, err)
 	return yamlToJSON(t, text)
 }

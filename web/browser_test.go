@@ -23,6 +23,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/service"
 	"github.com/sailmaker/sailmaker/web"
@@ -142,7 +143,7 @@ func TestBrowser(t *testing.T) {
 	state := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(state, "recipes"), 0o755))
 	for _, r := range []*fixture.Repo{repo, slow} {
-		text, err := fixture.RenderRecipe(r, arts.URL+"/envoy/", envoySHA, reg)
+		text, err := sample.RenderRecipe(r.Repo, arts.URL+"/envoy/", envoySHA, reg)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(state, "recipes", "fixture@"+r.Tag+".yaml"), []byte(text), 0o644))
 	}

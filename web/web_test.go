@@ -24,7 +24,7 @@ import (
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/audit"
 	"github.com/sailmaker/sailmaker/config"
-	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/internal/testenv"
 	"github.com/sailmaker/sailmaker/service"
 	"github.com/sailmaker/sailmaker/store"
@@ -84,8 +84,8 @@ func newEnv(t *testing.T, roles ...string) *env {
 	require.NoError(t, err)
 
 	// A stored recipe to queue: the fixture's (the stand-in does not fetch).
-	repo := &fixture.Repo{Tag: "1.0.0", URL: "file:///srv/git/fixture.git", Commit: strings.Repeat("a", 40), ProxySHA: strings.Repeat("b", 40)}
-	text, err := fixture.RenderRecipe(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("c", 64), cfg.Registry.Address)
+	repo := &sample.Repo{Tag: "1.0.0", URL: "file:///srv/git/fixture.git", Commit: strings.Repeat("a", 40), ProxySHA: strings.Repeat("b", 40)}
+	text, err := sample.RenderRecipe(repo, "http://127.0.0.1:1/envoy/", strings.Repeat("c", 64), cfg.Registry.Address)
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(cfg.StateDir, "recipes"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(cfg.StateDir, "recipes", "fixture@1.0.0.yaml"), []byte(text), 0o644))

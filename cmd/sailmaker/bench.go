@@ -14,8 +14,8 @@ import (
 
 	"github.com/sailmaker/sailmaker/bench"
 	"github.com/sailmaker/sailmaker/config"
-	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/output"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -166,7 +166,7 @@ func benchRecipe(cfg *config.Config, o *benchOptions) (*recipes.Recipe, error) {
 	}
 	// The benchmark's paths build linux/amd64 (the plain Dockerfile and the
 	// host's make): the demo's fixture for that platform alone.
-	file, err := prepareFixture(cfg, o.fixture, fixture.RecipeOptions{}, "recipe-amd64.yaml")
+	file, err := prepareFixture(cfg, o.fixture, sample.RecipeOptions{}, "recipe-amd64.yaml")
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sailmaker/sailmaker/config"
-	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/output"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -102,12 +102,12 @@ The fixture commit is fixed, so running it again builds nothing.`,
 // recipe, so a second build finds the registry up to date. If the fixture
 // changed, the repository is made afresh.
 func prepareDemo(cfg *config.Config, fixtureDir string) (recipeFile string, err error) {
-	return prepareFixture(cfg, fixtureDir, fixture.Demo, "recipe.yaml")
+	return prepareFixture(cfg, fixtureDir, sample.Demo, "recipe.yaml")
 }
 
 // prepareFixture is prepareDemo for the recipe rendered as o says (its
 // Envoy URL and sums filled in), written as name.
-func prepareFixture(cfg *config.Config, fixtureDir string, o fixture.RecipeOptions, name string) (recipeFile string, err error) {
+func prepareFixture(cfg *config.Config, fixtureDir string, o sample.RecipeOptions, name string) (recipeFile string, err error) {
 	if fixtureDir == "" {
 		fixtureDir = defaultDemoFixture
 	}
@@ -119,8 +119,8 @@ func prepareFixture(cfg *config.Config, fixtureDir string, o fixture.RecipeOptio
 		return "", fmt.Errorf("no demo fixture at %s (an Istio-shaped tree with istio.deps, like testdata/upstream): run it from a sailmaker checkout or pass --fixture", src)
 	}
 	testdata := filepath.Dir(src)
-	standin := filepath.Join(testdata, fixture.EnvoyStandinDir)
-	tmpl := filepath.Join(testdata, filepath.FromSlash(fixture.RecipeTemplate))
+	standin := filepath.Join(testdata, sample.EnvoyStandinDir)
+	tmpl := filepath.Join(testdata, filepath.FromSlash(sample.RecipeTemplate))
 	for _, p := range []string{filepath.Join(standin, "main.go"), tmpl} {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("the demo fixture %s has no %s beside it (--fixture must be a tree of sailmaker's testdata/, like testdata/upstream): %w", src, p, err)
@@ -133,26 +133,26 @@ func prepareFixture(cfg *config.Config, fixtureDir string, o fixture.RecipeOptio
 	}
 	dir := filepath.Join(stateDir, "demo")
 	repoDir := filepath.Join(dir, "upstream")
-	opts := fixture.UpstreamOptions{Dir: src}
-	repo, err := fixture.NewUpstream(repoDir, opts)
-	if errors.Is(err, fixture.ErrRepoMismatch) {
+	opts := sample.UpstreamOptions{Dir: src}
+	repo, err := sample.NewUpstream(repoDir, opts)
+	if errors.Is(err, sample.ErrRepoMismatch) {
 		logrus.WithField("dir", repoDir).Info("the demo fixture changed since the last run: making its git repository afresh")
 		if err := os.RemoveAll(repoDir); err != nil {
 			return "", err
 		}
-		repo, err = fixture.NewUpstream(repoDir, opts)
+		repo, err = sample.NewUpstream(repoDir, opts)
 	}
 	if err != nil {
 		return "", fmt.Errorf("preparing the demo's git repository: %w", err)
 	}
 
-	envoys, err := fixture.BuildEnvoyTarballsFrom(standin, repo.ProxySHA)
+	envoys, err := sample.BuildEnvoyTarballsFrom(standin, repo.ProxySHA)
 	if err != nil {
 		return "", fmt.Errorf("preparing the demo's stand-in Envoy: %w", err)
 	}
 	artifacts := filepath.Join(dir, "artifacts")
 	for arch, tarball := range envoys.Tarballs {
-		if err := writeFileIfChanged(filepath.Join(artifacts, fixture.EnvoyTarballNameFor(repo.ProxySHA, arch)), tarball); err != nil {
+		if err := writeFileIfChanged(filepath.Join(artifacts, sample.EnvoyTarballNameFor(repo.ProxySHA, arch)), tarball); err != nil {
 			return "", err
 		}
 	}
@@ -161,7 +161,7 @@ func prepareFixture(cfg *config.Config, fixtureDir string, o fixture.RecipeOptio
 	// recipe append envoy-alpha-${PROXY_REPO_SHA}[-<arch>].tar.gz.
 	o.EnvoyURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(artifacts) + "/"}).String()
 	o.EnvoySHA256, o.Registry = envoys.SHA256, cfg.Registry.Address
-	text, err := fixture.RenderRecipeWith(tmpl, repo, o)
+	text, err := sample.RenderRecipeWith(tmpl, repo, o)
 	if err != nil {
 		return "", err
 	}

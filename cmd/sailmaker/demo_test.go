@@ -17,6 +17,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/fixture"
+	"github.com/sailmaker/sailmaker/internal/sample"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -84,7 +85,7 @@ func TestPrepareDemo(t *testing.T) {
 	// recipe pins.
 	e := r2.Spec.Inputs.Envoy
 	require.NotNil(t, e)
-	proxySHA, err := fixture.ReadProxySHA(filepath.Join(src, "istio.deps"))
+	proxySHA, err := sample.ReadProxySHA(filepath.Join(src, "istio.deps"))
 	require.NoError(t, err)
 	assert.Equal(t, proxySHA, e.ProxySHA)
 	tarball := filepath.Join(demoDir, "artifacts", fixture.EnvoyTarballName(proxySHA))
