@@ -9,11 +9,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/tonistiigi/fsutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
@@ -276,6 +279,14 @@ func explainFailure(err error, log string) error {
 	if errors.As(err, &aerr) {
 		return fmt.Errorf("buildkitd could not pull or push for the build: %w", err)
 	}
+	// A full disk or a lost buildkitd is not the build's fault, and
+	// "it ran with no network" would send the reader the wrong way.
+	switch {
+	case noSpace(err):
+		return fmt.Errorf("the build stopped because a disk is full: free space where buildkitd keeps its state (and sailmaker its state directory), then build again: %w", err)
+	case buildkitLost(err):
+		return fmt.Errorf("the build was cut off: the connection to buildkitd was lost (it stopped or restarted); check that it runs (buildkit.address or BUILDKIT_HOST), then build again: %w", err)
+	}
 	tail := tail.Lines(log, 25)
 	for _, h := range networkHints {
 		if strings.Contains(log, h) {
@@ -283,4 +294,24 @@ func explainFailure(err error, log string) error {
 		}
 	}
 	return fmt.Errorf("the build failed (it ran with no network; upstream's make targets ran in the builder image): %w\nlast lines of the build:\n%s", err, tail)
+}
+
+// noSpace tells whether err comes from a full disk (ENOSPC, also as text
+// when it crossed the gRPC boundary from buildkitd).
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device")
+}
+
+// buildkitLost tells whether err means the connection to buildkitd went
+// away during the solve (gRPC Unavailable, or a stream cut at EOF), as
+// opposed to a solve that buildkitd ran and reported failed.
+func buildkitLost(err error) bool {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
+	}
+	var coded interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &coded) && coded.GRPCStatus().Code() == codes.Unavailable {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), "error reading from server: EOF")
 }
