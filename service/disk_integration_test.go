@@ -49,7 +49,9 @@ func fillDisk(t *testing.T, dir string) string {
 func TestServeDiskFull(t *testing.T) {
 	e := sharedFaultEnv(t)
 	state := t.TempDir()
-	require.NoError(t, syscall.Mount("tmpfs", state, "tmpfs", 0, "size=96m,mode=0755"), "mounting a tmpfs needs root (make test runs as root)")
+	// Room for a build of both platforms: validation writes each image,
+	// its base's layers too, into a temporary OCI layout here.
+	require.NoError(t, syscall.Mount("tmpfs", state, "tmpfs", 0, "size=768m,mode=0755"), "mounting a tmpfs needs root (make test runs as root)")
 	t.Cleanup(func() { _ = syscall.Unmount(state, syscall.MNT_DETACH) })
 	e.serveConfig(t, state, false, nil)
 	listen := freeAddr(t)
