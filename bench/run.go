@@ -885,7 +885,7 @@ func (p *plainRunner) prime(ctx context.Context) error {
 
 func (p *plainRunner) cold(ctx context.Context) error {
 	return p.e.pruneGoCache(ctx, Plain, goCacheRecords{
-		cacheID:  PlainGoCacheID,
+		cacheID:    PlainGoCacheID,
 		makeStep:   func(args string) bool { return strings.HasPrefix(args, "/bin/sh -c make ${MAKE_ARGS}") },
 		downstream: func(desc string) bool { return strings.Contains(desc, "] COPY --from=build ") },
 	})

@@ -224,4 +224,3 @@ func quietLogger() logrus.FieldLogger {
 	l.SetOutput(io.Discard)
 	return l
 }
-
