@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
 )
 
 // Scenario is one situation a maintainer rebuilds in.
@@ -159,6 +161,11 @@ type Options struct {
 	// RunID names the registry repositories, bench/<RunID>/...; default:
 	// the base name of Out.
 	RunID string
+
+	// Check, if set, is called after each measured build with a client of
+	// the benchmark's registry, which is gone once Run returns (tests read
+	// the images back); an error stops the run.
+	Check func(ctx context.Context, rc *registry.Client, m *Measurement) error
 
 	// Progress receives one line per step (the benchmark takes minutes).
 	Progress io.Writer

@@ -40,6 +40,9 @@ type Settings struct {
 	// UserRegistry the one the builder and base images were copied from.
 	Registry     string `json:"registry"`
 	UserRegistry string `json:"userRegistry"`
+	// Sandbox is the temporary folder of the benchmark's registry and
+	// state (removed at the end).
+	Sandbox string `json:"sandbox"`
 	Proxy        string `json:"proxy"`
 	BuildKit     string `json:"buildkit"`
 	RunID        string `json:"runId"`

@@ -89,6 +89,9 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 
 	e, err := setup(ctx, &o, res)
+	if e != nil && e.sb != nil {
+		res.Settings.Sandbox = e.sb.dir
+	}
 	if err == nil {
 		res.Settings.Registry, res.Settings.Proxy = e.o.Config.Registry.Address, e.proxy.Addr
 		err = e.runAll(ctx, res, save)
@@ -142,9 +145,9 @@ type env struct {
 	in       *builder.Inputs
 	builder  string // the builder image by digest
 	pristine []byte // the file the incremental scenario patches
-	// moduleMeta is what BuildKit receives for the module cache when it
-	// has every file already: the metadata of each (ModuleCache).
-	moduleMeta int64
+	// modules describes the module cache: what BuildKit receives for it
+	// when its snapshot has every file.
+	modules ModuleCache
 	runners    []runner
 	logs       int
 	// firstTime is set once the first-time build ran: sailmaker needs no
@@ -211,7 +214,7 @@ func setup(ctx context.Context, o *Options, res *Results) (*env, error) {
 	if res.ModuleCache, err = describeModuleCache(ctx, e.in.GoModCache); err != nil {
 		return e, err
 	}
-	e.moduleMeta = res.ModuleCache.Metadata
+	e.modules = res.ModuleCache
 	if e.pristine, err = os.ReadFile(filepath.Join(e.in.SourceDir, filepath.FromSlash(o.PatchFile))); err != nil {
 		return e, fmt.Errorf("the incremental scenario patches %s: %w", o.PatchFile, err)
 	}
@@ -611,12 +614,17 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 		}
 		m.Traffic = e.proxy.Take()
 		m.Scenario, m.Path, m.Run, m.Patch = sc, r.path(), run, v.patch
-		m.ModuleContent = res.ModuleCache.contentOf(m.ModuleSync)
 		if adjust != nil {
 			adjust(m)
 		}
 		if m.UploadedLayers, err = e.uploadedLayers(ctx, m); err != nil {
 			return fmt.Errorf("reading back the images of %s run %d, %s path: %w", sc, run, r.path(), err)
+		}
+		if o.Check != nil {
+			if err := o.Check(ctx, e.rc, m); err != nil {
+				return fmt.Errorf("checking the images of %s run %d, %s path: %w", sc, run, r.path(), err)
+			}
+			e.proxy.Take()
 		}
 		sync := ""
 		if m.ModuleSync > 0 {
@@ -819,7 +827,7 @@ func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, e
 		return nil, err
 	}
 	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile,
-		ModuleSync: st.ModuleSyncBytes, ImagePull: st.PullBytes}
+		ModuleSync: st.ModuleSyncBytes, ModuleContent: e.modules.contentOf(st.ModuleSyncBytes), ImagePull: st.PullBytes}
 	m.Phases = append([]Phase{{Name: "fetch", Duration: t.Fetch}, {Name: "solve", Duration: t.Solve}}, st.solvePhases("builder pull")...)
 	m.Phases = append(m.Phases, Phase{Name: "assemble", Duration: t.Assemble}, Phase{Name: "push", Duration: t.Push},
 		Phase{Name: "other", Duration: max(0, run.Wall-t.Fetch-t.Solve-t.Assemble-t.Push)})
@@ -940,6 +948,7 @@ func (p *plainRunner) build(ctx context.Context, v variant) (*Measurement, error
 		// layers they pull are the same.
 		st.ModuleSync, st.Pull, st.Make = union(st.ModuleSync, run.ModuleSync), union(st.Pull, run.Pull), union(st.Make, run.Make)
 		m.ModuleSync += run.ModuleSyncBytes
+		m.ModuleContent += e.modules.contentOf(run.ModuleSyncBytes)
 		m.ImagePull = max(m.ImagePull, run.PullBytes)
 		m.Images = append(m.Images, Image{Name: builds[i].Target, Ref: builds[i].Image, Digest: run.Digest})
 		if run.Digest == "" {
