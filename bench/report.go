@@ -42,11 +42,11 @@ type Settings struct {
 	UserRegistry string `json:"userRegistry"`
 	// Sandbox is the temporary folder of the benchmark's registry and
 	// state (removed at the end).
-	Sandbox string `json:"sandbox"`
-	Proxy        string `json:"proxy"`
-	BuildKit     string `json:"buildkit"`
-	RunID        string `json:"runId"`
-	Out          string `json:"out"`
+	Sandbox  string `json:"sandbox"`
+	Proxy    string `json:"proxy"`
+	BuildKit string `json:"buildkit"`
+	RunID    string `json:"runId"`
+	Out      string `json:"out"`
 }
 
 // update recomputes the summaries and verdicts from the measurements.

@@ -148,8 +148,8 @@ type env struct {
 	// modules describes the module cache: what BuildKit receives for it
 	// when its snapshot has every file.
 	modules ModuleCache
-	runners    []runner
-	logs       int
+	runners []runner
+	logs    int
 	// firstTime is set once the first-time build ran: sailmaker needs no
 	// priming after it.
 	firstTime bool
