@@ -60,7 +60,10 @@ type Measurement struct {
 	SelfReportedUploaded int64   `json:"selfReportedUploaded,omitempty"`
 	Images               []Image `json:"images"`
 	Patch                *Patch  `json:"patch,omitempty"`
-	Log                  string  `json:"log,omitempty"`
+	// Load is /proc/loadavg's load averages when the build started (the
+	// machine's other work).
+	Load string `json:"load,omitempty"`
+	Log  string `json:"log,omitempty"`
 }
 
 // Summary is the measurements of one scenario and path: medians, and the

@@ -607,13 +607,14 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 		want[sc] = true
 	}
 	measure := func(sc Scenario, run, runs int, r runner, v variant, adjust func(*Measurement)) error {
-		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s...\n", sc, run, runs, r.path())
+		load := loadAverage()
+		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s (load average %s)...\n", sc, run, runs, r.path(), load)
 		m, err := r.build(ctx, v)
 		if err != nil {
 			return fmt.Errorf("%s run %d, %s path: %w", sc, run, r.path(), err)
 		}
 		m.Traffic = e.proxy.Take()
-		m.Scenario, m.Path, m.Run, m.Patch = sc, r.path(), run, v.patch
+		m.Scenario, m.Path, m.Run, m.Patch, m.Load = sc, r.path(), run, v.patch, load
 		if adjust != nil {
 			adjust(m)
 		}
@@ -884,9 +885,20 @@ func (p *plainRunner) prime(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(e.o.Progress, "bench: priming BuildKit for the plain path (its prime stage: pulls and transfers, no compile; not measured)...\n")
-	b := PlainBuild{Target: PrimeTarget, PrimeID: e.o.RunID, Builder: e.builder, Base: base.String(),
-		Context: p.co.Dir, DockerfileDir: p.dockerfileDir, GoModCache: e.in.GoModCache, EnvoyDir: e.in.EnvoyDir}
-	_, err = runBuildctl(ctx, e.o.Buildctl, e.o.Config, b, e.logFile(variant{name: "prime"}, Plain, ""))
+	// As many sessions at once as the path's builds: each session takes
+	// the source and the module cache into a snapshot of its own when
+	// another holds the first.
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range e.recipe.Spec.Images {
+		b := PlainBuild{Target: PrimeTarget, PrimeID: fmt.Sprintf("%s-%d", e.o.RunID, i), Builder: e.builder, Base: base.String(),
+			Context: p.co.Dir, DockerfileDir: p.dockerfileDir, GoModCache: e.in.GoModCache, EnvoyDir: e.in.EnvoyDir}
+		log := e.logFile(variant{name: fmt.Sprintf("prime-%d", i)}, Plain, "")
+		g.Go(func() error {
+			_, err := runBuildctl(gctx, e.o.Buildctl, e.o.Config, b, log)
+			return err
+		})
+	}
+	err = g.Wait()
 	e.proxy.Take()
 	return err
 }
