@@ -73,11 +73,28 @@ type Image struct {
 	SBOM         string `json:"sbom,omitempty"`
 	Signature    string `json:"signature,omitempty"`
 	Attestations string `json:"attestations,omitempty"`
+	// Manifests are the images of an image index (a multi-platform
+	// image), one per platform, each with its own attachments; the
+	// index's own signature and attestations (.att: its images' signed
+	// attestations) are Signature and Attestations above.
+	Manifests []Manifest `json:"manifests,omitempty"`
 	// Kind is image (also when empty), package (a Debian package as an
 	// OCI artifact) or binary (a program as an OCI artifact).
 	Kind string `json:"kind,omitempty"`
 	// Package describes a package or binary.
 	Package *Package `json:"package,omitempty"`
+}
+
+// Manifest is one platform's image of an image index at one output.
+type Manifest struct {
+	Platform     string `json:"platform"`
+	Digest       string `json:"digest"`
+	Reference    string `json:"reference"`
+	Size         int64  `json:"size"`
+	Provenance   string `json:"provenance,omitempty"`
+	SBOM         string `json:"sbom,omitempty"`
+	Signature    string `json:"signature,omitempty"`
+	Attestations string `json:"attestations,omitempty"`
 }
 
 // Package is what a package (or binary) artifact holds.

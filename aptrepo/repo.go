@@ -81,14 +81,15 @@ func (o *Options) withDefaults() (Options, error) {
 	if out.Description == "" {
 		out.Description = "Packages built by sailmaker"
 	}
-	for field, v := range map[string]string{"suite": out.Suite, "codename": out.Codename, "component": out.Component} {
-		if !nameRE.MatchString(v) {
-			return out, fmt.Errorf("%s %q: use lower case letters, digits and . + - (e.g. stable, main)", field, v)
+	// In a fixed order, so that the first bad field is always the one named.
+	for _, f := range [][2]string{{"suite", out.Suite}, {"codename", out.Codename}, {"component", out.Component}} {
+		if !nameRE.MatchString(f[1]) {
+			return out, fmt.Errorf("%s %q: use lower case letters, digits and . + - (e.g. stable, main)", f[0], f[1])
 		}
 	}
-	for field, v := range map[string]string{"origin": out.Origin, "label": out.Label, "description": out.Description} {
-		if strings.ContainsAny(v, "\n\r") {
-			return out, fmt.Errorf("%s %q: must be one line", field, v)
+	for _, f := range [][2]string{{"origin", out.Origin}, {"label", out.Label}, {"description", out.Description}} {
+		if strings.ContainsAny(f[1], "\n\r") {
+			return out, fmt.Errorf("%s %q: must be one line", f[0], f[1])
 		}
 	}
 	for _, a := range out.Architectures {

@@ -192,11 +192,17 @@ func ProvenanceDocument(st *Statement, created time.Time) (Document, error) {
 // document, and an in-toto statement (predicate type SPDXPredicateType)
 // around it for signing.
 func SBOMDocument(subject Subject, doc *SPDXDocument, created time.Time) (Document, error) {
+	return SBOMDocumentFor([]Subject{subject}, doc, created)
+}
+
+// SBOMDocumentFor is SBOMDocument about several subjects: an image of an
+// index, and the index.
+func SBOMDocumentFor(subjects []Subject, doc *SPDXDocument, created time.Time) (Document, error) {
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return Document{}, err
 	}
-	st, err := json.Marshal(sbomStatement{Type: StatementType, Subject: []Subject{subject}, PredicateType: SPDXPredicateType, Predicate: raw})
+	st, err := json.Marshal(sbomStatement{Type: StatementType, Subject: subjects, PredicateType: SPDXPredicateType, Predicate: raw})
 	if err != nil {
 		return Document{}, err
 	}

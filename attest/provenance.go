@@ -134,11 +134,15 @@ type BaseParam struct {
 	Digest string `json:"digest"`
 }
 
-// ImageParam is the image of the recipe this statement is about.
+// ImageParam is the image of the recipe this statement is about. For one
+// image of a multi-platform tag (an image index), Platform is its os/arch
+// and Index says the tag names an index.
 type ImageParam struct {
 	Name       string `json:"name"`
 	Repository string `json:"repository"`
 	Tag        string `json:"tag"`
+	Platform   string `json:"platform,omitempty"`
+	Index      bool   `json:"index,omitempty"`
 }
 
 // InternalParameters are the builder's own settings and the trigger.
@@ -148,6 +152,62 @@ type InternalParameters struct {
 	InputsKey        string `json:"inputsKey"`
 	// Trigger is who or what asked for the build, and when.
 	Trigger api.Trigger `json:"trigger"`
+	// Validation is what running the image's programs found before any
+	// tag moved.
+	Validation *Validation `json:"validation,omitempty"`
+}
+
+// Validation is what sailmaker found when it ran an image's programs in
+// BuildKit, in the built image with no network, before any tag moved (as
+// istio's release-builder validates a release): what each Go binary
+// reports as its version and revision, and that Envoy is the verified
+// input.
+type Validation struct {
+	Passed   bool   `json:"passed"`
+	Platform string `json:"platform"`
+	// Emulated: the programs ran under qemu (binfmt_misc), the platform
+	// not being the build host's.
+	Emulated bool            `json:"emulated,omitempty"`
+	Expected ExpectedVersion `json:"expected"`
+	Binaries []BinaryCheck   `json:"binaries"`
+	Envoy    *EnvoyCheck     `json:"envoy,omitempty"`
+}
+
+// ExpectedVersion is what the binaries must report: the recipe's version
+// and the pinned commit. Patched: the recipe applies patches, so the tree
+// the binaries were built from is modified, and upstream's build stamps
+// the revision "-dirty" and the status "Modified".
+type ExpectedVersion struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
+	Status   string `json:"status"`
+	Patched  bool   `json:"patched"`
+	Patches  int    `json:"patches,omitempty"`
+}
+
+// BinaryCheck is one Go binary run as `<path> version -o json`: its ELF
+// machine and what it reported.
+type BinaryCheck struct {
+	Path          string   `json:"path"`
+	Command       []string `json:"command"`
+	Machine       string   `json:"machine"`
+	Version       string   `json:"version"`
+	Revision      string   `json:"revision"`
+	GolangVersion string   `json:"golangVersion,omitempty"`
+	Status        string   `json:"status"`
+	Tag           string   `json:"tag,omitempty"`
+}
+
+// EnvoyCheck is the Envoy binary in the image: its sha256 read from the
+// image's layer, the sha256 of the binary in the verified tarball, and
+// what `envoy --version` printed (it names the PROXY_REPO_SHA).
+type EnvoyCheck struct {
+	Path          string `json:"path"`
+	SHA256        string `json:"sha256"`
+	Verified      string `json:"verifiedSha256"`
+	TarballSHA256 string `json:"tarballSha256"`
+	Machine       string `json:"machine"`
+	Version       string `json:"version"`
 }
 
 // ResourceDescriptor is SLSA's reference to an artifact, by URI and digest.
@@ -179,7 +239,12 @@ type Metadata struct {
 // ProvenanceParams is everything a provenance statement records.
 type ProvenanceParams struct {
 	// Image is the pushed image, by digest.
-	Image        name.Digest
+	Image name.Digest
+	// Index, if set, is the image index (of a multi-platform tag) that
+	// lists Image: the statement names it as a second subject, so that
+	// what verifies attestations by the tag (cosign verify-attestation)
+	// finds the statements of the index's images about it.
+	Index        *name.Digest
 	External     ExternalParameters
 	Internal     InternalParameters
 	InvocationID string
@@ -275,13 +340,21 @@ func NewProvenance(p ProvenanceParams) (*Statement, error) {
 		deps = append(deps, ResourceDescriptor{Name: resolvedNamePatch, URI: "file:" + pt.Path, Digest: map[string]string{"sha256": pt.SHA256}})
 	}
 	deps = append(deps, p.Dependencies...)
+	subjects := []Subject{{Name: p.Image.Context().Name(), Digest: imgDigest}}
+	if p.Index != nil {
+		d, err := digestMap(p.Index.DigestStr())
+		if err != nil {
+			return nil, fmt.Errorf("provenance: index: %w", err)
+		}
+		subjects = append(subjects, Subject{Name: p.Index.Context().Name(), Digest: d})
+	}
 	version := map[string]string{"sailmaker": p.Internal.SailmakerVersion}
 	if p.Internal.BuildKitVersion != "" {
 		version["buildkit"] = p.Internal.BuildKitVersion
 	}
 	return &Statement{
 		Type:          StatementType,
-		Subject:       []Subject{{Name: p.Image.Context().Name(), Digest: imgDigest}},
+		Subject:       subjects,
 		PredicateType: SLSAProvenanceV1,
 		Predicate: Provenance{
 			BuildDefinition: BuildDefinition{

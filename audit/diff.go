@@ -60,11 +60,11 @@ func (a *Auditor) Diff(ctx context.Context, imageA, imageB string) (*Diff, error
 		return nil, err
 	}
 	d := &Diff{A: ra.Image, B: rb.Image, Changes: []Change{}, Modules: []PackageChange{}, Packages: []PackageChange{}}
-	pa, err := s.facts(ctx, ra)
+	pa, err := s.facts(ctx, ra.view())
 	if err != nil {
 		return nil, err
 	}
-	pb, err := s.facts(ctx, rb)
+	pb, err := s.facts(ctx, rb.view())
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,10 @@ type Image struct {
 	// Signature is valid, invalid or missing when a key is configured;
 	// present or missing without one.
 	Signature string `json:"signature"`
+	// Platforms are the platforms of a multi-platform image (an image
+	// index of sailmaker images), or of one of its images; Provenance and
+	// SBOM of an index say whether every one of its images has them.
+	Platforms []string `json:"platforms,omitempty"`
 	// Package is what a package or binary artifact holds.
 	Package *PackageInfo `json:"package,omitempty"`
 }

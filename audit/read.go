@@ -78,6 +78,25 @@ type record struct {
 	// derived describes the first layer that is not a base image's, for
 	// an image that carries a base image's labels but is not one.
 	derived string
+	// platforms are the images of an image index of sailmaker images (a
+	// multi-platform build), in index order, each read as an image of the
+	// same tag; each has its own attachments and signature.
+	platforms []*record
+}
+
+// view is the record whose attachments and layers stand for r in show,
+// diff and uses: for an index of sailmaker images its linux/amd64 image
+// (the one go-containerregistry's remote.Image picks), else r.
+func (r *record) view() *record {
+	for _, c := range r.platforms {
+		if c.config != nil && c.config.OS == "linux" && c.config.Architecture == "amd64" {
+			return c
+		}
+	}
+	if len(r.platforms) > 0 {
+		return r.platforms[0]
+	}
+	return r
 }
 
 // History of the layers builder/base makes (builder/base/base.go).
@@ -340,7 +359,41 @@ func (s *session) readImage(ctx context.Context, ref name.Reference) (*record, e
 	r.Signature, r.sigDetail = at.signature, at.sigDetail
 	r.Provenance = len(r.referrersOf(ArtifactTypeProvenance)) > 0
 	r.SBOM = len(r.referrersOf(ArtifactTypeSBOM)) > 0
+	if pm.index != nil && r.Kind == KindSailmaker {
+		// A multi-platform build: each platform's image has its own
+		// provenance, SBOM and signature; the index has none but its
+		// signature.
+		r.Provenance, r.SBOM = true, true
+		for _, m := range pm.index.Manifests {
+			if m.Platform == nil || !m.MediaType.IsImage() {
+				continue
+			}
+			c, err := s.readImage(ctx, repo.Digest(m.Digest.String()))
+			if err != nil {
+				return nil, fmt.Errorf("%s: the %s image: %w", ref, platformName(*m.Platform), err)
+			}
+			c.Tag = r.Tag
+			c.Reference = repo.String() + ":" + r.Tag + "@" + c.Digest
+			if r.Tag == "" {
+				c.Reference = repo.String() + "@" + c.Digest
+			}
+			c.Platforms = []string{platformName(*m.Platform)}
+			r.platforms = append(r.platforms, c)
+			r.Platforms = append(r.Platforms, platformName(*m.Platform))
+			r.Provenance = r.Provenance && c.Provenance
+			r.SBOM = r.SBOM && c.SBOM
+		}
+	}
 	return r, nil
+}
+
+// platformName is os/arch[/variant].
+func platformName(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
 }
 
 // attached is what is attached to one image digest: referrers and
@@ -532,6 +585,12 @@ func (s *session) tags(ctx context.Context, repos []string) ([]tagRef, Warnings,
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if noTags(err) {
+					// In the catalog, but no tag: content pushed by
+					// digest whose tag was never written (a push that
+					// failed before its tags). Nothing to check.
+					return nil
+				}
 				warn = append(warn, Unreadable{Reference: repo.String(), Error: "listing tags: " + err.Error()})
 				return nil
 			}
@@ -553,6 +612,22 @@ func (s *session) tags(ctx context.Context, repos []string) ([]tagRef, Warnings,
 		return out[i].tag < out[j].tag
 	})
 	return out, warn, nil
+}
+
+// noTags says whether listing a repository's tags failed because it has
+// none: the distribution registry answers NAME_UNKNOWN for a repository
+// that holds manifests but no tag.
+func noTags(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusNotFound {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // readAll reads every tag, concurrently with the auditor's bound. Tags that

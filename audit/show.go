@@ -62,11 +62,21 @@ func (a *Auditor) Show(ctx context.Context, image string) (*Detail, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.readImage(ctx, ref)
+	top, err := s.readImage(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	d := &Detail{Image: r.Image, Labels: r.labels, Annotations: r.annotations, Layers: []Layer{}, Attachments: []Attachment{}, Ledger: []store.Entry{}}
+	// Of a multi-platform image, its linux/amd64 image is shown (the
+	// others by digest: repository@sha256:...).
+	r := top.view()
+	d := &Detail{Image: top.Image, Labels: r.labels, Annotations: r.annotations, Layers: []Layer{}, Attachments: []Attachment{}, Ledger: []store.Entry{}}
+	if r != top {
+		d.Notes = append(d.Notes, fmt.Sprintf("an image index of %s: this shows its %s image %s; show another as %s@<digest>",
+			strings.Join(top.Platforms, ", "), strings.Join(r.Platforms, ""), r.Digest, top.Repository))
+		for _, c := range top.platforms {
+			d.Notes = append(d.Notes, fmt.Sprintf("%s: %s", strings.Join(c.Platforms, ""), c.Digest))
+		}
+	}
 	if r.manifest != nil {
 		var history []v1.History
 		if r.config != nil {

@@ -125,7 +125,7 @@ func (s *session) uses(ctx context.Context, r *record, q UsesQuery) ([]Use, bool
 	ctx, cancel := context.WithTimeout(ctx, s.a.timeout)
 	defer cancel()
 	var invalid *invalidError
-	sb, err := s.sbom(ctx, r)
+	sb, err := s.sbom(ctx, r.view())
 	if err != nil && !errors.As(err, &invalid) {
 		return nil, false, err
 	}

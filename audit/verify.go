@@ -281,7 +281,44 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 	case KindBuildCache:
 		return out, nil
 	}
+	if len(r.platforms) > 0 {
+		// An index of sailmaker images: each platform's image is checked
+		// as an image, and the index's own signature.
+		for _, c := range r.platforms {
+			f, err := s.checkImage(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f...)
+		}
+		return append(out, signatureFindings(s, r)...), nil
+	}
+	f, err := s.checkImage(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, f...), nil
+}
 
+// signatureFindings says what is wrong with r's own signature, when a key
+// checks them.
+func signatureFindings(s *session, r *record) []Finding {
+	if s.a.verifier == nil {
+		return nil
+	}
+	switch r.Signature {
+	case SignatureMissing:
+		return []Finding{finding(r, CodeSignatureMissing, "no signature (%s.sig)", strings.Replace(r.Digest, ":", "-", 1))}
+	case SignatureInvalid:
+		return []Finding{finding(r, CodeSignatureInvalid, "%s", r.sigDetail)}
+	}
+	return nil
+}
+
+// checkImage returns the findings about one sailmaker image: attachments,
+// base, layers, signature.
+func (s *session) checkImage(ctx context.Context, r *record) ([]Finding, error) {
+	var out []Finding
 	prov, err := s.provenance(ctx, r)
 	var invalid *invalidError
 	switch {
@@ -324,15 +361,7 @@ func (s *session) check(ctx context.Context, r *record, ledger map[string]store.
 		}
 		out = append(out, f...)
 	}
-	if s.a.verifier != nil {
-		switch r.Signature {
-		case SignatureMissing:
-			out = append(out, finding(r, CodeSignatureMissing, "no signature (%s.sig)", strings.Replace(r.Digest, ":", "-", 1)))
-		case SignatureInvalid:
-			out = append(out, finding(r, CodeSignatureInvalid, "%s", r.sigDetail))
-		}
-	}
-	return out, nil
+	return append(out, signatureFindings(s, r)...), nil
 }
 
 func foreignURLs(r *record) []Finding {

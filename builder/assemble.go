@@ -20,27 +20,27 @@ import (
 // Labels and annotations sailmaker puts on every image it builds. The OCI
 // ones are standard; BuildKit does not set base.name/base.digest, so we do.
 const (
-	AnnotationSource       = "org.opencontainers.image.source"
-	AnnotationRevision     = "org.opencontainers.image.revision"
-	AnnotationVersion      = "org.opencontainers.image.version"
-	AnnotationCreated      = "org.opencontainers.image.created"
-	AnnotationTitle        = "org.opencontainers.image.title"
-	AnnotationBaseName     = "org.opencontainers.image.base.name"
-	AnnotationBaseDigest   = "org.opencontainers.image.base.digest"
-	LabelRecipe            = "dev.sailmaker.recipe"
-	LabelRecipeDigest      = "dev.sailmaker.recipe.digest"
-	LabelTag               = "dev.sailmaker.source.tag"
-	LabelBuilder           = "dev.sailmaker.builder"
-	LabelBuilderDigest     = "dev.sailmaker.builder.digest"
-	LabelGoVersion         = "dev.sailmaker.go.version"
-	LabelEnvoySHA256       = "dev.sailmaker.envoy.sha256"
-	LabelEnvoyURL          = "dev.sailmaker.envoy.url"
-	LabelProxySHA          = "dev.sailmaker.envoy.proxy-sha"
-	LabelInputs            = "dev.sailmaker.inputs"
-	LabelMakeTargets       = "dev.sailmaker.make.targets"
-	LabelEnvoyOverride     = "dev.sailmaker.envoy.sha256.override"
-	LabelBuiltBy           = "dev.sailmaker.built-by"
-	builtByValue           = "sailmaker"
+	AnnotationSource     = "org.opencontainers.image.source"
+	AnnotationRevision   = "org.opencontainers.image.revision"
+	AnnotationVersion    = "org.opencontainers.image.version"
+	AnnotationCreated    = "org.opencontainers.image.created"
+	AnnotationTitle      = "org.opencontainers.image.title"
+	AnnotationBaseName   = "org.opencontainers.image.base.name"
+	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
+	LabelRecipe          = "dev.sailmaker.recipe"
+	LabelRecipeDigest    = "dev.sailmaker.recipe.digest"
+	LabelTag             = "dev.sailmaker.source.tag"
+	LabelBuilder         = "dev.sailmaker.builder"
+	LabelBuilderDigest   = "dev.sailmaker.builder.digest"
+	LabelGoVersion       = "dev.sailmaker.go.version"
+	LabelEnvoySHA256     = "dev.sailmaker.envoy.sha256"
+	LabelEnvoyURL        = "dev.sailmaker.envoy.url"
+	LabelProxySHA        = "dev.sailmaker.envoy.proxy-sha"
+	LabelInputs          = "dev.sailmaker.inputs"
+	LabelMakeTargets     = "dev.sailmaker.make.targets"
+	LabelEnvoyOverride   = "dev.sailmaker.envoy.sha256.override"
+	LabelBuiltBy         = "dev.sailmaker.built-by"
+	builtByValue         = "sailmaker"
 	// assemblyFormatRevision is part of every build's inputs key: bump it
 	// when the same inputs give other bytes, so that no-op detection builds
 	// again. 2: layers compressed in parallel at gzip's fastest level.
@@ -65,13 +65,21 @@ type Provenance struct {
 	EnvoyOverride bool
 	MakeTargets   []string
 	InputsKey     string
+	// Platform is the image's os/arch, Arch its TARGET_ARCH.
+	Platform string
+	Arch     string
 }
 
-// BaseImage is a base image resolved to its digest.
+// BaseImage is a base image resolved to its digest: Image is its image for
+// Platform (what an image for that platform is built on), Digest what the
+// image names as its base (base.digest): that image's digest for a
+// multi-platform recipe, what Ref resolves to (an index, for a base of
+// several platforms) for a single-platform one.
 type BaseImage struct {
-	Ref    string // as the recipe names it
-	Digest v1.Hash
-	Image  v1.Image
+	Ref      string // as the recipe names it
+	Digest   v1.Hash
+	Image    v1.Image
+	Platform string // os/arch
 }
 
 // Assemble lays the recipe's files for one image on its base, the way
@@ -157,7 +165,11 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 	}
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: created}
-	cf.Config.User = img.User
+	// As a Dockerfile without USER, an image without a user keeps its
+	// base's (proxyv2's on the distroless iptables base).
+	if img.User != "" {
+		cf.Config.User = img.User
+	}
 	cf.Config.Entrypoint = img.Entrypoint
 	cf.Config.Cmd = img.Cmd
 	if img.Workdir != "" {

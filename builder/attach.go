@@ -19,7 +19,6 @@ import (
 // labels: the trigger, BuildKit, the patches and when it ran.
 type attestation struct {
 	recipe       *recipes.Recipe
-	prov         Provenance
 	trigger      api.Trigger
 	buildKit     string
 	invocationID string
@@ -28,12 +27,67 @@ type attestation struct {
 	worker       string
 }
 
-// assembled is one image of a build with the Go binaries placed in it.
+// assembled is the image of one platform of a build (or a package or
+// binary artifact), with the Go binaries placed in it and where its parts
+// are on this machine.
 type assembled struct {
 	image    v1.Image
 	binaries []attest.GoBinary
-	// pkg is set for a package or binary (packages.go).
+	platform platform
+	base     BaseImage
+	prov     Provenance
+	// pkg is set for a package or binary (packages.go); it has no base,
+	// layer or spec.
 	pkg *packaged
+	// layer is the file of the layer sailmaker added; spec the recipe's
+	// image with ${TARGET_ARCH} expanded; outDir and envoyDir where its
+	// files came from.
+	layer    string
+	spec     recipes.Image
+	outDir   string
+	envoyDir string
+}
+
+// assembledImage is one image of the recipe: one assembled image per
+// platform, and their index when the recipe has several platforms.
+type assembledImage struct {
+	index     v1.ImageIndex
+	platforms []assembled
+}
+
+// digest is what the tag will name: the index's, or the one image's.
+func (a assembledImage) digest() (v1.Hash, error) {
+	if a.index != nil {
+		return a.index.Digest()
+	}
+	return a.platforms[0].image.Digest()
+}
+
+// newIndex is the OCI image index of the platforms' images, in the
+// recipe's order of platforms, written as builder/base writes a base's.
+func newIndex(images []assembled) (v1.ImageIndex, error) {
+	var prs []base.PlatformResult
+	for _, a := range images {
+		cf, err := a.image.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		p := cf.Platform()
+		if p == nil {
+			return nil, fmt.Errorf("the %s image has no platform", a.platform.name)
+		}
+		prs = append(prs, base.PlatformResult{Platform: *p, Image: a.image})
+	}
+	return base.NewIndex(prs)
+}
+
+// platformString is os/arch[/variant] of img, as its config says, or the
+// platform's name.
+func (p platform) platformString(img v1.Image) string {
+	if cf, err := img.ConfigFile(); err == nil && cf.OS != "" {
+		return platformOf(cf)
+	}
+	return p.name
 }
 
 // goBinaries reads the Go build info of the files placed in img; files
@@ -65,38 +119,52 @@ func goBinaries(img recipes.Image, outDir, envoyDir, version string) ([]attest.G
 	return out, nil
 }
 
-// documents makes the provenance and SBOM of one image, unsigned.
-func (a *attestation) documents(img recipes.Image, tag name.Tag, bi BaseImage, out assembled, finished time.Time) ([]attest.Attestation, error) {
+// documents makes the provenance and SBOM of the image of one platform,
+// unsigned; v is what validating it found. index, if set, is the image
+// index the image is part of: the statements name it too.
+func (a *attestation) documents(img recipes.Image, tag name.Tag, out assembled, v *attest.Validation, index *v1.Hash, finished time.Time) ([]attest.Attestation, error) {
 	desc, err := partial.Descriptor(out.image)
 	if err != nil {
 		return nil, err
 	}
 	ref := tag.Context().Digest(desc.Digest.String())
-	p := a.prov
+	p, bi := out.prov, out.base
 	patches := []attest.PatchParam{}
 	for _, pt := range a.recipe.Patches() {
 		patches = append(patches, attest.PatchParam{Path: pt.Path, SHA256: pt.SHA256})
 	}
+	vars := map[string]string{}
+	for k, val := range a.recipe.Spec.Make.Variables {
+		vars[k] = val
+	}
+	vars[recipes.VarTargetArch] = p.Arch
 	ext := attest.ExternalParameters{
 		Recipe:    attest.RecipeParam{ID: p.RecipeID, Digest: p.RecipeDigest},
 		Source:    attest.SourceParam{Git: p.SourceURL, Tag: p.Tag, Commit: p.Commit},
 		Patches:   patches,
-		Make:      attest.MakeParam{Targets: p.MakeTargets, Variables: a.recipe.Spec.Make.Variables},
+		Make:      attest.MakeParam{Targets: p.MakeTargets, Variables: vars},
 		Toolchain: attest.ToolchainParam{Go: p.GoVersion, Builder: p.Builder, BuilderDigest: p.BuilderDigest},
 		Base:      attest.BaseParam{Name: bi.Ref, Digest: bi.Digest.String()},
-		Image:     attest.ImageParam{Name: img.Name, Repository: tag.RepositoryStr(), Tag: tag.TagStr()},
+		Image:     attest.ImageParam{Name: img.Name, Repository: tag.RepositoryStr(), Tag: tag.TagStr(), Platform: out.platform.platformString(out.image), Index: a.recipe.Spec.MultiPlatform()},
 	}
 	if p.EnvoySHA256 != "" {
 		ext.Envoy = &attest.EnvoyParam{URL: p.EnvoyURL, SHA256: p.EnvoySHA256, ProxySHA: p.ProxySHA, Override: p.EnvoyOverride}
 	}
+	var indexRef *name.Digest
+	if index != nil {
+		d := tag.Context().Digest(index.String())
+		indexRef = &d
+	}
 	st, err := attest.NewProvenance(attest.ProvenanceParams{
 		Image:    ref,
+		Index:    indexRef,
 		External: ext,
 		Internal: attest.InternalParameters{
 			BuildKitVersion:  a.buildKit,
 			SailmakerVersion: attest.SailmakerVersion(),
 			InputsKey:        p.InputsKey,
 			Trigger:          a.trigger,
+			Validation:       v,
 		},
 		InvocationID: a.invocationID,
 		Worker:       a.worker,
@@ -119,7 +187,11 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, bi BaseImage, o
 	if err != nil {
 		return nil, fmt.Errorf("the base image %s: label %s: %w", bi.Ref, base.LabelPackages, err)
 	}
-	sbom, err := attest.NewSBOM(attest.SBOMParams{Image: ref, Created: finished, Binaries: out.binaries, Debian: debs, Arch: cf.Architecture})
+	arch := cf.Architecture
+	if arch == "" {
+		arch = p.Arch
+	}
+	sbom, err := attest.NewSBOM(attest.SBOMParams{Image: ref, Created: finished, Binaries: out.binaries, Debian: debs, Arch: arch})
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Name, err)
 	}
@@ -128,7 +200,7 @@ func (a *attestation) documents(img recipes.Image, tag name.Tag, bi BaseImage, o
 	if err != nil {
 		return nil, err
 	}
-	sb, err := attest.SBOMDocument(st.Subject[0], sbom, finished)
+	sb, err := attest.SBOMDocumentFor(st.Subject, sbom, finished)
 	if err != nil {
 		return nil, err
 	}

@@ -234,8 +234,14 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Published, 5, "pilot, proxyv2, istio-cni, istioctl, istioctl-versions")
 
-	baseImg, err := e.Registry.Image(ctx, bases["base/bookworm"].Tag)
+	// The image is built on the base's linux/amd64 image; a single-platform
+	// recipe's provenance names the base as its tag resolves (the index).
+	bw := bases["base/bookworm"]
+	amd64, err := base.ParsePlatform("linux/amd64")
 	require.NoError(t, err)
+	baseImg, _, err := base.PlatformImage(ctx, e.Registry, bw.Tag.Context().Digest(bw.Digest.String()), amd64)
+	require.NoError(t, err)
+	baseDigest := bw.Digest
 	bcf, err := baseImg.ConfigFile()
 	require.NoError(t, err)
 	debs := strings.Split(bcf.Config.Labels[base.LabelPackages], ",")
@@ -257,7 +263,7 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 			continue
 		}
 		checkProvenance(t, readAttachment(t, ref, provDesc, opts), checks{
-			image: im, repo: repo, recipe: r, bases: bases, envoySHA: envoySHA, patch: patch,
+			image: im, repo: repo, recipe: r, bases: bases, baseDigest: baseDigest, envoySHA: envoySHA, patch: patch,
 			inputsKey: res.InputsKey, buildKit: bkVersion, actor: "ci-bot", invocation: "build-9",
 		})
 		checkSBOM(t, im.Name, readAttachment(t, ref, sbomDesc, opts), debs)
@@ -367,6 +373,7 @@ type checks struct {
 	repo       *fixture.Repo
 	recipe     *recipes.Recipe
 	bases      map[string]registry.Pushed
+	baseDigest v1.Hash
 	envoySHA   string
 	patch      string
 	inputsKey  string
@@ -390,7 +397,7 @@ func checkProvenance(t *testing.T, prov map[string]any, c checks) {
 	assert.Equal(t, c.recipe.Digest(), field(t, x, "recipe.digest"))
 	assert.Equal(t, bases["builder/go1.23.4"].Digest.String(), field(t, x, "toolchain.builderDigest"))
 	assert.Equal(t, "1.23.4", field(t, x, "toolchain.go"))
-	assert.Equal(t, bases["base/bookworm"].Digest.String(), field(t, x, "base.digest"))
+	assert.Equal(t, c.baseDigest.String(), field(t, x, "base.digest"))
 	assert.Equal(t, c.envoySHA, field(t, x, "envoy.sha256"))
 	assert.Equal(t, repo.ProxySHA, field(t, x, "envoy.proxySha"))
 	assert.Contains(t, field(t, x, "envoy.url"), fixture.EnvoyTarballName(repo.ProxySHA))
@@ -406,13 +413,24 @@ func checkProvenance(t *testing.T, prov map[string]any, c checks) {
 	assert.Equal(t, c.inputsKey, field(t, in, "inputsKey"))
 	assert.Equal(t, c.buildKit, field(t, in, "buildkitVersion"), "the daemon's BuildKit version")
 	assert.Equal(t, c.invocation, field(t, prov, "predicate.runDetails.metadata.invocationId"))
+	// The recipe applies a patch: the binaries report the tree as modified
+	// (revision -dirty, status Modified), and the validation says why.
+	v := field(t, in, "validation")
+	assert.Equal(t, true, field(t, v, "passed"))
+	assert.Equal(t, true, field(t, v, "expected.patched"))
+	assert.Equal(t, repo.Commit+"-dirty", field(t, v, "expected.revision"))
+	for _, b := range field(t, v, "binaries").([]any) {
+		assert.Equal(t, repo.Commit+"-dirty", field(t, b, "revision"))
+		assert.Equal(t, "Modified", field(t, b, "status"))
+		assert.Equal(t, "1.0.0", field(t, b, "version"))
+	}
 	deps := map[string]any{}
 	for _, d := range field(t, prov, "predicate.buildDefinition.resolvedDependencies").([]any) {
 		deps[field(t, d, "uri").(string)] = field(t, d, "digest")
 	}
 	reg := strings.SplitN(im.Repository, "/", 2)[0]
 	assert.Equal(t, map[string]any{"gitCommit": repo.Commit}, deps["git+"+repo.URL+"@refs/tags/1.0.0"])
-	assert.Equal(t, map[string]any{"sha256": bases["base/bookworm"].Digest.Hex}, deps[reg+"/base/bookworm:2"])
+	assert.Equal(t, map[string]any{"sha256": c.baseDigest.Hex}, deps[reg+"/base/bookworm:2"])
 	assert.Equal(t, map[string]any{"sha256": bases["builder/go1.23.4"].Digest.Hex}, deps[reg+"/builder/go1.23.4:1"])
 	assert.Equal(t, map[string]any{"sha256": c.envoySHA}, deps[field(t, x, "envoy.url").(string)])
 	assert.Equal(t, map[string]any{"sha256": sha([]byte(c.patch))}, deps["file:readme.patch"])

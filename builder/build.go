@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
@@ -34,6 +36,11 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 		run.req.Trigger.Time = run.start
 	}
 	run.res = &Result{RecipeID: r.ID(), RecipeDigest: r.Digest(), Trigger: run.req.Trigger}
+	platforms, err := buildPlatforms(r, req)
+	if err != nil {
+		return nil, err
+	}
+	run.platforms = platforms
 	defer run.close()
 	ok := false
 	defer func() {
@@ -42,12 +49,13 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 		}
 	}()
 	for _, phase := range []func(context.Context) error{
-		run.connect, // BuildKit answers, before anything is downloaded
-		run.resolve, // the builder and base images, by digest
-		run.fetch,   // source, modules, Envoy: fetched and verified
-		run.lookup,  // the cache may already have the images
-		run.compile, // upstream's make targets in BuildKit, images assembled
-		run.attest,  // provenance and SBOM for each image
+		run.connect,  // BuildKit answers, before anything is downloaded
+		run.resolve,  // the builder and base images, by digest
+		run.fetch,    // source, modules, Envoy: fetched and verified
+		run.lookup,   // the cache may already have the images
+		run.compile,  // upstream's make targets in BuildKit, images assembled
+		run.validate, // the images' binaries run in BuildKit and say what they are
+		run.attest,   // provenance and SBOM for each image
 	} {
 		if run.done {
 			break
@@ -80,12 +88,25 @@ type buildRun struct {
 	closeBK   func()
 	buildKit  string // buildkitd's version, for the provenance
 	toolchain *toolchain
-	bases     map[string]BaseImage
-	inputs    *Inputs
+	platforms []platform
+	// bases are the base images by reference and platform (baseKey).
+	bases  map[string]BaseImage
+	inputs *Inputs
+	// targets are the recipe's images, then the packages' artifacts.
 	targets   []Target
-	assembled []assembled
-	work      string
+	assembled []assembledImage // one per recipe image
+	// pkgs are the recipe's packages this build makes, packages their
+	// artifacts (in the same order, after the images in targets).
+	pkgs     []builtPackage
+	packages []assembled
+	// validation is what running the images' binaries found, per image
+	// and platform (validationKey).
+	validation map[string]*attest.Validation
+	work       string
 }
+
+// baseKey is how bases are keyed: reference and platform.
+func baseKey(ref string, p platform) string { return ref + " " + p.name }
 
 // toolchain is the builder image resolved to its digest.
 type toolchain struct {
@@ -159,18 +180,37 @@ func (run *buildRun) resolve(ctx context.Context) error {
 	run.toolchain = &toolchain{ref: ref.Context().Digest(d.String()).String(), digest: d, env: cf.Config.Env}
 	run.bases = map[string]BaseImage{}
 	for _, im := range r.Spec.Images {
-		if _, ok := run.bases[im.Base]; ok {
+		if _, ok := run.bases[baseKey(im.Base, run.platforms[0])]; ok {
 			continue
 		}
 		ref, err := rc.ParseRef(im.Base)
 		if err != nil {
 			return fmt.Errorf("image %s: base: %w", im.Name, err)
 		}
-		bi, d, err := resolveImage(ctx, rc, ref, "the base image")
+		d, ok, err := rc.Resolve(ctx, ref)
 		if err != nil {
 			return err
 		}
-		run.bases[im.Base] = BaseImage{Ref: im.Base, Digest: d, Image: bi}
+		if !ok {
+			return fmt.Errorf("the base image %s is not in the registry: build it with `sailmaker base build`", ref)
+		}
+		byDigest := ref.Context().Digest(d.String())
+		// Each platform's image is built on the base's image for that
+		// platform. An image of a multi-platform recipe names that image
+		// (by its own digest) as its base; a single-platform recipe's
+		// names what the base's reference resolves to, as before
+		// platforms existed, so its images keep their digests.
+		for _, p := range run.platforms {
+			bi, pd, err := base.PlatformImage(ctx, rc, byDigest, p.oci)
+			if err != nil {
+				return fmt.Errorf("image %s: base: %w", im.Name, err)
+			}
+			named := d
+			if r.Spec.MultiPlatform() {
+				named = pd
+			}
+			run.bases[baseKey(im.Base, p)] = BaseImage{Ref: im.Base, Digest: named, Image: bi, Platform: p.name}
+		}
 	}
 	for _, im := range r.Spec.Images {
 		tag, err := rc.Tag(im.Repository, im.Tag)
@@ -179,7 +219,13 @@ func (run *buildRun) resolve(ctx context.Context) error {
 		}
 		run.targets = append(run.targets, Target{Name: im.Name, Tag: tag, Kind: KindImage})
 	}
-	pkgs, err := packageTargets(rc, r)
+	var left []string
+	run.pkgs, left = builtPackages(r, run.platforms)
+	if len(left) > 0 {
+		run.log.Warnf("this build makes no %s: packages come from the build of their platform, which is not among the platforms built (%s)",
+			strings.Join(left, ", "), strings.Join(run.platformNames(), ", "))
+	}
+	pkgs, err := packageTargets(rc, r, run.pkgs)
 	if err != nil {
 		return err
 	}
@@ -189,15 +235,19 @@ func (run *buildRun) resolve(ctx context.Context) error {
 
 func (run *buildRun) fetch(ctx context.Context) error {
 	t := time.Now()
-	in, err := FetchInputs(ctx, run.recipe, InputOptions{Config: run.cfg, EnvoyFile: run.req.EnvoyFile, EnvoySHA256: run.req.EnvoySHA256, Log: run.log,
-		Policy: run.policy, HideChecksums: run.policy != nil})
+	var arches []string
+	for _, p := range run.platforms {
+		arches = append(arches, p.arch)
+	}
+	in, err := FetchInputs(ctx, run.recipe, InputOptions{Config: run.cfg, EnvoyFile: run.req.EnvoyFile, EnvoySHA256: run.req.EnvoySHA256,
+		EnvoyByArch: run.req.EnvoyByArch, Arches: arches, Log: run.log, Policy: run.policy, HideChecksums: run.policy != nil})
 	if err != nil {
 		return err
 	}
 	run.inputs = in
 	run.res.Timings.Fetch = time.Since(t)
 	run.res.Commit = in.Commit
-	run.res.InputsKey = packagesKey(run.recipe, inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.bases))
+	run.res.InputsKey = packagesKey(run.recipe, inputsKey(run.res.RecipeDigest, in, run.toolchain.digest, run.platforms, run.bases, run.recipe.Spec.MultiPlatform()))
 	return nil
 }
 
@@ -205,7 +255,7 @@ func (run *buildRun) lookup(ctx context.Context) error {
 	if run.cache == nil || run.req.NoCache || run.req.CheckReproducible {
 		return nil
 	}
-	images, ok, err := run.cache.Lookup(ctx, Plan{Recipe: run.recipe, InputsKey: run.res.InputsKey, Targets: run.targets})
+	images, ok, err := run.cache.Lookup(ctx, Plan{Recipe: run.recipe, InputsKey: run.res.InputsKey, Targets: run.targets, Platforms: run.platformNames()})
 	if err != nil || !ok {
 		return err
 	}
@@ -226,7 +276,7 @@ func (run *buildRun) compile(ctx context.Context) error {
 	}
 	run.work = work
 	spec := run.compileSpec()
-	if run.assembled, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings); err != nil {
+	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings); err != nil {
 		return err
 	}
 	if run.req.CheckReproducible {
@@ -242,7 +292,16 @@ func (run *buildRun) compileSpec() CompileSpec {
 		Builder:    run.toolchain.ref,
 		BuilderEnv: run.toolchain.env,
 		CacheID:    "sailmaker-gocache-" + run.toolchain.digest.Hex[:16],
+		Platforms:  run.platformNames(),
 	}
+}
+
+func (run *buildRun) platformNames() []string {
+	out := make([]string, len(run.platforms))
+	for i, p := range run.platforms {
+		out[i] = p.name
+	}
+	return out
 }
 
 // checkReproducible builds again with a fresh Go build cache and no
@@ -252,17 +311,33 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 	spec.CacheID = fmt.Sprintf("sailmaker-gocache-check-%d", time.Now().UnixNano())
 	spec.NoCache = true
 	var t api.Timings
-	second, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t)
+	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t)
 	if err != nil {
 		return fmt.Errorf("second build: %w", err)
 	}
 	same := true
 	for i := range run.assembled {
-		d1, _ := run.assembled[i].image.Digest()
-		d2, _ := second[i].image.Digest()
+		for j, a := range run.assembled[i].platforms {
+			d1, _ := a.image.Digest()
+			d2, _ := second[i].platforms[j].image.Digest()
+			if d1 != d2 {
+				same = false
+				run.log.WithFields(logrus.Fields{"image": run.recipe.Spec.Images[i].Name, "platform": a.platform.name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
+			}
+		}
+		d1, _ := run.assembled[i].digest()
+		d2, _ := second[i].digest()
 		if d1 != d2 {
 			same = false
 			run.log.WithFields(logrus.Fields{"image": run.targets[i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
+		}
+	}
+	for i, a := range run.packages {
+		d1, _ := a.image.Digest()
+		d2, _ := secondPkgs[i].image.Digest()
+		if d1 != d2 {
+			same = false
+			run.log.WithFields(logrus.Fields{"package": run.targets[len(run.assembled)+i].Name, "first": d1.String(), "second": d2.String()}).Error("not reproducible")
 		}
 	}
 	run.res.Reproducible = &same
@@ -277,7 +352,7 @@ func (run *buildRun) attest(ctx context.Context) error {
 	att := &attestation{
 		recipe: run.recipe, trigger: run.req.Trigger, buildKit: run.buildKit,
 		invocationID: run.req.Trigger.BuildID, started: run.start, log: run.log,
-		prov: run.provenance(), worker: run.worker,
+		worker: run.worker,
 	}
 	if att.invocationID == "" {
 		att.invocationID = uuid.NewString()
@@ -285,18 +360,39 @@ func (run *buildRun) attest(ctx context.Context) error {
 	finished := time.Now()
 	for i, im := range run.recipe.Spec.Images {
 		a := run.assembled[i]
-		d, err := a.image.Digest()
+		tag := run.targets[i].Tag
+		var index *v1.Hash
+		if a.index != nil {
+			d, err := a.index.Digest()
+			if err != nil {
+				return err
+			}
+			index = &d
+		}
+		var manifests []Image
+		for _, pa := range a.platforms {
+			d, err := pa.image.Digest()
+			if err != nil {
+				return err
+			}
+			docs, err := att.documents(im, tag, pa, run.validation[validationKey(im.Name, pa.platform)], index, finished)
+			if err != nil {
+				return err
+			}
+			manifests = append(manifests, Image{Name: im.Name, Kind: KindImage, Tag: tag, Image: pa.image, Digest: d, Attestations: docs, Platform: pa.platform.platformString(pa.image)})
+		}
+		if a.index == nil {
+			run.res.Images = append(run.res.Images, manifests[0])
+			continue
+		}
+		d, err := a.index.Digest()
 		if err != nil {
 			return err
 		}
-		docs, err := att.documents(im, run.targets[i].Tag, run.bases[im.Base], a, finished)
-		if err != nil {
-			return err
-		}
-		run.res.Images = append(run.res.Images, Image{Name: im.Name, Kind: KindImage, Tag: run.targets[i].Tag, Image: a.image, Digest: d, Attestations: docs})
+		run.res.Images = append(run.res.Images, Image{Name: im.Name, Kind: KindImage, Tag: tag, Index: a.index, Digest: d, Manifests: manifests})
 	}
-	for i := len(run.recipe.Spec.Images); i < len(run.assembled); i++ {
-		a, t := run.assembled[i], run.targets[i]
+	for i, a := range run.packages {
+		t := run.targets[len(run.recipe.Spec.Images)+i]
 		d, err := a.image.Digest()
 		if err != nil {
 			return err
@@ -310,10 +406,11 @@ func (run *buildRun) attest(ctx context.Context) error {
 	return nil
 }
 
-// provenance is what the labels and the provenance record of every image.
-func (run *buildRun) provenance() Provenance {
+// provenance is what the labels and the provenance record of the image
+// of platform p.
+func (run *buildRun) provenance(p platform) Provenance {
 	r, in := run.recipe, run.inputs
-	return Provenance{
+	prov := Provenance{
 		RecipeID:      r.ID(),
 		RecipeDigest:  run.res.RecipeDigest,
 		SourceURL:     r.Spec.Source.Git,
@@ -324,25 +421,29 @@ func (run *buildRun) provenance() Provenance {
 		Builder:       r.Spec.Toolchain.Builder,
 		BuilderDigest: run.toolchain.digest.String(),
 		GoVersion:     r.Spec.Toolchain.Go,
-		EnvoySHA256:   in.EnvoySHA256,
-		EnvoyURL:      in.EnvoyURL,
 		ProxySHA:      in.ProxySHA,
-		EnvoyOverride: run.req.EnvoySHA256 != "" || run.req.EnvoyFile != "",
-		MakeTargets:   r.Spec.Make.Targets,
+		MakeTargets:   r.Spec.Make.TargetsFor(p.arch),
 		InputsKey:     run.res.InputsKey,
+		Platform:      p.name,
+		Arch:          p.arch,
 	}
+	if e := in.Envoy[p.arch]; e != nil {
+		prov.EnvoySHA256, prov.EnvoyURL, prov.EnvoyOverride = e.SHA256, e.URL, e.Override
+	}
+	return prov
 }
 
-// compileAndAssemble solves the compile step and lays out the images in
-// work, recording solve and assemble times in tm.
-func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembled, error) {
+// compileAndAssemble solves the compile step for every platform and lays
+// out the images (one per recipe image, each of every platform) and the
+// packages' artifacts in work, recording solve and assemble times in tm.
+func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembledImage, []assembled, error) {
 	outDir := filepath.Join(work, "out")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mounts, err := compileMounts(run.inputs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := time.Now()
 	tail := &logTail{max: 64 << 10}
@@ -361,33 +462,63 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	}, p)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build cancelled: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("build cancelled: %w", ctx.Err())
 		}
-		return nil, explainFailure(err, tail.String())
+		return nil, nil, explainFailure(err, tail.String())
 	}
 	tm.Solve = time.Since(t)
 
 	t = time.Now()
-	prov := run.provenance()
-	var images []assembled
+	var images []assembledImage
 	for _, img := range run.recipe.Spec.Images {
-		out, err := Assemble(img, run.bases[img.Base], prov, outDir, run.inputs.EnvoyDir, work)
-		if err != nil {
-			return nil, err
+		var ai assembledImage
+		for _, pl := range run.platforms {
+			pimg := imageFor(img, pl.arch)
+			bi := run.bases[baseKey(img.Base, pl)]
+			pout := filepath.Join(outDir, pl.outDir())
+			envoyDir := ""
+			if e := run.inputs.Envoy[pl.arch]; e != nil {
+				envoyDir = e.Dir
+			}
+			pwork := filepath.Join(work, pl.outDir())
+			if err := os.MkdirAll(pwork, 0o755); err != nil {
+				return nil, nil, err
+			}
+			prov := run.provenance(pl)
+			out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork)
+			if err != nil {
+				return nil, nil, err
+			}
+			bins, err := goBinaries(pimg, pout, envoyDir, versionOf(run.recipe))
+			if err != nil {
+				return nil, nil, err
+			}
+			ai.platforms = append(ai.platforms, assembled{image: out, binaries: bins, platform: pl, base: bi, prov: prov,
+				layer: filepath.Join(pwork, pimg.Name+".tar.gz"), spec: pimg, outDir: pout, envoyDir: envoyDir})
 		}
-		bins, err := goBinaries(img, outDir, run.inputs.EnvoyDir, prov.Version)
-		if err != nil {
-			return nil, err
+		if run.recipe.Spec.MultiPlatform() {
+			if ai.index, err = newIndex(ai.platforms); err != nil {
+				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
+			}
 		}
-		images = append(images, assembled{image: out, binaries: bins})
+		images = append(images, ai)
 	}
-	pkgs, err := run.makePackages(ctx, outDir, work, prov)
+	pkgs, err := run.makePackages(ctx, outDir, work)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	images = append(images, pkgs...)
 	tm.Assemble = time.Since(t)
-	return images, nil
+	return images, pkgs, nil
+}
+
+// imageFor is img with ${TARGET_ARCH} expanded in its files for arch.
+func imageFor(img recipes.Image, arch string) recipes.Image {
+	out := img
+	out.Files = make([]recipes.File, len(img.Files))
+	for i, f := range img.Files {
+		out.Files[i] = f.For(arch)
+	}
+	return out
 }
 
 func resolveImage(ctx context.Context, rc *registry.Client, ref name.Reference, what string) (v1.Image, v1.Hash, error) {
@@ -405,22 +536,42 @@ func resolveImage(ctx context.Context, rc *registry.Client, ref name.Reference, 
 	return img, d, nil
 }
 
-// inputsKey identifies everything that decides the images' content.
-func inputsKey(recipeDigest string, in *Inputs, builder v1.Hash, bases map[string]BaseImage) string {
+// inputsKey identifies everything that decides the images' content. A
+// single-platform build is keyed as builds were before platforms existed
+// (so that its images are found up to date); more platforms add theirs.
+func inputsKey(recipeDigest string, in *Inputs, builder v1.Hash, platforms []platform, bases map[string]BaseImage, multi bool) string {
 	h := sha256.New()
+	legacy := !multi && len(platforms) == 1
 	fmt.Fprintln(h, "assembly", assemblyFormatRevision)
 	fmt.Fprintln(h, "recipe", recipeDigest)
 	fmt.Fprintln(h, "commit", in.Commit)
 	fmt.Fprintln(h, "gomod", in.GoSumSHA)
-	fmt.Fprintln(h, "envoy", in.EnvoySHA256)
+	if legacy && platforms[0].arch == recipes.DefaultArch {
+		fmt.Fprintln(h, "envoy", in.EnvoySHA256)
+	} else {
+		for _, p := range platforms {
+			fmt.Fprintln(h, "platform", p.name)
+			if e := in.Envoy[p.arch]; e != nil {
+				fmt.Fprintln(h, "envoy", p.arch, e.SHA256)
+			}
+		}
+	}
 	fmt.Fprintln(h, "builder", builder)
-	keys := make([]string, 0, len(bases))
-	for k := range bases {
+	lines := map[string]bool{}
+	for _, b := range bases {
+		if legacy {
+			lines["base "+b.Ref+" "+b.Digest.String()] = true
+		} else {
+			lines["base "+b.Ref+" "+b.Platform+" "+b.Digest.String()] = true
+		}
+	}
+	keys := make([]string, 0, len(lines))
+	for k := range lines {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintln(h, "base", k, bases[k].Digest)
+		fmt.Fprintln(h, k)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -32,6 +32,7 @@ func fakeBases(t *testing.T, e *testenv.Env) {
 		cf, err := img.ConfigFile()
 		require.NoError(t, err)
 		cf.Config.Labels = map[string]string{base.LabelGoVersion: "1.23.4"}
+		cf.OS, cf.Architecture = "linux", "amd64"
 		img, err = mutate.ConfigFile(img, cf)
 		require.NoError(t, err)
 		b, err := recipes.GetBase(n)

@@ -123,6 +123,13 @@ type Request struct {
 	// replaces the recipe's pinned checksum (both are recorded).
 	EnvoyFile   string
 	EnvoySHA256 string
+	// EnvoyByArch are EnvoyFile and EnvoySHA256 for other architectures'
+	// tarballs (arm64), by TARGET_ARCH.
+	EnvoyByArch map[string]EnvoyOverride
+	// Platforms, if set, builds only these of the recipe's platforms
+	// (os/arch). A multi-platform recipe still gives an image index, of
+	// these platforms only.
+	Platforms []string
 	// NoCache builds even when the cache has the images.
 	NoCache bool
 	// CheckReproducible builds twice, the second time with no BuildKit
@@ -163,7 +170,10 @@ func (r *Result) Close() {
 	}
 }
 
-// Image is one image of a recipe: where it goes and what it is.
+// Image is one image of a recipe: where it goes and what it is. A recipe
+// built for several platforms gives an image index: Index is set (Image is
+// nil) and Manifests are its images, one per platform, each with its own
+// attestations and signature; Digest is the index's.
 type Image struct {
 	// Name is the image's name in the recipe.
 	Name string
@@ -179,6 +189,12 @@ type Image struct {
 	// the registry.
 	Image  v1.Image
 	Digest v1.Hash
+	// Index is the image index of a multi-platform image, Manifests its
+	// images in index order (each with Platform set).
+	Index     v1.ImageIndex
+	Manifests []Image
+	// Platform is the os/arch[/variant] of one image of an index.
+	Platform string
 	// Attestations are what the build says about the image (provenance,
 	// SBOM), to attach to it; none for an image found in the cache.
 	Attestations []attest.Attestation
@@ -204,6 +220,9 @@ type Plan struct {
 	// Targets are the recipe's images with their tags, in recipe order,
 	// then its packages' artifacts.
 	Targets []Target
+	// Platforms are the platforms built (os/arch): a multi-platform
+	// recipe's tags name indexes of exactly these.
+	Platforms []string
 }
 
 // Target is one image (or package, or binary) a build makes and its tag.
@@ -219,9 +238,52 @@ type Target struct {
 func (r *Result) Clone() *Result {
 	c := *r
 	c.cleanup = nil // the original owns the files
-	c.Images = append([]Image(nil), r.Images...)
-	for i := range c.Images {
-		c.Images[i].Attestations = append([]attest.Attestation(nil), r.Images[i].Attestations...)
-	}
+	c.Images = cloneImages(r.Images)
 	return &c
+}
+
+func cloneImages(in []Image) []Image {
+	if in == nil {
+		return nil
+	}
+	out := append([]Image(nil), in...)
+	for i := range out {
+		out[i].Attestations = append([]attest.Attestation(nil), in[i].Attestations...)
+		out[i].Manifests = cloneImages(in[i].Manifests)
+	}
+	return out
+}
+
+// IsIndex says whether im is an image index (a multi-platform image).
+func (im Image) IsIndex() bool { return im.Index != nil }
+
+// Platforms are the os/arch of im's images: one per manifest of an index.
+func (im Image) Platforms() []string {
+	if im.Index != nil {
+		out := make([]string, len(im.Manifests))
+		for i, m := range im.Manifests {
+			out[i] = m.Platform
+		}
+		return out
+	}
+	if im.Platform != "" {
+		return []string{im.Platform}
+	}
+	if im.Image == nil {
+		return nil
+	}
+	cf, err := im.Image.ConfigFile()
+	if err != nil || cf.OS == "" {
+		return nil
+	}
+	return []string{platformOf(cf)}
+}
+
+// All is im's images and index, in the order a registry takes them: an
+// index's images first, then the index; a single image alone.
+func (im Image) All() []Image {
+	if im.Index == nil {
+		return []Image{im}
+	}
+	return append(append([]Image(nil), im.Manifests...), im)
 }

@@ -28,7 +28,7 @@ const (
 	goCacheDir = "/root/.cache/go-build"
 )
 
-// CompileSpec is one run of upstream's make targets.
+// CompileSpec is one run of upstream's make targets per platform.
 type CompileSpec struct {
 	Recipe *recipes.Recipe
 	Inputs *Inputs
@@ -39,20 +39,44 @@ type CompileSpec struct {
 	CacheID string
 	// NoCache makes BuildKit run the step again even if it has the result.
 	NoCache bool
+	// Platforms are the platforms compiled (os/arch), each with its
+	// TARGET_ARCH, cross-compiled in the builder image. Default: the
+	// recipe's.
+	Platforms []string
 }
 
-// CompileState is the LLB for the compile step: the builder image, the source
-// (with .git), the module cache and Envoy mounted in, network disabled. Its
-// result is a tree with build/<path> for each build: file the images take
-// and source/<path> for each source: file.
+// CompileState is the LLB for the compile step: for each platform, one run
+// of upstream's make targets with TARGET_ARCH set, in the builder image
+// (by digest, on the build host's platform: a cross-compile, no
+// emulation), with the source (with .git), the module cache and that
+// platform's Envoy mounted in and the network disabled; all of them share
+// the Go build cache. Its result is a tree with <os>_<arch>/build/<path>
+// for each build: file the images take and <os>_<arch>/source/<path> for
+// each source: file: one solve, one export, every platform.
 func CompileState(s CompileSpec) llb.State {
+	platforms := s.Platforms
+	if len(platforms) == 0 {
+		platforms = s.Recipe.Spec.PlatformList()
+	}
+	out := llb.Scratch()
+	for _, p := range platforms {
+		arch := recipes.ArchOf(p)
+		run := compileRun(s, arch)
+		out = out.File(llb.Copy(run, "/", "/"+strings.ReplaceAll(p, "/", "_")+"/", &llb.CopyInfo{CreateDestPath: true, CopyDirContentsOnly: true}),
+			llb.WithCustomName("collect the "+p+" build"))
+	}
+	return out
+}
+
+// compileRun is the make run for one architecture; its result is its /out.
+func compileRun(s CompileSpec, arch string) llb.State {
 	r := s.Recipe
 	var opts []llb.RunOption
 	opts = append(opts,
-		llb.Args([]string{"/bin/sh", "-euc", compileScript(r, s.Inputs)}),
+		llb.Args([]string{"/bin/sh", "-euc", compileScript(r, s.Inputs, arch)}),
 		llb.Dir(srcDir),
 		llb.Network(llb.NetModeNone),
-		llb.WithCustomName(fmt.Sprintf("make %s (no network)", strings.Join(r.Spec.Make.Targets, " "))),
+		llb.WithCustomName(fmt.Sprintf("make TARGET_ARCH=%s %s (no network)", arch, strings.Join(r.Spec.Make.TargetsFor(arch), " "))),
 		llb.AddMount(modDir, llb.Local("gomodcache", llb.SharedKeyHint("gomod-"+s.Inputs.GoSumSHA)), llb.Readonly),
 		llb.AddMount(goCacheDir, llb.Scratch(), llb.AsPersistentCacheDir(s.CacheID, llb.CacheMountLocked)),
 	)
@@ -60,8 +84,8 @@ func CompileState(s CompileSpec) llb.State {
 		k, v, _ := strings.Cut(e, "=")
 		opts = append(opts, llb.AddEnv(k, v))
 	}
-	if s.Inputs.EnvoyDir != "" {
-		opts = append(opts, llb.AddMount(envoyInDir, llb.Local("envoy", llb.SharedKeyHint("envoy-"+s.Inputs.EnvoySHA256)), llb.Readonly))
+	if e := s.Inputs.Envoy[arch]; e != nil {
+		opts = append(opts, llb.AddMount(envoyInDir, llb.Local(envoyMount(arch), llb.SharedKeyHint("envoy-"+e.SHA256)), llb.Readonly))
 	}
 	if s.NoCache {
 		opts = append(opts, llb.IgnoreCache)
@@ -71,12 +95,20 @@ func CompileState(s CompileSpec) llb.State {
 	return run.AddMount(outDir, llb.Scratch())
 }
 
+// envoyMount names the local directory of arch's Envoy.
+func envoyMount(arch string) string { return "envoy-" + arch }
+
 // ImageState is llb.Image(ref) with the image config's environment, working
 // directory and user applied, as a Dockerfile FROM would: plain LLB does not
 // read the image config, so a command would not find what the image put on
 // its PATH. ref should be pinned by digest.
 func ImageState(ref string, cf *v1.ConfigFile) llb.State {
-	st := llb.Image(ref)
+	return WithImageConfig(llb.Image(ref), cf)
+}
+
+// WithImageConfig applies the environment, working directory and user of
+// an image config to st.
+func WithImageConfig(st llb.State, cf *v1.ConfigFile) llb.State {
 	if cf == nil {
 		return st
 	}
@@ -127,51 +159,58 @@ func compileEnv(s CompileSpec) []string {
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// compileScript places Envoy where upstream's init script looks for it,
-// runs the make targets as absolute paths, and copies what the images need
-// to /out.
-func compileScript(r *recipes.Recipe, in *Inputs) string {
+// compileScript places arch's Envoy where upstream's init script looks for
+// it, runs the make targets for arch as absolute paths with TARGET_ARCH
+// set, and copies what the images and the packages made from arch's build
+// need to /out.
+func compileScript(r *recipes.Recipe, in *Inputs, arch string) string {
 	var b strings.Builder
-	arch := r.Spec.Make.Variables["TARGET_ARCH"]
-	if arch == "" {
-		arch = "amd64"
-	}
 	release := path.Join("out", "linux_"+arch, "release")
-	if in.EnvoyDir != "" {
+	if in.Envoy[arch] != nil {
 		fmt.Fprintf(&b, "mkdir -p %s\n", shq(release))
 		fmt.Fprintf(&b, "cp %s/envoy %s\n", envoyInDir, shq(path.Join(release, "envoy-"+in.ProxySHA)))
 		fmt.Fprintf(&b, "cp %s/envoy %s\n", envoyInDir, shq(path.Join(release, "envoy")))
 	}
 	b.WriteString("make")
-	vars := make([]string, 0, len(r.Spec.Make.Variables))
-	for k := range r.Spec.Make.Variables {
-		vars = append(vars, k)
+	vars := map[string]string{}
+	for k, v := range r.Spec.Make.Variables {
+		vars[k] = v
 	}
-	sort.Strings(vars)
-	for _, k := range vars {
-		b.WriteString(" " + shq(k+"="+r.Spec.Make.Variables[k]))
+	// Validation keeps a recipe's own TARGET_ARCH to its one platform's.
+	vars[recipes.VarTargetArch] = arch
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
 	}
-	for _, t := range r.Spec.Make.Targets {
+	sort.Strings(names)
+	for _, k := range names {
+		b.WriteString(" " + shq(k+"="+vars[k]))
+	}
+	for _, t := range r.Spec.Make.TargetsFor(arch) {
 		b.WriteString(" " + shq(path.Join(srcDir, t)))
 	}
 	b.WriteString("\n")
-	for _, files := range exportedFiles(r) {
-		for _, f := range files {
-			kind, p := f.Source()
-			if kind != recipes.FromBuild && kind != recipes.FromSource {
-				continue
-			}
-			dst := path.Join(outDir, kind, p)
-			fmt.Fprintf(&b, "mkdir -p %s && cp -L %s %s\n", shq(path.Dir(dst)), shq(path.Join(srcDir, p)), shq(dst))
+	seen := map[string]bool{}
+	for _, f := range exportedFiles(r, arch) {
+		kind, p := f.Source()
+		if kind != recipes.FromBuild && kind != recipes.FromSource || seen[kind+":"+p] {
+			continue
 		}
+		seen[kind+":"+p] = true
+		dst := path.Join(outDir, kind, p)
+		fmt.Fprintf(&b, "mkdir -p %s && cp -L %s %s\n", shq(path.Dir(dst)), shq(path.Join(srcDir, p)), shq(dst))
 	}
 	return b.String()
 }
 
 // compileMounts are the local directories the compile step reads.
 func compileMounts(in *Inputs) (map[string]fsutil.FS, error) {
+	dirs := map[string]string{"source": in.SourceDir, "gomodcache": in.GoModCache}
+	for arch, e := range in.Envoy {
+		dirs[envoyMount(arch)] = e.Dir
+	}
 	m := map[string]fsutil.FS{}
-	for name, dir := range map[string]string{"source": in.SourceDir, "gomodcache": in.GoModCache, "envoy": in.EnvoyDir} {
+	for name, dir := range dirs {
 		if dir == "" {
 			continue
 		}

@@ -46,12 +46,36 @@ type Inputs struct {
 	// GoModCache holds every module go.sum names, verified by `go mod download`.
 	GoModCache string
 	GoSumSHA   string
-	// EnvoyDir holds the Envoy binary as "envoy", if the recipe has one.
+	// EnvoyDir holds the Envoy binary as "envoy", if the recipe has one:
+	// linux/amd64's (as Envoy["amd64"]), when the build has that platform.
 	EnvoyDir    string
 	EnvoySHA256 string
 	EnvoyURL    string
+	// Envoy is the Envoy of each architecture built (amd64, arm64).
+	Envoy map[string]*EnvoyInput
 	// ProxySHA is PROXY_REPO_SHA from the source's istio.deps.
 	ProxySHA string
+}
+
+// EnvoyInput is the verified Envoy of one architecture.
+type EnvoyInput struct {
+	// Dir holds the binary as "envoy".
+	Dir string
+	// SHA256 is the tarball's, URL where it came from, BinarySHA256 the
+	// binary's (what the image's /usr/local/bin/envoy must hash to).
+	SHA256       string
+	URL          string
+	BinarySHA256 string
+	// Override: the sha256 or the file was given for this build, not
+	// pinned by the recipe.
+	Override bool
+}
+
+// EnvoyOverride replaces the download or the pinned sha256 of one
+// architecture's Envoy tarball.
+type EnvoyOverride struct {
+	File   string
+	SHA256 string
 }
 
 // InputOptions say where inputs come from.
@@ -61,7 +85,13 @@ type InputOptions struct {
 	EnvoyFile string
 	// EnvoySHA256 overrides the recipe's pinned checksum.
 	EnvoySHA256 string
-	Log         logrus.FieldLogger
+	// EnvoyByArch are EnvoyFile and EnvoySHA256 for other architectures,
+	// by TARGET_ARCH (amd64's may be given here too).
+	EnvoyByArch map[string]EnvoyOverride
+	// Arches are the architectures whose Envoy is fetched (default: those
+	// of the recipe's platforms).
+	Arches []string
+	Log    logrus.FieldLogger
 	// Policy, if set, limits where the source and artifacts may come from
 	// (the service's server.inputs; redirects are checked too). Nil: any
 	// URL the recipe's validation accepts (the local CLI).
@@ -81,6 +111,13 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(tail.Lines(stderr.String(), 15)))
 	}
 	return stdout.Bytes(), nil
+}
+
+// SourceMirror is the bare git repository builds keep of the upstream
+// gitURL (as a recipe names it) under the cache directory: what `audit
+// diff upstream` reads a source's Dockerfiles from.
+func SourceMirror(cfg *config.Config, gitURL string) string {
+	return filepath.Join(cfg.CacheDir(), "git", sha256Hex([]byte(gitURL))[:16]+".git")
 }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {
@@ -132,7 +169,7 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 	}
 	fetchURL := o.Config.RewriteGitURL(src.Git)
 	cache := o.Config.CacheDir()
-	mirror := filepath.Join(cache, "git", sha256Hex([]byte(src.Git))[:16]+".git")
+	mirror := SourceMirror(o.Config, src.Git)
 	if _, err := os.Stat(filepath.Join(mirror, "HEAD")); err != nil {
 		if err := os.MkdirAll(mirror, 0o755); err != nil {
 			return err
@@ -266,74 +303,159 @@ func checkDeps(r *recipes.Recipe, in *Inputs) error {
 	return nil
 }
 
-// fetchEnvoy downloads the Envoy tarball (or takes --envoy-file), checks its
-// sha256 and unpacks the binary. Content is cached by checksum, readable by
-// its owner only; a download goes to disk as it arrives, hashed on the way.
+// fetchEnvoy fetches the Envoy of every architecture built (envoyArches).
 func fetchEnvoy(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inputs) error {
 	e := r.Spec.Inputs.Envoy
 	if e == nil {
 		return nil
 	}
-	want := e.SHA256
-	if o.EnvoySHA256 != "" {
-		want = strings.ToLower(o.EnvoySHA256)
-	} else if e.Unconfirmed {
-		return fmt.Errorf("the recipe's Envoy checksum is unconfirmed: check the artifact %s, then pass --envoy-sha256 <sum> (or confirm it in the recipe)", e.URL)
+	in.Envoy = map[string]*EnvoyInput{}
+	for _, arch := range envoyArches(r, o) {
+		x, err := fetchEnvoyArch(ctx, r, o, arch)
+		if err != nil {
+			return err
+		}
+		in.Envoy[arch] = x
+		if arch == recipes.DefaultArch {
+			in.EnvoyDir, in.EnvoySHA256, in.EnvoyURL = x.Dir, x.SHA256, x.URL
+		}
+	}
+	return nil
+}
+
+// envoyArches are the architectures whose Envoy a build fetches.
+func envoyArches(r *recipes.Recipe, o InputOptions) []string {
+	if len(o.Arches) > 0 {
+		return o.Arches
+	}
+	var out []string
+	for _, p := range r.Spec.PlatformList() {
+		out = append(out, recipes.ArchOf(p))
+	}
+	return out
+}
+
+// override is what the options say for arch's Envoy.
+func (o InputOptions) override(arch string) EnvoyOverride {
+	if x, ok := o.EnvoyByArch[arch]; ok {
+		return x
+	}
+	if arch == recipes.DefaultArch {
+		return EnvoyOverride{File: o.EnvoyFile, SHA256: o.EnvoySHA256}
+	}
+	return EnvoyOverride{}
+}
+
+// fetchEnvoyArch downloads one architecture's Envoy tarball (or takes
+// --envoy-file), checks its sha256 and unpacks the binary. Content is
+// cached by checksum, readable by its owner only; a download goes to disk
+// as it arrives, hashed on the way.
+func fetchEnvoyArch(ctx context.Context, r *recipes.Recipe, o InputOptions, arch string) (*EnvoyInput, error) {
+	e := r.Spec.Inputs.Envoy
+	art, ok := e.For(arch)
+	if !ok {
+		return nil, fmt.Errorf("the recipe has no %s Envoy tarball (spec.inputs.envoy.arch.%s)", arch, arch)
+	}
+	// Messages name the architecture only when there is more than one.
+	what := "Envoy"
+	if r.Spec.MultiPlatform() || arch != recipes.DefaultArch {
+		what = arch + " Envoy"
+	}
+	flag := "--envoy-sha256 <sum>"
+	if arch != recipes.DefaultArch {
+		flag = "--envoy-sha256 " + arch + "=<sum>"
+	}
+	ov := o.override(arch)
+	want := art.SHA256
+	if ov.SHA256 != "" {
+		want = strings.ToLower(ov.SHA256)
+	} else if art.Unconfirmed {
+		return nil, fmt.Errorf("the recipe's %s checksum is unconfirmed: check the artifact %s, then pass %s (or confirm it in the recipe)", what, art.URL, flag)
+	}
+	if checkHex64(want) != nil {
+		return nil, fmt.Errorf("%s sha256 %q: must be 64 hex digits", what, want)
 	}
 	if o.Policy != nil {
-		if o.EnvoyFile != "" {
-			return errors.New("an Envoy file is for the local CLI only")
+		if ov.File != "" {
+			return nil, errors.New("an Envoy file is for the local CLI only")
 		}
-		if err := o.Policy.CheckArtifact(e.URL); err != nil {
-			return fmt.Errorf("spec.inputs.envoy.url: %w", err)
+		if err := o.Policy.CheckArtifact(art.URL); err != nil {
+			return nil, fmt.Errorf("spec.inputs.envoy.url (%s): %w", arch, err)
 		}
 	}
 	cache := filepath.Join(o.Config.CacheDir(), "artifacts")
 	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	in.EnvoyURL = e.URL
-	from := e.URL
+	in := &EnvoyInput{URL: art.URL, Override: ov.SHA256 != "" || ov.File != ""}
+	from := art.URL
 	cached := filepath.Join(cache, want)
 	var got string
 	var err error
 	switch {
-	case o.EnvoyFile != "":
-		from = o.EnvoyFile
-		in.EnvoyURL = "file://" + o.EnvoyFile
-		got, err = copyHashed(ctx, cached, func() (io.ReadCloser, error) { return os.Open(o.EnvoyFile) })
+	case ov.File != "":
+		from = ov.File
+		in.URL = "file://" + ov.File
+		got, err = copyHashed(ctx, cached, func() (io.ReadCloser, error) { return os.Open(ov.File) })
 	case fileHas(cached, want):
 		got = want
 	default:
-		o.Log.WithField("url", e.URL).Info("downloading Envoy")
-		got, err = copyHashed(ctx, cached, func() (io.ReadCloser, error) { return open(ctx, e.URL, o.Policy) })
+		o.Log.WithFields(logrus.Fields{"url": art.URL, "arch": arch}).Info("downloading Envoy")
+		got, err = copyHashed(ctx, cached, func() (io.ReadCloser, error) { return open(ctx, art.URL, o.Policy) })
 	}
 	if err != nil {
-		return fmt.Errorf("fetching Envoy from %s: %w", from, err)
+		return nil, fmt.Errorf("fetching %s from %s: %w", what, from, err)
 	}
 	if got != want {
 		os.Remove(cached)
 		if o.HideChecksums {
-			return fmt.Errorf("%w: the Envoy artifact %s does not have the sha256 the recipe pins (%s); refusing to build", ErrChecksum, from, want)
+			return nil, fmt.Errorf("%w: the %s artifact %s does not have the sha256 the recipe pins (%s); refusing to build", ErrChecksum, what, from, want)
 		}
-		return fmt.Errorf("%w: Envoy artifact %s has sha256 %s, the recipe pins %s; refusing to build", ErrChecksum, from, got, want)
+		return nil, fmt.Errorf("%w: %s artifact %s has sha256 %s, the recipe pins %s; refusing to build", ErrChecksum, what, from, got, want)
 	}
-	in.EnvoySHA256 = got
+	in.SHA256 = got
 	dir := filepath.Join(o.Config.CacheDir(), "envoy", got[:32])
-	in.EnvoyDir = dir
-	if _, err := os.Stat(filepath.Join(dir, "envoy")); err == nil {
-		return nil
+	in.Dir = dir
+	bin := filepath.Join(dir, "envoy")
+	if _, err := os.Stat(bin); err != nil {
+		f, err := os.Open(cached)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := extractFileTo(f, e.Binary, bin); err != nil {
+			return nil, fmt.Errorf("unpacking %s from the %s tarball: %w", e.Binary, what, err)
+		}
 	}
-	f, err := os.Open(cached)
+	if in.BinarySHA256, err = fileSHA256(bin); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// fileSHA256 is the hex sha256 of the file at p.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
 	}
-	if err := extractFileTo(f, e.Binary, filepath.Join(dir, "envoy")); err != nil {
-		return fmt.Errorf("unpacking %s from the Envoy tarball: %w", e.Binary, err)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func checkHex64(s string) error {
+	if len(s) != 64 {
+		return errors.New("not 64 hex digits")
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return err
 	}
 	return nil
 }

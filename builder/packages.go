@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,12 +39,37 @@ type packaged struct {
 	depends []string
 }
 
-// packageTargets are the artifacts r's packages give, with their tags: an
+// builtPackage is one of the recipe's packages a build makes: its index
+// in spec.packages, and the platform whose build its files come from.
+type builtPackage struct {
+	index    int
+	recipe   recipes.Package
+	platform platform
+}
+
+// builtPackages are the recipe's packages a build of platforms makes: each
+// comes from the build of one platform (recipes.PackagePlatform), and one
+// whose platform is not built (--platform) is left out.
+func builtPackages(r *recipes.Recipe, platforms []platform) (out []builtPackage, left []string) {
+	for i, p := range r.Spec.Packages {
+		want := r.PackagePlatform(p)
+		j := slices.IndexFunc(platforms, func(pl platform) bool { return pl.name == want })
+		if j < 0 {
+			left = append(left, p.Name+" ("+want+")")
+			continue
+		}
+		out = append(out, builtPackage{index: i, recipe: p, platform: platforms[j]})
+	}
+	return out, left
+}
+
+// packageTargets are the artifacts the packages give, with their tags: an
 // istio-cni package's .deb (tag: its Debian version, see
 // recipes.PackageTag), an istioctl entry's binary (tag: the release).
-func packageTargets(rc *registry.Client, r *recipes.Recipe) ([]Target, error) {
+func packageTargets(rc *registry.Client, r *recipes.Recipe, pkgs []builtPackage) ([]Target, error) {
 	var out []Target
-	for i, p := range r.Spec.Packages {
+	for _, bp := range pkgs {
+		i, p := bp.index, bp.recipe
 		t := Target{Name: p.Name, Kind: KindPackage}
 		tag := recipes.PackageTag(p.Version)
 		if p.Type == recipes.PackageIstioctl {
@@ -81,27 +107,33 @@ func packagesKey(r *recipes.Recipe, key string) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// makePackages builds the recipe's packages from the exported compile
-// result in outDir, writing the .debs into work: each an artifact with its
-// Go binaries (for the SBOM), in recipe order.
-func (run *buildRun) makePackages(ctx context.Context, outDir, work string, prov Provenance) ([]assembled, error) {
+// makePackages builds the packages from the exported compile result in
+// outDir (each from its platform's directory), writing the .debs into
+// work: each an artifact with its Go binaries (for the SBOM), in recipe
+// order.
+func (run *buildRun) makePackages(ctx context.Context, outDir, work string) ([]assembled, error) {
 	r := run.recipe
 	var out []assembled
-	for i, p := range r.Spec.Packages {
-		field := fmt.Sprintf("spec.packages[%d] (%s)", i, p.Name)
+	for _, bp := range run.pkgs {
+		p := bp.recipe
+		p.Files = r.PackageFiles(p)
+		field := fmt.Sprintf("spec.packages[%d] (%s)", bp.index, p.Name)
+		pout := filepath.Join(outDir, bp.platform.outDir())
+		prov := run.provenance(bp.platform)
 		var a assembled
 		var err error
 		switch p.Type {
 		case recipes.PackageIstioCNI:
-			a, err = run.cniPackage(ctx, p, outDir, work, prov)
+			a, err = run.cniPackage(ctx, p, pout, work, prov)
 		case recipes.PackageIstioctl:
-			a, err = run.istioctlBinary(p, outDir, prov)
+			a, err = run.istioctlBinary(p, pout, prov)
 		default:
 			err = fmt.Errorf("unknown package type %q", p.Type)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
+		a.platform, a.prov = bp.platform, prov
 		out = append(out, a)
 	}
 	return out, nil
@@ -243,9 +275,9 @@ func (a *attestation) packageDocuments(t Target, out assembled, finished time.Ti
 	}
 	ref := t.Tag.Context().Digest(desc.Digest.String())
 	m := out.pkg
-	ext := a.external(t.Tag, t.Name)
+	ext := a.external(out.prov, t.Tag, t.Name)
 	ext.Package = &attest.PackageParam{Type: m.recipe.Type, Name: m.name, Version: m.version, Architecture: m.arch, File: m.file}
-	st, err := a.statement(ref, ext, nil, finished)
+	st, err := a.statement(out.prov, ref, ext, nil, finished)
 	if err != nil {
 		return nil, fmt.Errorf("package %s: %w", m.name, err)
 	}
@@ -258,33 +290,40 @@ func (a *attestation) packageDocuments(t Target, out assembled, finished time.Ti
 
 // external is the provenance's external parameters of the build for the
 // artifact tag (name is its name in the recipe): no base, no Envoy.
-func (a *attestation) external(tag name.Tag, artifact string) attest.ExternalParameters {
-	p := a.prov
+func (a *attestation) external(p Provenance, tag name.Tag, artifact string) attest.ExternalParameters {
 	patches := []attest.PatchParam{}
 	for _, pt := range a.recipe.Patches() {
 		patches = append(patches, attest.PatchParam{Path: pt.Path, SHA256: pt.SHA256})
+	}
+	vars := map[string]string{}
+	for k, val := range a.recipe.Spec.Make.Variables {
+		vars[k] = val
+	}
+	if p.Arch != "" {
+		vars[recipes.VarTargetArch] = p.Arch
 	}
 	return attest.ExternalParameters{
 		Recipe:    attest.RecipeParam{ID: p.RecipeID, Digest: p.RecipeDigest},
 		Source:    attest.SourceParam{Git: p.SourceURL, Tag: p.Tag, Commit: p.Commit},
 		Patches:   patches,
-		Make:      attest.MakeParam{Targets: p.MakeTargets, Variables: a.recipe.Spec.Make.Variables},
+		Make:      attest.MakeParam{Targets: p.MakeTargets, Variables: vars},
 		Toolchain: attest.ToolchainParam{Go: p.GoVersion, Builder: p.Builder, BuilderDigest: p.BuilderDigest},
 		Image:     attest.ImageParam{Name: artifact, Repository: tag.RepositoryStr(), Tag: tag.TagStr()},
 	}
 }
 
-func (a *attestation) statement(ref name.Digest, ext attest.ExternalParameters, deps []attest.ResourceDescriptor, finished time.Time) (*attest.Statement, error) {
+func (a *attestation) statement(p Provenance, ref name.Digest, ext attest.ExternalParameters, deps []attest.ResourceDescriptor, finished time.Time) (*attest.Statement, error) {
 	return attest.NewProvenance(attest.ProvenanceParams{
 		Image:    ref,
 		External: ext,
 		Internal: attest.InternalParameters{
 			BuildKitVersion:  a.buildKit,
 			SailmakerVersion: attest.SailmakerVersion(),
-			InputsKey:        a.prov.InputsKey,
+			InputsKey:        p.InputsKey,
 			Trigger:          a.trigger,
 		},
 		InvocationID: a.invocationID,
+		Worker:       a.worker,
 		StartedOn:    a.started,
 		FinishedOn:   finished,
 		Dependencies: deps,
@@ -305,16 +344,20 @@ func finishDocuments(st *attest.Statement, sbom *attest.SPDXDocument, finished t
 	return []attest.Attestation{{Document: prov}, {Document: sb}}, nil
 }
 
-// exportedFiles are the files the compile step copies out, per image and
-// per package: everything the images and packages take from the build or
-// the source.
-func exportedFiles(r *recipes.Recipe) [][]recipes.File {
-	var out [][]recipes.File
+// exportedFiles are the files the compile step for arch copies out:
+// everything the images (for arch) and the packages made from arch's
+// build take from the build or the source.
+func exportedFiles(r *recipes.Recipe, arch string) []recipes.File {
+	var out []recipes.File
 	for _, img := range r.Spec.Images {
-		out = append(out, img.Files)
+		for _, f := range img.Files {
+			out = append(out, f.For(arch))
+		}
 	}
 	for _, p := range r.Spec.Packages {
-		out = append(out, p.Files)
+		if recipes.ArchOf(r.PackagePlatform(p)) == arch {
+			out = append(out, r.PackageFiles(p)...)
+		}
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/stretchr/testify/require"
 
@@ -47,10 +48,18 @@ func withLabel(t *testing.T, im builder.Image, k, v string) builder.Image {
 // documents are a provenance and an SBOM about im, as a build makes them.
 func documents(t *testing.T, im builder.Image) []attest.Attestation {
 	t.Helper()
+	return documentsIn(t, im, nil)
+}
+
+// documentsIn is documents about an image of the index (whose digest is
+// index), naming both.
+func documentsIn(t *testing.T, im builder.Image, index *name.Digest) []attest.Attestation {
+	t.Helper()
 	ref := im.Tag.Context().Digest(im.Digest.String())
 	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	st, err := attest.NewProvenance(attest.ProvenanceParams{
 		Image: ref,
+		Index: index,
 		External: attest.ExternalParameters{
 			Recipe:    attest.RecipeParam{ID: "demo@1.0", Digest: "sha256:" + strings.Repeat("a", 64)},
 			Source:    attest.SourceParam{Git: "https://example.invalid/demo.git", Tag: "1.0", Commit: strings.Repeat("c", 40)},
@@ -66,7 +75,7 @@ func documents(t *testing.T, im builder.Image) []attest.Attestation {
 	require.NoError(t, err)
 	sbom, err := attest.NewSBOM(attest.SBOMParams{Image: ref, Created: created, Debian: []attest.DebianPackage{{Name: "libc6", Version: "2.36-9"}}})
 	require.NoError(t, err)
-	sb, err := attest.SBOMDocument(st.Subject[0], sbom, created)
+	sb, err := attest.SBOMDocumentFor(st.Subject, sbom, created)
 	require.NoError(t, err)
 	return []attest.Attestation{{Document: prov}, {Document: sb}}
 }

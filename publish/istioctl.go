@@ -2,9 +2,7 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,7 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
@@ -363,9 +360,4 @@ func (c *istioctlVersions) newPackage(ctx context.Context, res *builder.Result, 
 	}
 	return builder.Image{Name: p.Name, Kind: builder.KindPackage, Tag: tag, Image: img, Digest: desc.Digest,
 		Attestations: []attest.Attestation{{Document: prov}, {Document: sb}}}, nil
-}
-
-func isNotFound(err error) bool {
-	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/sailmaker/sailmaker/api"
@@ -54,68 +56,103 @@ func (dir layoutPublisher) Publish(ctx context.Context, res *builder.Result) ([]
 			return done, err
 		}
 		refName := refName(im.Tag)
-		if err := p.ReplaceImage(im.Image, match.Annotation(AnnotationRefName, refName),
-			layout.WithAnnotations(map[string]string{AnnotationRefName: refName, AnnotationImageName: im.Tag.String()})); err != nil {
+		ann := layout.WithAnnotations(map[string]string{AnnotationRefName: refName, AnnotationImageName: im.Tag.String()})
+		if im.Index != nil {
+			err = p.ReplaceIndex(im.Index, match.Annotation(AnnotationRefName, refName), ann)
+		} else {
+			err = p.ReplaceImage(im.Image, match.Annotation(AnnotationRefName, refName), ann)
+		}
+		if err != nil {
 			return done, fmt.Errorf("writing %s into the OCI layout %s: %w", refName, dir, err)
 		}
 		r, err := written(out, im)
 		if err != nil {
 			return done, err
 		}
-		desc, err := partial.Descriptor(im.Image)
+		for i, m := range im.Manifests {
+			a, err := dir.writeAttached(p, m, m.Attestations, refName)
+			if err != nil {
+				return done, err
+			}
+			r.Manifests[i].Provenance, r.Manifests[i].SBOM, r.Manifests[i].Signature, r.Manifests[i].Attestations = a.provenance, a.sbom, a.signature, a.attestations
+		}
+		all := im.Attestations
+		for _, m := range im.Manifests {
+			all = append(all, m.Attestations...)
+		}
+		a, err := dir.writeAttached(p, im, all, refName)
 		if err != nil {
 			return done, err
+		}
+		r.Provenance, r.SBOM, r.Signature, r.Attestations = a.provenance, a.sbom, a.signature, a.attestations
+		done = append(done, r)
+	}
+	return done, nil
+}
+
+// attachedDigests are the digests of what writeAttached wrote.
+type attachedDigests struct{ provenance, sbom, signature, attestations string }
+
+// writeAttached writes im's own attestations as manifests whose subject is
+// im (an index has none of its own), and its signature and the signed
+// ones of atts under <repository>:sha256-<hex>.sig and .att, as in a
+// registry.
+func (dir layoutPublisher) writeAttached(p layout.Path, im builder.Image, atts []attest.Attestation, refName string) (attachedDigests, error) {
+	var out attachedDigests
+	if len(im.Attestations) > 0 {
+		desc, err := partial.Descriptor(im.Image)
+		if err != nil {
+			return out, err
 		}
 		for _, a := range im.Attestations {
 			art, err := attest.AttachmentOf(*desc, a)
 			if err != nil {
-				return done, err
+				return out, err
 			}
 			d, err := art.Digest()
 			if err != nil {
-				return done, err
+				return out, err
 			}
 			if err := p.ReplaceImage(art, match.Digests(d)); err != nil {
-				return done, fmt.Errorf("writing the %s of %s into the OCI layout %s: %w", a.Kind, refName, dir, err)
+				return out, fmt.Errorf("writing the %s of %s into the OCI layout %s: %w", a.Kind, refName, dir, err)
 			}
 			switch a.ArtifactType {
 			case attest.ProvenanceArtifactType:
-				r.Provenance = d.String()
+				out.provenance = d.String()
 			case attest.SBOMArtifactType:
-				r.SBOM = d.String()
+				out.sbom = d.String()
 			}
 		}
-		byDigest := im.Tag.Context().Digest(im.Digest.String())
-		att, err := attest.Attestations(im.Attestations)
-		if err != nil {
-			return done, err
-		}
-		for _, t := range []*attest.Tagged{im.Signature, &att} {
-			if t == nil || len(t.Layers) == 0 {
-				continue
-			}
-			img, _, err := t.Merge(nil)
-			if err != nil {
-				return done, err
-			}
-			tagName := refName[:len(refName)-len(im.Tag.TagStr())] + t.Tag(byDigest).TagStr()
-			if err := p.ReplaceImage(img, match.Annotation(AnnotationRefName, tagName),
-				layout.WithAnnotations(map[string]string{AnnotationRefName: tagName})); err != nil {
-				return done, fmt.Errorf("writing %s into the OCI layout %s: %w", tagName, dir, err)
-			}
-			d, err := img.Digest()
-			if err != nil {
-				return done, err
-			}
-			if t.Suffix == attest.SignatureTagSuffix {
-				r.Signature = d.String()
-			} else {
-				r.Attestations = d.String()
-			}
-		}
-		done = append(done, r)
 	}
-	return done, nil
+	byDigest := im.Tag.Context().Digest(im.Digest.String())
+	att, err := attest.Attestations(atts)
+	if err != nil {
+		return out, err
+	}
+	for _, t := range []*attest.Tagged{im.Signature, &att} {
+		if t == nil || len(t.Layers) == 0 {
+			continue
+		}
+		img, _, err := t.Merge(nil)
+		if err != nil {
+			return out, err
+		}
+		tagName := refName[:len(refName)-len(im.Tag.TagStr())] + t.Tag(byDigest).TagStr()
+		if err := p.ReplaceImage(img, match.Annotation(AnnotationRefName, tagName),
+			layout.WithAnnotations(map[string]string{AnnotationRefName: tagName})); err != nil {
+			return out, fmt.Errorf("writing %s into the OCI layout %s: %w", tagName, dir, err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return out, err
+		}
+		if t.Suffix == attest.SignatureTagSuffix {
+			out.signature = d.String()
+		} else {
+			out.attestations = d.String()
+		}
+	}
+	return out, nil
 }
 
 // openLayout opens the OCI layout at dir, or makes an empty one.
@@ -144,31 +181,52 @@ func refName(t name.Tag) string { return t.RepositoryStr() + ":" + t.TagStr() }
 
 // written is the result of an image written to a file output.
 func written(out Output, im builder.Image) (api.Image, error) {
-	size, err := registry.ImageSize(im.Image)
-	if err != nil {
-		return api.Image{}, err
-	}
-	mt, _ := im.Image.MediaType()
+	return resultOf(out, im, api.StatusWritten)
+}
+
+// resultOf is what an output reports about im before anything is
+// written: digests, media type, platforms and size (of an index: its
+// manifest and its images').
+func resultOf(out Output, im builder.Image, status string) (api.Image, error) {
 	r := api.Image{
 		Name: im.Name, Output: out.String(), Repository: im.Tag.Context().String(), Tag: im.Tag.TagStr(),
 		Reference: im.Tag.Context().Digest(im.Digest.String()).String(), Digest: im.Digest.String(),
-		MediaType: string(mt), Platforms: platforms(im), Size: size, Status: api.StatusWritten,
+		Platforms: im.Platforms(), Status: status,
 	}
-	describe(im, &r)
+	if im.Index == nil {
+		size, err := registry.ImageSize(im.Image)
+		if err != nil {
+			return api.Image{}, err
+		}
+		mt, _ := im.Image.MediaType()
+		r.MediaType, r.Size = string(mt), size
+		describe(im, &r)
+		return r, nil
+	}
+	mt, _ := im.Index.MediaType()
+	raw, err := im.Index.RawManifest()
+	if err != nil {
+		return api.Image{}, err
+	}
+	r.MediaType, r.Size = string(mt), int64(len(raw))
+	for _, m := range im.Manifests {
+		size, err := registry.ImageSize(m.Image)
+		if err != nil {
+			return api.Image{}, err
+		}
+		r.Size += size
+		r.Manifests = append(r.Manifests, api.Manifest{Platform: m.Platform, Digest: m.Digest.String(),
+			Reference: im.Tag.Context().Digest(m.Digest.String()).String(), Size: size})
+	}
 	return r, nil
 }
 
-// platforms are the os/arch of the image's manifests.
-func platforms(im builder.Image) []string {
-	cf, err := im.Image.ConfigFile()
-	if err != nil || cf.OS == "" {
-		return nil
+// taggable is what the tag names: the index or the image.
+func taggable(im builder.Image) remote.Taggable {
+	if im.Index != nil {
+		return im.Index
 	}
-	p := cf.OS + "/" + cf.Architecture
-	if cf.Variant != "" {
-		p += "/" + cf.Variant
-	}
-	return []string{p}
+	return im.Image
 }
 
 // Tarball writes the images into one docker-archive tarball (what `docker
@@ -184,10 +242,20 @@ func (file tarballPublisher) Publish(ctx context.Context, res *builder.Result) (
 	refs := map[name.Reference]v1.Image{}
 	var images []builder.Image
 	for _, im := range res.Images {
-		if isImage(im) { // a docker archive holds images, not artifacts
-			refs[im.Tag] = im.Image
-			images = append(images, im)
+		if !isImage(im) {
+			continue // a docker archive holds images, not artifacts
 		}
+		if im.Index != nil {
+			// A docker archive holds one image per tag: the one platform
+			// of a one-platform index, never a choice made here.
+			if len(im.Manifests) != 1 {
+				return nil, fmt.Errorf("%w: %s is an image index of %s, and a docker archive (tar=%s) holds one image per tag: build one platform (--platform) for a tar output, or use oci-layout=DIR",
+					ErrTarIndex, im.Tag, strings.Join(im.Platforms(), ", "), file)
+			}
+			im = im.Manifests[0]
+		}
+		refs[im.Tag] = im.Image
+		images = append(images, im)
 	}
 	if len(images) == 0 {
 		return nil, nil
@@ -216,4 +284,20 @@ func (file tarballPublisher) Publish(ctx context.Context, res *builder.Result) (
 		done = append(done, r)
 	}
 	return done, nil
+}
+
+// ErrTarIndex is wrapped when a docker-archive output is asked to hold an
+// image index of several platforms.
+var ErrTarIndex = errors.New("a docker archive cannot hold a multi-platform image")
+
+// CheckOutputs refuses, before anything is built, outputs that cannot
+// hold what a build of n platforms of a recipe makes: a tar output takes
+// one platform.
+func CheckOutputs(outs []Output, multiPlatform bool, n int) error {
+	for _, o := range outs {
+		if o.Kind == OutputTar && multiPlatform && n > 1 {
+			return fmt.Errorf("--output %s: the recipe builds %d platforms into image indexes, and a docker archive holds one image per tag: add --platform with one of them, or use oci-layout=DIR", o, n)
+		}
+	}
+	return nil
 }

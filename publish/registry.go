@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
@@ -38,6 +41,8 @@ type Registry struct {
 	force         bool
 	ledger        Ledger
 	requireSigned bool
+	settleAfter   *time.Duration
+	onConfirmed   func(context.Context, []store.Entry)
 	log           logrus.FieldLogger
 }
 
@@ -98,44 +103,120 @@ func NewRegistry(rc *registry.Client, opts ...RegistryOption) (*Registry, error)
 
 // Lookup implements builder.Cache: every target's tag exists, names an
 // image built from plan.InputsKey, with its provenance and SBOM attached
-// (signed, with RequireSigned).
+// (signed, with RequireSigned). For a multi-platform recipe the tag must
+// name an image index of exactly the plan's platforms, and each of its
+// images must be so; a package or binary (an artifact, of one platform)
+// is found as an image is, its inputs key in its manifest's annotations.
 func (r *Registry) Lookup(ctx context.Context, plan builder.Plan) ([]builder.Image, bool, error) {
+	multi := plan.Recipe != nil && plan.Recipe.Spec.MultiPlatform()
 	var out []builder.Image
 	for _, t := range plan.Targets {
-		d, ok, err := r.rc.Resolve(ctx, t.Tag)
-		if err != nil || !ok {
-			return nil, false, err
-		}
-		byDigest := t.Tag.Context().Digest(d.String())
-		img, err := r.rc.Image(ctx, byDigest)
-		if err != nil {
-			return nil, false, err
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, false, err
-		}
-		if inputsOf(img, cf) != plan.InputsKey {
+		desc, err := remote.Get(t.Tag, r.rc.Remote(ctx)...)
+		if isNotFound(err) {
 			return nil, false, nil
 		}
-		have, err := r.rc.Attached(ctx, byDigest)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading %s: %w", t.Tag, err)
+		}
+		// A multi-platform recipe's images are indexes; its packages and
+		// binaries are artifacts, of one platform.
+		index := multi && (t.Kind == "" || t.Kind == builder.KindImage)
+		if desc.MediaType.IsIndex() != index {
+			return nil, false, nil
+		}
+		if !index {
+			im, ok, err := r.lookupImage(ctx, t, desc.Digest, plan.InputsKey)
+			if err != nil || !ok {
+				return nil, false, err
+			}
+			out = append(out, im)
+			continue
+		}
+		idx, err := desc.ImageIndex()
 		if err != nil {
 			return nil, false, err
 		}
-		for _, at := range RequiredAttachments {
-			desc, ok := have[at]
-			if !ok || (r.requireSigned && desc.Annotations[attest.AnnotationSigned] != "true") {
-				// Pushed before images were attested (or signed): build
-				// again, to the same digest, to attach them.
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return nil, false, err
+		}
+		if len(m.Manifests) != len(plan.Platforms) {
+			return nil, false, nil
+		}
+		im := builder.Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Index: idx, Digest: desc.Digest}
+		for i, d := range m.Manifests {
+			if d.Platform == nil || !samePlatform(platformString(*d.Platform), plan.Platforms[i]) {
 				return nil, false, nil
 			}
+			child, ok, err := r.lookupImage(ctx, t, d.Digest, plan.InputsKey)
+			if err != nil || !ok {
+				return nil, false, err
+			}
+			child.Platform = platformString(*d.Platform)
+			im.Manifests = append(im.Manifests, child)
 		}
-		out = append(out, builder.Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: img, Digest: d, Attached: have})
+		out = append(out, im)
 	}
 	return out, true, nil
 }
 
-// pushing is one image on its way to the registry.
+// lookupImage reads the image d of t's repository: it must be built from
+// inputsKey and have the required attachments.
+func (r *Registry) lookupImage(ctx context.Context, t builder.Target, d v1.Hash, inputsKey string) (builder.Image, bool, error) {
+	byDigest := t.Tag.Context().Digest(d.String())
+	img, err := r.rc.Image(ctx, byDigest)
+	if err != nil {
+		return builder.Image{}, false, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return builder.Image{}, false, err
+	}
+	if inputsOf(img, cf) != inputsKey {
+		return builder.Image{}, false, nil
+	}
+	have, err := r.rc.Attached(ctx, byDigest)
+	if err != nil {
+		return builder.Image{}, false, err
+	}
+	for _, at := range RequiredAttachments {
+		desc, ok := have[at]
+		if !ok || (r.requireSigned && desc.Annotations[attest.AnnotationSigned] != "true") {
+			// Pushed before images were attested (or signed): build
+			// again, to the same digest, to attach them.
+			return builder.Image{}, false, nil
+		}
+	}
+	return builder.Image{Name: t.Name, Kind: t.Kind, Tag: t.Tag, Image: img, Digest: d, Attached: have}, true, nil
+}
+
+// samePlatform compares os/arch[/variant]: a variant on one side only
+// does not count.
+func samePlatform(a, b string) bool {
+	pa, pb := strings.Split(a, "/"), strings.Split(b, "/")
+	if len(pa) < 2 || len(pb) < 2 {
+		return a == b
+	}
+	if pa[0] != pb[0] || pa[1] != pb[1] {
+		return false
+	}
+	return len(pa) < 3 || len(pb) < 3 || pa[2] == pb[2]
+}
+
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// pushing is one image (or image index) on its way to the registry.
 type pushing struct {
 	img      builder.Image
 	byDigest name.Digest
@@ -147,28 +228,21 @@ type pushing struct {
 }
 
 // Publish pushes res's images. Phases: check every tag (refuse moved ones),
-// settle intents earlier runs left, push content by digest, attach, sign,
-// then write the tags.
+// settle intents earlier runs left, push content by digest (an index's
+// images, then the index), attach, sign, then write the tags.
 func (r *Registry) Publish(ctx context.Context, res *builder.Result) ([]api.Image, error) {
 	imgs := make([]*pushing, len(res.Images))
 	for i, im := range res.Images {
-		size, err := registry.ImageSize(im.Image)
+		result, err := resultOf(Output{Kind: OutputRegistry}, im, api.StatusPushed)
 		if err != nil {
 			return nil, err
 		}
-		mt, _ := im.Image.MediaType()
-		byDigest := im.Tag.Context().Digest(im.Digest.String())
-		imgs[i] = &pushing{img: im, byDigest: byDigest, result: api.Image{
-			Name: im.Name, Output: OutputRegistry, Repository: im.Tag.Context().String(), Tag: im.Tag.TagStr(),
-			Reference: byDigest.String(), Digest: im.Digest.String(), MediaType: string(mt), Platforms: platforms(im),
-			Size: size, Status: api.StatusPushed,
-		}}
-		describe(im, &imgs[i].result)
+		imgs[i] = &pushing{img: im, byDigest: im.Tag.Context().Digest(im.Digest.String()), result: result}
 	}
 	if err := r.checkTags(ctx, res.Trigger, imgs); err != nil {
 		return nil, err
 	}
-	if err := r.Reconcile(ctx); err != nil {
+	if _, err := r.Reconcile(ctx); err != nil {
 		r.log.WithError(err).Warn("could not settle tag writes an earlier run left unconfirmed in the ledger")
 	}
 	for _, step := range []func(context.Context, *pushing) error{r.pushContent, r.attach, r.writeTagged} {
@@ -223,80 +297,144 @@ func (r *Registry) pushContent(ctx context.Context, p *pushing) error {
 	if p.unchanged {
 		return nil
 	}
-	n, err := r.rc.Write(ctx, p.byDigest, p.img.Image)
-	p.result.BytesUploaded = n
-	if err != nil {
-		return err
+	for _, u := range p.img.Manifests {
+		n, err := r.rc.Write(ctx, p.img.Tag.Context().Digest(u.Digest.String()), u.Image)
+		p.result.BytesUploaded += n
+		if err != nil {
+			return err
+		}
+	}
+	if p.img.Index != nil {
+		if err := remote.WriteIndex(p.byDigest, p.img.Index, r.rc.Remote(ctx)...); err != nil {
+			return fmt.Errorf("pushing %s: %w", p.byDigest, err)
+		}
+	} else {
+		n, err := r.rc.Write(ctx, p.byDigest, p.img.Image)
+		p.result.BytesUploaded += n
+		if err != nil {
+			return err
+		}
 	}
 	r.log.WithFields(logrus.Fields{"image": p.img.Tag.Context().String(), "digest": p.img.Digest.String()}).Info("pushed")
 	return nil
 }
 
-// attach writes the image's attestations as OCI referrers, except those of
-// an artifact type the image already has (signed, when ours is). Of each
-// type, the image keeps the first: its provenance is the build that pushed
-// it first.
+// attach writes the attestations of the image (of each image of an index)
+// as OCI referrers of it.
 func (r *Registry) attach(ctx context.Context, p *pushing) error {
-	have := p.img.Attached
-	if len(p.img.Attestations) > 0 {
-		var err error
-		if have, err = r.rc.Attached(ctx, p.byDigest); err != nil {
+	if p.img.Index == nil {
+		found, err := r.attachOne(ctx, p.img)
+		if err != nil {
 			return err
 		}
+		p.result.Provenance = found[attest.ProvenanceArtifactType]
+		p.result.SBOM = found[attest.SBOMArtifactType]
+		return nil
 	}
-	desc, err := partial.Descriptor(p.img.Image)
-	if err != nil {
-		return err
+	for i, u := range p.img.Manifests {
+		found, err := r.attachOne(ctx, u)
+		if err != nil {
+			return err
+		}
+		p.result.Manifests[i].Provenance = found[attest.ProvenanceArtifactType]
+		p.result.Manifests[i].SBOM = found[attest.SBOMArtifactType]
+	}
+	return nil
+}
+
+// attachOne writes one image's attestations as OCI referrers, except those
+// of an artifact type the image already has (signed, when ours is). Of
+// each type, the image keeps the first: its provenance is the build that
+// pushed it first. It returns the attachments' digests by artifact type.
+func (r *Registry) attachOne(ctx context.Context, im builder.Image) (map[string]string, error) {
+	byDigest := im.Tag.Context().Digest(im.Digest.String())
+	have := im.Attached
+	if len(im.Attestations) > 0 {
+		var err error
+		if have, err = r.rc.Attached(ctx, byDigest); err != nil {
+			return nil, err
+		}
 	}
 	found := map[string]string{}
 	for t, d := range have {
 		found[t] = d.Digest.String()
 	}
-	for _, a := range p.img.Attestations {
+	if len(im.Attestations) == 0 {
+		return found, nil
+	}
+	desc, err := partial.Descriptor(im.Image)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range im.Attestations {
 		if d, ok := have[a.ArtifactType]; ok && (a.Envelope == nil || d.Annotations[attest.AnnotationSigned] == "true") {
 			continue
 		}
 		art, err := attest.AttachmentOf(*desc, a)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d, err := art.Digest()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := remote.Write(p.img.Tag.Context().Digest(d.String()), art, r.rc.Remote(ctx)...); err != nil {
-			return fmt.Errorf("pushing the %s of %s: %w", a.Kind, p.byDigest, err)
+		if err := remote.Write(im.Tag.Context().Digest(d.String()), art, r.rc.Remote(ctx)...); err != nil {
+			return nil, fmt.Errorf("pushing the %s of %s: %w", a.Kind, byDigest, err)
 		}
 		found[a.ArtifactType] = d.String()
-		r.log.WithFields(logrus.Fields{"image": p.byDigest.String(), "artifactType": a.ArtifactType, "digest": d.String()}).Info("attached")
+		r.log.WithFields(logrus.Fields{"image": byDigest.String(), "artifactType": a.ArtifactType, "digest": d.String()}).Info("attached")
 	}
-	p.result.Provenance = found[attest.ProvenanceArtifactType]
-	p.result.SBOM = found[attest.SBOMArtifactType]
-	return nil
+	return found, nil
 }
 
-// writeTagged writes the image's cosign signature and signed attestations
-// under their .sig and .att tags, merged with what is there.
+// writeTagged writes the cosign signature and signed attestations of the
+// image under their .sig and .att tags, merged with what is there: for an
+// index, each of its images' own, and the index's: its signature, and as
+// its attestations those of all its images (what `cosign
+// verify-attestation` on the tag reads).
 func (r *Registry) writeTagged(ctx context.Context, p *pushing) error {
-	if p.img.Signature != nil {
-		d, err := attest.WriteTagged(ctx, p.byDigest, *p.img.Signature, r.rc.Remote(ctx)...)
+	for i, u := range p.img.Manifests {
+		sig, att, err := r.writeTaggedOne(ctx, u, u.Attestations)
 		if err != nil {
-			return fmt.Errorf("signing %s: %w", p.byDigest, err)
+			return err
 		}
-		p.result.Signature = d.String()
+		p.result.Manifests[i].Signature, p.result.Manifests[i].Attestations = sig, att
 	}
-	att, err := attest.Attestations(p.img.Attestations)
+	all := p.img.Attestations
+	for _, u := range p.img.Manifests {
+		all = append(all, u.Attestations...)
+	}
+	sig, att, err := r.writeTaggedOne(ctx, p.img, all)
 	if err != nil {
 		return err
 	}
-	if len(att.Layers) > 0 {
-		d, err := attest.WriteTagged(ctx, p.byDigest, att, r.rc.Remote(ctx)...)
-		if err != nil {
-			return fmt.Errorf("writing the signed attestations of %s: %w", p.byDigest, err)
-		}
-		p.result.Attestations = d.String()
-	}
+	p.result.Signature, p.result.Attestations = sig, att
 	return nil
+}
+
+// writeTaggedOne writes im's signature and atts (signed) under im's
+// digest's .sig and .att tags, returning what they name.
+func (r *Registry) writeTaggedOne(ctx context.Context, im builder.Image, atts []attest.Attestation) (sig, att string, err error) {
+	byDigest := im.Tag.Context().Digest(im.Digest.String())
+	if im.Signature != nil {
+		d, err := attest.WriteTagged(ctx, byDigest, *im.Signature, r.rc.Remote(ctx)...)
+		if err != nil {
+			return "", "", fmt.Errorf("signing %s: %w", byDigest, err)
+		}
+		sig = d.String()
+	}
+	t, err := attest.Attestations(atts)
+	if err != nil {
+		return "", "", err
+	}
+	if len(t.Layers) > 0 {
+		d, err := attest.WriteTagged(ctx, byDigest, t, r.rc.Remote(ctx)...)
+		if err != nil {
+			return "", "", fmt.Errorf("writing the signed attestations of %s: %w", byDigest, err)
+		}
+		att = d.String()
+	}
+	return sig, att, nil
 }
 
 // tag writes the image's tag: the ledger records the intent first, the
@@ -315,7 +453,7 @@ func (r *Registry) tag(ctx context.Context, tr api.Trigger, p *pushing) error {
 			return fmt.Errorf("recording in the ledger before tagging %s (nothing was tagged): %w", p.img.Tag, err)
 		}
 	}
-	err := remote.Tag(p.img.Tag, p.img.Image, r.rc.Remote(ctx)...)
+	err := remote.Tag(p.img.Tag, taggable(p.img), r.rc.Remote(ctx)...)
 	if err != nil {
 		err = fmt.Errorf("tagging %s: %w", p.img.Tag, err)
 		// The tag may have been written all the same (the answer was lost
@@ -329,6 +467,13 @@ func (r *Registry) tag(ctx context.Context, tr api.Trigger, p *pushing) error {
 		case ok && cur == p.img.Digest:
 			r.log.WithField("tag", p.img.Tag.String()).WithError(err).Warn("the registry's answer was an error, but the tag was written")
 			err = nil
+		case !refused(err):
+			// No answer (the connection dropped, the build was cancelled,
+			// a gateway gave up): the request may still reach the registry
+			// after this read. The intent stays pending, and Reconcile
+			// settles it once no request for it can still arrive.
+			r.log.WithField("tag", p.img.Tag.String()).WithError(err).Warn("no answer to the tag write and the tag is not there yet: its ledger intent stays pending until it can be settled")
+			return err
 		default:
 			if r.ledger != nil {
 				e := entry(tr, store.ActionAbandoned, p.img.Tag, old, p.img.Digest.String())
@@ -379,16 +524,62 @@ func (r *Registry) recordUnchanged(ctx context.Context, tr api.Trigger, p *pushi
 	return nil
 }
 
-// Reconcile settles intents the ledger holds without an outcome: a tag
-// that names the intended digest is confirmed, any other is abandoned.
-func (r *Registry) Reconcile(ctx context.Context) error {
-	if r.ledger == nil {
+// refused says whether a failed tag write got the registry's own answer
+// (an HTTP error status), so that the tag was not and will not be written.
+// Without an answer, or with a gateway's 502 or 504 (a proxy gave up, the
+// registry behind it may still act), the request may yet land.
+func refused(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode == 0 {
+		return false
+	}
+	return te.StatusCode != http.StatusBadGateway && te.StatusCode != http.StatusGatewayTimeout
+}
+
+// DefaultSettleAfter is how old an unconfirmed intent must be before
+// Reconcile records it as abandoned when its tag does not name its digest:
+// a tag write sent just before its process died (or its answer was lost)
+// may still be in flight to the registry.
+const DefaultSettleAfter = 5 * time.Minute
+
+// WithSettleAfter sets how old an intent must be before Reconcile
+// abandons it. Default DefaultSettleAfter.
+func WithSettleAfter(d time.Duration) RegistryOption {
+	return func(r *Registry) error {
+		if d < 0 {
+			return errors.New("publish.WithSettleAfter: negative duration")
+		}
+		r.settleAfter = &d
 		return nil
+	}
+}
+
+// WithOnConfirmed calls fn with the intents Reconcile confirms (whichever
+// publish settles them), so that the builds that meant them can be told:
+// the service lists them on those builds' records. Default: nobody is
+// told.
+func WithOnConfirmed(fn func(context.Context, []store.Entry)) RegistryOption {
+	return func(r *Registry) error { r.onConfirmed = fn; return nil }
+}
+
+// Reconcile settles intents the ledger holds without an outcome: a tag
+// that names the intended digest is confirmed; an intent older than the
+// settle time (WithSettleAfter) whose tag names something else, or
+// nothing, is abandoned; a younger one stays pending (its write may still
+// be on its way). It returns the intents it confirmed.
+func (r *Registry) Reconcile(ctx context.Context) ([]store.Entry, error) {
+	if r.ledger == nil {
+		return nil, nil
 	}
 	pending, err := r.ledger.PendingIntents(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	settleAfter := DefaultSettleAfter
+	if r.settleAfter != nil {
+		settleAfter = *r.settleAfter
+	}
+	var confirmed []store.Entry
 	for _, in := range pending {
 		tag, err := r.rc.Tag(in.Repository, in.Tag)
 		if err != nil {
@@ -396,25 +587,34 @@ func (r *Registry) Reconcile(ctx context.Context) error {
 		}
 		cur, ok, err := r.rc.Resolve(ctx, tag)
 		if err != nil {
-			return err
+			return confirmed, err
 		}
 		e := in
 		e.ID, e.Time = 0, time.Time{}
-		if ok && cur.String() == in.NewDigest {
+		switch {
+		case ok && cur.String() == in.NewDigest:
 			e.Action = store.ActionPush
 			if in.OldDigest != "" {
 				e.Action = store.ActionForce
 			}
 			e.Note = appendNote(in.Note, "confirmed later: the tag names the digest the build meant to write")
-		} else {
+		case time.Since(in.Time) < settleAfter:
+			continue
+		default:
 			e.Action = store.ActionAbandoned
 			e.Note = appendNote(in.Note, "the tag was not written")
 		}
 		if err := r.ledger.Append(ctx, e); err != nil {
-			return err
+			return confirmed, err
+		}
+		if e.Action != store.ActionAbandoned {
+			confirmed = append(confirmed, e)
 		}
 	}
-	return nil
+	if len(confirmed) > 0 && r.onConfirmed != nil {
+		r.onConfirmed(context.WithoutCancel(ctx), confirmed)
+	}
+	return confirmed, nil
 }
 
 func entry(tr api.Trigger, action string, tag name.Tag, old, new string) store.Entry {

@@ -161,6 +161,7 @@ type faulty struct {
 	match   *regexp.Regexp
 	method  string
 	forward bool // send the request, then fail as if the answer was lost
+	drop    bool // fail without sending the request, as a dropped connection
 	status  int  // else answer with this status
 	hits    atomic.Int32
 }
@@ -170,6 +171,9 @@ func (f *faulty) RoundTrip(r *http.Request) (*http.Response, error) {
 		return f.base.RoundTrip(r)
 	}
 	f.hits.Add(1)
+	if f.drop {
+		return nil, errors.New("connection reset by peer")
+	}
 	if f.forward {
 		resp, err := f.base.RoundTrip(r)
 		if err == nil {
@@ -227,16 +231,50 @@ func TestRegistryLostAnswerIsConfirmed(t *testing.T) {
 	assert.Equal(t, []string{"intent x/pilot:1.0", "push x/pilot:1.0"}, actions(f.ledger()))
 }
 
+// A tag write that got no answer (the connection dropped before the
+// registry saw it, or the build was cancelled) and whose tag is not there
+// when read back leaves its intent pending, not abandoned: the request
+// may still reach the registry later. When it does, the ledger accounts
+// for the tag, and Reconcile confirms it for its build.
+func TestRegistryNoAnswerLeavesIntentPending(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	tp := &faulty{method: http.MethodPut, match: regexp.MustCompile(`/x/pilot/manifests/1\.0$`), drop: true}
+	p := f.publisher(f.faultyClient(tp))
+	a := f.image("x/pilot", "1.0")
+	_, err := p.Publish(ctx, &builder.Result{Trigger: tr, Images: []builder.Image{a}})
+	require.Error(t, err)
+	_, ok := f.resolve(a.Tag)
+	require.False(t, ok)
+	assert.Equal(t, []string{"intent x/pilot:1.0"}, actions(f.ledger()))
+
+	// The write lands late.
+	require.NoError(t, remote.Tag(a.Tag, a.Image, f.env.Registry.Remote(ctx)...))
+	tags, err := f.store.Tags(ctx)
+	require.NoError(t, err)
+	assert.True(t, tags["x/pilot:1.0"].Names(a.Digest.String()), "the ledger accounts for the late tag")
+	confirmed, err := f.publisher(f.env.Registry, publish.WithSettleAfter(0)).Reconcile(ctx)
+	require.NoError(t, err)
+	require.Len(t, confirmed, 1)
+	assert.Equal(t, "b-1", confirmed[0].BuildID)
+	assert.Equal(t, []string{"intent x/pilot:1.0", "push x/pilot:1.0"}, actions(f.ledger()))
+}
+
 // Intents left by a process that died between asking the registry and
 // recording its answer are settled by the next publish: confirmed when the
 // tag names the intended digest, abandoned otherwise.
 func TestReconcile(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	written, lost := f.image("x/written", "1"), f.image("x/lost", "1")
+	written, lost, young := f.image("x/written", "1"), f.image("x/lost", "1"), f.image("x/young", "1")
 	require.NoError(t, remote.Write(written.Tag, written.Image, f.env.Registry.Remote(ctx)...))
-	for _, im := range []builder.Image{written, lost} {
-		require.NoError(t, f.store.Append(ctx, store.Entry{Actor: "bob", Action: store.ActionIntent, BuildID: "b-0",
+	long := time.Now().Add(-time.Hour)
+	for _, im := range []builder.Image{written, lost, young} {
+		at := long
+		if im.Name == "young" {
+			at = time.Now()
+		}
+		require.NoError(t, f.store.Append(ctx, store.Entry{Actor: "bob", Action: store.ActionIntent, BuildID: "b-0", Time: at,
 			Repository: im.Tag.RepositoryStr(), Tag: im.Tag.TagStr(), NewDigest: im.Digest.String()}))
 	}
 	tags, err := f.store.Tags(ctx)
@@ -244,11 +282,19 @@ func TestReconcile(t *testing.T) {
 	assert.True(t, tags["x/written:1"].Names(written.Digest.String()), "a pending intent accounts for the tag")
 	assert.Empty(t, tags["x/written:1"].Digest, "but confirms nothing")
 
-	require.NoError(t, f.publisher(f.env.Registry).Reconcile(ctx))
+	confirmed, err := f.publisher(f.env.Registry).Reconcile(ctx)
+	require.NoError(t, err)
+	require.Len(t, confirmed, 1)
+	assert.Equal(t, "x/written", confirmed[0].Repository)
 	l := f.ledger()
-	assert.Equal(t, []string{"intent x/written:1", "intent x/lost:1", "push x/written:1", "abandoned x/lost:1"}, actions(l))
-	assert.Equal(t, "b-0", l[2].BuildID, "confirmed for the build that meant it")
-	assert.Contains(t, l[2].Note, "confirmed later")
+	assert.Equal(t, []string{"intent x/written:1", "intent x/lost:1", "intent x/young:1", "push x/written:1", "abandoned x/lost:1"}, actions(l),
+		"an intent younger than the settle time stays pending: its write may still be on its way")
+	assert.Equal(t, "b-0", l[3].BuildID, "confirmed for the build that meant it")
+	assert.Contains(t, l[3].Note, "confirmed later")
+	pending, err := f.store.PendingIntents(ctx)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	assert.Equal(t, "x/young", pending[0].Repository)
 	tags, err = f.store.Tags(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, written.Digest.String(), tags["x/written:1"].Digest)

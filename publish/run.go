@@ -15,6 +15,7 @@ import (
 	"github.com/sailmaker/sailmaker/packaging/istio"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // Settings say where a build's images go and how.
@@ -39,6 +40,9 @@ type Settings struct {
 	// package keeps (default: all). The package is made after the
 	// registry push, so only with a registry output.
 	IstioctlRetention istio.Retention
+	// OnConfirmed is told the ledger intents a publish confirms for
+	// earlier builds (see WithOnConfirmed).
+	OnConfirmed func(context.Context, []store.Entry)
 }
 
 // New makes the publisher for s, and the cache a builder should use: the
@@ -62,6 +66,9 @@ func New(s Settings) (Publisher, builder.Cache, error) {
 			}
 			if s.Log != nil {
 				opts = append(opts, WithLog(s.Log))
+			}
+			if s.OnConfirmed != nil {
+				opts = append(opts, WithOnConfirmed(s.OnConfirmed))
 			}
 			var err error
 			reg, err = NewRegistry(s.Registry, opts...)

@@ -32,16 +32,31 @@ func (s *signed) Publish(ctx context.Context, res *builder.Result) ([]api.Image,
 	out := res.Clone()
 	for i := range out.Images {
 		im := &out.Images[i]
-		sig, err := attest.Signature(im.Tag.Context().Digest(im.Digest.String()), s.key)
-		if err != nil {
-			return nil, err
-		}
-		im.Signature = &sig
-		for j, a := range im.Attestations {
-			if im.Attestations[j], err = a.Sign(s.key); err != nil {
-				return nil, fmt.Errorf("image %s: %w", im.Name, err)
+		// An index is signed as cosign sign --recursive signs it: the
+		// index's digest, and each of its images'.
+		for j := range im.Manifests {
+			if err := s.sign(&im.Manifests[j]); err != nil {
+				return nil, err
 			}
+		}
+		if err := s.sign(im); err != nil {
+			return nil, err
 		}
 	}
 	return s.inner.Publish(ctx, out)
+}
+
+// sign signs im's digest and its attestations.
+func (s *signed) sign(im *builder.Image) error {
+	sig, err := attest.Signature(im.Tag.Context().Digest(im.Digest.String()), s.key)
+	if err != nil {
+		return err
+	}
+	im.Signature = &sig
+	for j, a := range im.Attestations {
+		if im.Attestations[j], err = a.Sign(s.key); err != nil {
+			return fmt.Errorf("image %s: %w", im.Name, err)
+		}
+	}
+	return nil
 }

@@ -20,12 +20,13 @@ func TestDocsExamples(t *testing.T) {
 	require.NotNil(t, errBlock, "the example errors")
 	require.Len(t, blocks, 3)
 
-	recipe := strings.Replace(blocks[0][1], "sha256: <64 hex>", "sha256: "+strings.Repeat("0", 64), 1)
+	recipe := strings.ReplaceAll(blocks[0][1], "sha256: <64 hex>", "sha256: "+strings.Repeat("0", 64))
 	dir := fstest.MapFS{"patches/0001-example.patch": {Data: []byte("diff\n")}}
 	r, err := Parse("recipes.md", []byte(recipe), WithDir(dir))
 	require.NoError(t, err)
 	assert.Equal(t, "istio@1.24.2", r.ID())
 	assert.Len(t, r.Patches(), 1)
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, r.Spec.PlatformList())
 	require.Len(t, r.Spec.Packages, 2)
 	assert.Equal(t, "istio/istioctl-versions", r.Spec.Packages[1].CollectionRepository())
 

@@ -3,6 +3,7 @@ package recipes
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -14,7 +15,19 @@ const (
 	VarTag          = "TAG"
 	VarCommit       = "COMMIT"
 	VarProxyRepoSHA = "PROXY_REPO_SHA"
+	// VarTargetArch is each platform's architecture (amd64, arm64). The
+	// builder expands it per platform; at load time it is only checked to
+	// be used where it may be (see perPlatformField).
+	VarTargetArch = "TARGET_ARCH"
 )
+
+// perPlatformRE matches the fields where ${TARGET_ARCH} may appear: make
+// targets, the sources of image and package files and the Envoy URLs (a
+// package's files come from the build of its architecture).
+var perPlatformRE = regexp.MustCompile(`^(spec\.make\.targets\[\d+\]|spec\.(images|packages)\[\d+\]\.files\[\d+\]\.from|spec\.inputs\.envoy\.url|spec\.inputs\.envoy\.arch(\.[A-Za-z0-9_-]+|\[".*"\])\.url)$`)
+
+// perPlatformFields names them for messages.
+const perPlatformFields = "spec.make.targets, spec.images[].files[].from, spec.packages[].files[].from and the Envoy URLs (spec.inputs.envoy.url, spec.inputs.envoy.arch.<arch>.url)"
 
 // expander replaces ${NAME} in every string field of a value.
 type expander struct {
@@ -25,6 +38,9 @@ type expander struct {
 	unset map[string]string
 	// literal are the fields that define variables; they are not expanded.
 	literal map[string]bool
+	// perPlatform, when set, keeps ${TARGET_ARCH} in the fields it
+	// matches for the builder to expand per platform (Recipe only).
+	perPlatform bool
 }
 
 // walk expands the strings in v, whose field path is path.
@@ -61,7 +77,7 @@ func (x *expander) walk(path string, v reflect.Value) {
 			x.errorf(path, "variables are not expanded in this field")
 			return
 		}
-		out, err := x.expand(s)
+		out, err := x.expand(path, s)
 		if err != nil {
 			x.errorf(path, "%v", err)
 			return
@@ -70,8 +86,9 @@ func (x *expander) walk(path string, v reflect.Value) {
 	}
 }
 
-// expand replaces every ${NAME} in s. A "$" not followed by "{" is kept.
-func (x *expander) expand(s string) (string, error) {
+// expand replaces every ${NAME} in s, the value of the field at path. A "$"
+// not followed by "{" is kept.
+func (x *expander) expand(path, s string) (string, error) {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -85,6 +102,14 @@ func (x *expander) expand(s string) (string, error) {
 			return "", fmt.Errorf("unterminated variable reference %q", s[i:])
 		}
 		name := s[i+2 : i+end]
+		if name == VarTargetArch && x.perPlatform {
+			if !perPlatformRE.MatchString(path) {
+				return "", fmt.Errorf("${%s} is each platform's architecture, set by the builder: it may be used only in %s", VarTargetArch, perPlatformFields)
+			}
+			b.WriteString("${" + VarTargetArch + "}")
+			s = s[i+end+1:]
+			continue
+		}
 		val, ok := x.vars[name]
 		if !ok {
 			if why, known := x.unset[name]; known {
@@ -104,6 +129,9 @@ func (x *expander) known() string {
 	}
 	for n := range x.unset {
 		names = append(names, "${"+n+"}")
+	}
+	if x.perPlatform {
+		names = append(names, "${"+VarTargetArch+"}")
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")

@@ -40,6 +40,12 @@ type NewOptions struct {
 	// EnvoySHA256 is the tarball's sha256, if known; without it the recipe
 	// marks the sha256 unconfirmed.
 	EnvoySHA256 string
+	// EnvoyArch are the other architectures' tarballs (arm64), when known:
+	// a URL (else the template's with the default EnvoyURL, or EnvoyURL
+	// when it has ${TARGET_ARCH}) and a sha256 (else unconfirmed). A
+	// platform of the template whose tarball has no URL is left out, with
+	// a warning.
+	EnvoyArch map[string]EnvoyArch
 }
 
 // New derives a recipe for an Istio release from its source: it fetches only
@@ -55,7 +61,8 @@ func New(ctx context.Context, opts NewOptions) (*Recipe, error) {
 	if opts.Registry == "" {
 		opts.Registry = DefaultRegistry
 	}
-	if opts.EnvoyURL == "" {
+	defaultURL := opts.EnvoyURL == ""
+	if defaultURL {
 		opts.EnvoyURL = DefaultEnvoyURL
 	}
 	if msg := checkGitURL(opts.GitURL); msg != "" {
@@ -89,16 +96,52 @@ func New(ctx context.Context, opts NewOptions) (*Recipe, error) {
 	r.Spec.Make.Variables = maps.Clone(r.Spec.Make.Variables)
 	r.Spec.Make.Variables["VERSION"] = opts.Tag
 	binary := "usr/local/bin/envoy"
-	if e := r.Spec.Inputs.Envoy; e != nil {
-		binary = e.Binary
+	tmplEnvoy := r.Spec.Inputs.Envoy
+	if tmplEnvoy != nil {
+		binary = tmplEnvoy.Binary
 	}
-	r.Spec.Inputs.Envoy = &Envoy{
+	env := &Envoy{
 		URL:         opts.EnvoyURL,
 		ProxySHA:    src.proxySHA,
 		SHA256:      opts.EnvoySHA256,
 		Binary:      binary,
 		Unconfirmed: opts.EnvoySHA256 == "",
 	}
+	// Each other platform needs its own tarball: from the options, or the
+	// template's mirror, or the URL's ${TARGET_ARCH}.
+	var dropped []string
+	var platforms []string
+	for _, p := range r.Spec.PlatformList() {
+		a := ArchOf(p)
+		if a == DefaultArch {
+			platforms = append(platforms, p)
+			continue
+		}
+		x := opts.EnvoyArch[a]
+		if x.URL == "" && defaultURL && tmplEnvoy != nil {
+			x.URL = tmplEnvoy.Arch[a].URL
+		}
+		if x.URL == "" && !strings.Contains(opts.EnvoyURL, "${"+VarTargetArch+"}") {
+			dropped = append(dropped, p)
+			continue
+		}
+		if x.SHA256 != "" {
+			if msg := checkHex(x.SHA256, 64); msg != "" {
+				return nil, fmt.Errorf("%s Envoy sha256: %s", a, msg)
+			}
+		}
+		x.Unconfirmed = x.SHA256 == ""
+		if env.Arch == nil {
+			env.Arch = map[string]EnvoyArch{}
+		}
+		env.Arch[a] = x
+		platforms = append(platforms, p)
+	}
+	if len(platforms) == 1 && platforms[0] == DefaultPlatform {
+		platforms = nil
+	}
+	r.Spec.Platforms = platforms
+	r.Spec.Inputs.Envoy = env
 
 	data, err := yaml.Marshal(r)
 	if err != nil {
@@ -120,6 +163,11 @@ func New(ctx context.Context, opts NewOptions) (*Recipe, error) {
 		ValidationError{Field: "spec.inputs.envoy.url", Msg: fmt.Sprintf(
 			"%s must be on the internal mirror", out.Spec.Inputs.Envoy.URL)},
 	)
+	if len(dropped) > 0 {
+		out.warnings = append(out.warnings, ValidationError{Field: "spec.platforms", Msg: fmt.Sprintf(
+			"%s left out: the Envoy URL %s has no ${%s} and no tarball URL was given for it; add the platform and spec.inputs.envoy.arch.<arch> to build it",
+			strings.Join(dropped, ", "), opts.EnvoyURL, VarTargetArch)})
+	}
 	return out, nil
 }
 

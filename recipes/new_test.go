@@ -76,8 +76,11 @@ func TestNew(t *testing.T) {
 		ProxySHA:    testProxySHA,
 		Binary:      "usr/local/bin/envoy",
 		Unconfirmed: true,
+		Arch: map[string]EnvoyArch{"arm64": {
+			URL: "https://artifacts.sailmaker.internal/istio/envoy/envoy-alpha-" + testProxySHA + "-arm64.tar.gz", Unconfirmed: true}},
 	}, r.Spec.Inputs.Envoy)
-	require.Len(t, r.Spec.Images, 2)
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, r.Spec.Platforms, "the template's platforms, with the mirror's arm64 tarball")
+	require.Len(t, r.Spec.Images, 4)
 	assert.Equal(t, "1.99.0", r.Spec.Images[1].Tag)
 	assert.Equal(t, testProxySHA, r.Spec.Images[1].Env["ISTIO_META_ISTIO_PROXY_SHA"])
 	assert.Equal(t, "registry.internal:5000/base/bookworm:2", r.Spec.Images[1].Base)
@@ -106,6 +109,22 @@ func TestNew(t *testing.T) {
 	assert.False(t, r.Spec.Inputs.Envoy.Unconfirmed)
 	assert.Equal(t, "file:///srv/envoy/envoy-"+testProxySHA+".tgz", r.Spec.Inputs.Envoy.URL)
 	assert.Equal(t, "127.0.0.1:5000/builder/go1.23.4:1", r.Spec.Toolchain.Builder)
+	assert.NotContains(t, strings.Join(r.Warnings(), "\n"), "unconfirmed")
+	// That URL names no architecture: only linux/amd64 is built, and the
+	// warnings say why.
+	assert.Equal(t, []string{"linux/amd64"}, r.Spec.PlatformList())
+	assert.Nil(t, r.Spec.Inputs.Envoy.Arch)
+	assert.Contains(t, strings.Join(r.Warnings(), "\n"), "spec.platforms: linux/arm64 left out: the Envoy URL")
+
+	// A URL with ${TARGET_ARCH} serves every platform; arm64's sha256 given.
+	armSum := strings.Repeat("a7", 32)
+	r, err = New(context.Background(), NewOptions{GitURL: url, Tag: "1.99.0", EnvoySHA256: sum,
+		EnvoyURL: "https://mirror.internal/envoy/${TARGET_ARCH}/envoy-${PROXY_REPO_SHA}.tgz", EnvoyArch: map[string]EnvoyArch{"arm64": {SHA256: armSum}}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, r.Spec.PlatformList())
+	arm, ok := r.Spec.Inputs.Envoy.For("arm64")
+	require.True(t, ok)
+	assert.Equal(t, EnvoyArtifact{Arch: "arm64", URL: "https://mirror.internal/envoy/arm64/envoy-" + testProxySHA + ".tgz", SHA256: armSum}, arm)
 	assert.NotContains(t, strings.Join(r.Warnings(), "\n"), "unconfirmed")
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/sailmaker/sailmaker/packaging/deb"
@@ -58,15 +59,19 @@ type Package struct {
 	Files []File `yaml:"files" json:"files"`
 }
 
-// PackageArchitecture is the Debian architecture of p in r: p.Architecture, or
-// the Debian name of TARGET_ARCH, or amd64.
+// PackageArchitecture is the Debian architecture of p in r: p.Architecture,
+// or the Debian name of TARGET_ARCH, or of the platform whose build the
+// package's files come from (PackagePlatform: amd64 when the recipe
+// builds linux/amd64).
 func (r *Recipe) PackageArchitecture(p Package) string {
 	if p.Architecture != "" {
 		return p.Architecture
 	}
-	switch a := r.Spec.Make.Variables["TARGET_ARCH"]; a {
-	case "":
-		return "amd64"
+	a := r.Spec.Make.Variables[VarTargetArch]
+	if a == "" {
+		a = ArchOf(r.defaultPackagePlatform())
+	}
+	switch a {
 	case "386":
 		return "i386"
 	case "arm":
@@ -76,6 +81,43 @@ func (r *Recipe) PackageArchitecture(p Package) string {
 	default:
 		return a
 	}
+}
+
+// defaultPackagePlatform is where a package without an architecture of
+// its own comes from: linux/amd64 if the recipe builds it, else its first
+// platform.
+func (r *Recipe) defaultPackagePlatform() string {
+	all := r.Spec.PlatformList()
+	if slices.Contains(all, DefaultPlatform) {
+		return DefaultPlatform
+	}
+	return all[0]
+}
+
+// PackagePlatform is the platform whose build p's files come from: the
+// one platform of a single-platform recipe (whatever the package's
+// architecture says), and in a multi-platform recipe linux/<the package's
+// architecture> (amd64 unless it says otherwise). Packages are not made
+// for every platform: one build, one .deb.
+func (r *Recipe) PackagePlatform(p Package) string {
+	if !r.Spec.MultiPlatform() {
+		return r.Spec.PlatformList()[0]
+	}
+	if p.Architecture == "" {
+		return r.defaultPackagePlatform()
+	}
+	return "linux/" + p.Architecture
+}
+
+// PackageFiles are p's files with ${TARGET_ARCH} expanded for the
+// platform they come from (PackagePlatform).
+func (r *Recipe) PackageFiles(p Package) []File {
+	arch := ArchOf(r.PackagePlatform(p))
+	out := make([]File, len(p.Files))
+	for i, f := range p.Files {
+		out[i] = f.For(arch)
+	}
+	return out
 }
 
 // BuildVersion is the release the build stamps into its binaries: the
@@ -113,10 +155,6 @@ var debArchRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 func validatePackages(c *collector, r *Recipe) {
 	s := &r.Spec
-	targets := map[string]bool{}
-	for _, t := range s.Make.Targets {
-		targets[path.Clean(t)] = true
-	}
 	repos := map[string]string{}
 	for i, img := range s.Images {
 		repos[img.Repository] = fmt.Sprintf("spec.images[%d]", i)
@@ -196,6 +234,8 @@ func validatePackages(c *collector, r *Recipe) {
 		}
 		if p.Architecture != "" && (!debArchRE.MatchString(p.Architecture) || p.Architecture == "all") {
 			c.errorf(f+".architecture", "%q is not a Debian architecture such as amd64 or arm64", p.Architecture)
+		} else if pp := r.PackagePlatform(*p); !slices.Contains(s.PlatformList(), pp) {
+			c.errorf(f+".architecture", "%q: a package's files come from the build of its platform, and %s is not one of spec.platforms (%s)", p.Architecture, pp, strings.Join(s.PlatformList(), ", "))
 		}
 		if addr, err := mail.ParseAddress(p.Maintainer); p.Maintainer == "" {
 			c.errorf(f+".maintainer", `required: "Full Name <email@address>" (Debian policy 5.6.2)`)
@@ -203,8 +243,28 @@ func validatePackages(c *collector, r *Recipe) {
 			c.errorf(f+".maintainer", `%q: give "Full Name <email@address>" (Debian policy 5.6.2)`, p.Maintainer)
 		}
 
+		targets := map[string]bool{}
+		for _, t := range s.Make.TargetsFor(ArchOf(r.PackagePlatform(*p))) {
+			targets[path.Clean(t)] = true
+		}
 		validatePackageFiles(c, r, f, p, targets)
 	}
+}
+
+// packageTargetDirs are the make targets the packages take from one
+// platform's output directory (out/linux_amd64/istioctl): a
+// multi-platform recipe may name them (validatePlatforms), and only that
+// platform's build makes them.
+func packageTargetDirs(r *Recipe) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range r.Spec.Packages {
+		for _, f := range r.PackageFiles(p) {
+			if kind, src := f.Source(); kind == FromBuild {
+				out[path.Clean(src)] = true
+			}
+		}
+	}
+	return out
 }
 
 func validatePackageFiles(c *collector, r *Recipe, f string, p *Package, targets map[string]bool) {
@@ -220,14 +280,15 @@ func validatePackageFiles(c *collector, r *Recipe, f string, p *Package, targets
 	}
 	dests := map[string]int{}
 	plugin := false
+	arch := ArchOf(r.PackagePlatform(*p))
 	for i, file := range p.Files {
 		ff := fmt.Sprintf("%s.files[%d]", f, i)
-		switch kind, src := file.Source(); kind {
+		switch kind, src := file.For(arch).Source(); kind {
 		case FromBuild:
 			if msg := checkRelPath(src); msg != "" {
 				c.errorf(ff+".from", "build:%s: %s", src, msg)
 			} else if !targets[path.Clean(src)] {
-				c.errorf(ff+".from", "build:%s is not one of spec.make.targets, so the build may not produce it: add it to the targets", src)
+				c.errorf(ff+".from", "build:%s is not one of spec.make.targets (for %s), so the build may not produce it: add it to the targets", src, r.PackagePlatform(*p))
 			}
 		case FromSource:
 			if p.Type == PackageIstioctl {

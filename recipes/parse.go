@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -86,7 +87,7 @@ func Parse(filename string, data []byte, opts ...Option) (*Recipe, error) {
 	} else {
 		unset[VarProxyRepoSHA] = "it comes from spec.inputs.envoy.proxySHA, which is not set"
 	}
-	x := &expander{collector: c, vars: vars, unset: unset, literal: map[string]bool{
+	x := &expander{collector: c, vars: vars, unset: unset, perPlatform: true, literal: map[string]bool{
 		"apiVersion":                 true,
 		"kind":                       true,
 		"metadata.version":           true,
@@ -204,6 +205,12 @@ func recipeWarnings(c *collector, r *Recipe) []ValidationError {
 			w = append(w, c.warnf("spec.inputs.envoy.unconfirmed",
 				"the Envoy tarball's sha256 has not been confirmed against the internal mirror; building needs an explicit override"))
 		}
+		for _, a := range sortedKeys(e.Arch) {
+			if e.Arch[a].Unconfirmed {
+				w = append(w, c.warnf(joinKey("spec.inputs.envoy.arch", a)+".unconfirmed",
+					"the %s Envoy tarball's sha256 has not been confirmed against the internal mirror; building %s needs an explicit override", a, a))
+			}
+		}
 		if !usesEnvoy {
 			w = append(w, c.warnf("spec.inputs.envoy", "no image uses input:envoy"))
 		}
@@ -275,6 +282,43 @@ func (r *Recipe) ConfirmEnvoySHA256(sum string) error {
 	r.warnings = slices.DeleteFunc(r.warnings, func(w ValidationError) bool {
 		return w.Field == "spec.inputs.envoy.unconfirmed"
 	})
+	return nil
+}
+
+// ConfirmEnvoyArchSHA256 is ConfirmEnvoySHA256 for the tarball of arch:
+// amd64's is inputs.envoy's own, another's inputs.envoy.arch.<arch>.
+func (r *Recipe) ConfirmEnvoyArchSHA256(arch, sum string) error {
+	if arch == DefaultArch || arch == "" {
+		return r.ConfirmEnvoySHA256(sum)
+	}
+	e := r.Spec.Inputs.Envoy
+	if e == nil {
+		return fmt.Errorf("recipe %s has no Envoy input", r.ID())
+	}
+	x, ok := e.Arch[arch]
+	if !ok {
+		return fmt.Errorf("recipe %s has no %s Envoy tarball (spec.inputs.envoy.arch.%s)", r.ID(), arch, arch)
+	}
+	if checkHex(sum, 64) != "" {
+		return fmt.Errorf("%s Envoy sha256 %q: must be 64 lowercase hex digits", arch, sum)
+	}
+	if !x.Unconfirmed {
+		if x.SHA256 != sum {
+			return fmt.Errorf("recipe %s pins the %s Envoy sha256 %s; refusing to override it with %s", r.ID(), arch, x.SHA256, sum)
+		}
+		return nil
+	}
+	set := func(e *Envoy) {
+		m := maps.Clone(e.Arch)
+		m[arch] = EnvoyArch{URL: m[arch].URL, SHA256: sum}
+		e.Arch = m
+	}
+	set(e)
+	if r.raw != nil && r.raw.Spec.Inputs.Envoy != nil && r.raw.Spec.Inputs.Envoy.Arch != nil {
+		set(r.raw.Spec.Inputs.Envoy)
+	}
+	field := joinKey("spec.inputs.envoy.arch", arch) + ".unconfirmed"
+	r.warnings = slices.DeleteFunc(r.warnings, func(w ValidationError) bool { return w.Field == field })
 	return nil
 }
 

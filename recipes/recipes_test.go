@@ -18,7 +18,7 @@ func TestEmbeddedRecipes(t *testing.T) {
 		assert.NotContains(t, e.Description, "invalid", e.ID)
 	}
 	assert.Equal(t, Entry{ID: "istio@1.24.2", Kind: KindRecipe, Version: "1.24.2",
-		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2; packages: istio-cni, istioctl-versions)"}, entries[0])
+		Description: "istio 1.24.2 from https://github.com/istio/istio.git (images: pilot, proxyv2, pilot-distroless, proxyv2-distroless; packages: istio-cni, istioctl-versions)"}, entries[0])
 	assert.Equal(t, "base/bookworm", entries[1].ID)
 	assert.Equal(t, "base/distroless", entries[2].ID)
 	assert.Equal(t, "base/iptables", entries[3].ID)
@@ -29,8 +29,14 @@ func TestEmbeddedRecipes(t *testing.T) {
 	s := r.Spec
 	assert.Equal(t, Source{Git: "https://github.com/istio/istio.git", Tag: "1.24.2", Commit: "7754674f65d38523e49b692cbb95a5bb1e2a93b8"}, s.Source)
 	assert.Equal(t, Toolchain{Builder: "127.0.0.1:5000/builder/go1.23.4:1", Go: "1.23.4"}, s.Toolchain)
-	assert.Equal(t, map[string]string{"VERSION": "1.24.2", "BUILD_WITH_CONTAINER": "0", "BUILD_ALL": "false", "TARGET_ARCH": "amd64"}, s.Make.Variables)
-	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, s.Make.Targets)
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, s.PlatformList())
+	assert.Equal(t, map[string]string{"VERSION": "1.24.2", "BUILD_WITH_CONTAINER": "0", "BUILD_ALL": "false"}, s.Make.Variables,
+		"TARGET_ARCH is the builder's, per platform")
+	assert.Equal(t, []string{"out/linux_${TARGET_ARCH}/pilot-discovery", "out/linux_${TARGET_ARCH}/pilot-agent",
+		"out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"}, s.Make.Targets)
+	assert.Equal(t, []string{"out/linux_amd64/pilot-discovery", "out/linux_amd64/pilot-agent", "out/linux_amd64/istioctl", "out/linux_amd64/istio-cni"},
+		s.Make.TargetsFor("amd64"), "linux/amd64's build makes the packages' binaries too")
+	assert.Equal(t, []string{"out/linux_arm64/pilot-discovery", "out/linux_arm64/pilot-agent"}, s.Make.TargetsFor("arm64"))
 	maint := "sailmaker <packages@sailmaker.dev>"
 	assert.Equal(t, []Package{
 		{Name: "istio-cni", Type: PackageIstioCNI, Repository: "istio/istio-cni", Version: "1.24.2-1", Maintainer: maint,
@@ -40,33 +46,53 @@ func TestEmbeddedRecipes(t *testing.T) {
 	}, s.Packages)
 	assert.Equal(t, "istio/istioctl-versions", s.Packages[1].CollectionRepository())
 	assert.Equal(t, "amd64", r.PackageArchitecture(s.Packages[0]))
+	assert.Equal(t, "linux/amd64", r.PackagePlatform(s.Packages[0]))
+	const mirror = "https://artifacts.sailmaker.internal/istio/envoy/envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82"
 	assert.Equal(t, &Envoy{
-		URL:         "https://artifacts.sailmaker.internal/istio/envoy/envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82.tar.gz",
+		URL:         mirror + ".tar.gz",
 		ProxySHA:    "1ed7d44031746a2ad74707202464b4bfdcb38e82",
 		Binary:      "usr/local/bin/envoy",
 		Unconfirmed: true,
+		Arch:        map[string]EnvoyArch{"arm64": {URL: mirror + "-arm64.tar.gz", Unconfirmed: true}},
 	}, s.Inputs.Envoy)
-	require.Len(t, s.Images, 2)
+	for arch, url := range map[string]string{"amd64": mirror + ".tar.gz", "arm64": mirror + "-arm64.tar.gz"} {
+		a, ok := s.Inputs.Envoy.For(arch)
+		require.True(t, ok, arch)
+		assert.Equal(t, EnvoyArtifact{Arch: arch, URL: url, Unconfirmed: true}, a)
+	}
+	require.Len(t, s.Images, 4)
 	pilot, proxy := s.Images[0], s.Images[1]
+	// Upstream's pilot/docker/Dockerfile.pilot and Dockerfile.proxyv2 at
+	// the tag, item by item.
 	assert.Equal(t, Image{
 		Name: "pilot", Repository: "istio/pilot", Tag: "1.24.2", Base: "127.0.0.1:5000/base/bookworm:2",
-		Files:      []File{{From: "build:out/linux_amd64/pilot-discovery", To: "/usr/local/bin/pilot-discovery"}},
+		Files:      []File{{From: "build:out/linux_${TARGET_ARCH}/pilot-discovery", To: "/usr/local/bin/pilot-discovery"}},
 		User:       "1337:1337",
 		Entrypoint: []string{"/usr/local/bin/pilot-discovery"},
 	}, pilot)
 	assert.Equal(t, Image{
 		Name: "proxyv2", Repository: "istio/proxyv2", Tag: "1.24.2", Base: "127.0.0.1:5000/base/bookworm:2",
 		Files: []File{
-			{From: "build:out/linux_amd64/pilot-agent", To: "/usr/local/bin/pilot-agent"},
-			{From: "input:envoy", To: "/usr/local/bin/envoy"},
 			{From: "source:tools/packaging/common/envoy_bootstrap.json", To: "/var/lib/istio/envoy/envoy_bootstrap_tmpl.json", Mode: "0644"},
+			{From: "input:envoy", To: "/usr/local/bin/envoy"},
+			{From: "build:out/linux_${TARGET_ARCH}/pilot-agent", To: "/usr/local/bin/pilot-agent"},
 		},
 		Env:        map[string]string{"ISTIO_META_ISTIO_PROXY_SHA": "1ed7d44031746a2ad74707202464b4bfdcb38e82"},
-		User:       "1337:1337",
+		Workdir:    "/",
 		Entrypoint: []string{"/usr/local/bin/pilot-agent"},
-	}, proxy)
-	require.Len(t, r.Warnings(), 1)
+	}, proxy, "no USER: the injector sets it")
+	// The distroless flavour: the same layout on the distroless bases,
+	// tagged <version>-distroless.
+	dl, pdl := s.Images[2], s.Images[3]
+	wantDL := pilot
+	wantDL.Name, wantDL.Tag, wantDL.Base = "pilot-distroless", "1.24.2-distroless", "127.0.0.1:5000/base/distroless:1"
+	assert.Equal(t, wantDL, dl)
+	wantPDL := proxy
+	wantPDL.Name, wantPDL.Tag, wantPDL.Base = "proxyv2-distroless", "1.24.2-distroless", "127.0.0.1:5000/base/iptables:1"
+	assert.Equal(t, wantPDL, pdl)
+	require.Len(t, r.Warnings(), 2)
 	assert.Contains(t, r.Warnings()[0], "spec.inputs.envoy.unconfirmed")
+	assert.Contains(t, r.Warnings()[1], "spec.inputs.envoy.arch.arm64.unconfirmed")
 
 	r2, err := Get("istio@1.24.2", WithRegistry("registry.internal:5000"))
 	require.NoError(t, err)

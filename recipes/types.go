@@ -38,9 +38,14 @@ type Recipe struct {
 type RecipeSpec struct {
 	Source    Source    `yaml:"source" json:"source"`
 	Toolchain Toolchain `yaml:"toolchain" json:"toolchain"`
-	Make      Make      `yaml:"make" json:"make"`
-	Inputs    Inputs    `yaml:"inputs,omitempty" json:"inputs,omitzero"`
-	Images    []Image   `yaml:"images" json:"images"`
+	// Platforms are the platforms every image is built for (default
+	// linux/amd64). With more than one, each tag names an OCI image index
+	// with one image per platform; ${TARGET_ARCH} in make targets, build:
+	// paths and the Envoy URL is each platform's architecture.
+	Platforms []string `yaml:"platforms,omitempty" json:"platforms,omitempty"`
+	Make      Make     `yaml:"make" json:"make"`
+	Inputs    Inputs   `yaml:"inputs,omitempty" json:"inputs,omitzero"`
+	Images    []Image  `yaml:"images" json:"images"`
 	// Packages are Debian packages made from the same build (see
 	// packages.go); optional.
 	Packages []Package `yaml:"packages,omitempty" json:"packages,omitempty"`
@@ -95,6 +100,48 @@ type Envoy struct {
 	// mirror. Such a recipe validates, with a warning; building it needs an
 	// explicit override.
 	Unconfirmed bool `yaml:"unconfirmed,omitempty" json:"unconfirmed,omitempty"`
+	// Arch are the tarballs of other architectures than amd64 (URL, SHA256
+	// and Unconfirmed above are amd64's), by TARGET_ARCH: arm64.
+	Arch map[string]EnvoyArch `yaml:"arch,omitempty" json:"arch,omitempty"`
+}
+
+// EnvoyArch is the Envoy tarball of one architecture.
+type EnvoyArch struct {
+	// URL is where it is (default: the Envoy URL, with ${TARGET_ARCH}
+	// expanded).
+	URL string `yaml:"url,omitempty" json:"url,omitempty"`
+	// SHA256 is its sha256, required unless Unconfirmed.
+	SHA256      string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
+	Unconfirmed bool   `yaml:"unconfirmed,omitempty" json:"unconfirmed,omitempty"`
+}
+
+// EnvoyArtifact is the Envoy tarball one architecture's build uses.
+type EnvoyArtifact struct {
+	Arch        string
+	URL         string // ${TARGET_ARCH} expanded
+	SHA256      string
+	Unconfirmed bool
+}
+
+// For is the tarball of arch (amd64, arm64): the top-level url and sha256
+// for amd64, arch.<arch> for the others (with the top-level url unless it
+// names its own). ok is false when the recipe has none for arch.
+func (e *Envoy) For(arch string) (a EnvoyArtifact, ok bool) {
+	if e == nil {
+		return EnvoyArtifact{}, false
+	}
+	if arch == DefaultArch {
+		return EnvoyArtifact{Arch: arch, URL: ExpandTargetArch(e.URL, arch), SHA256: e.SHA256, Unconfirmed: e.Unconfirmed}, true
+	}
+	x, ok := e.Arch[arch]
+	if !ok {
+		return EnvoyArtifact{}, false
+	}
+	u := x.URL
+	if u == "" {
+		u = e.URL
+	}
+	return EnvoyArtifact{Arch: arch, URL: ExpandTargetArch(u, arch), SHA256: x.SHA256, Unconfirmed: x.Unconfirmed}, true
 }
 
 // Image is one image the recipe produces.
@@ -215,6 +262,71 @@ type User struct {
 	// Home is the home directory (default /home/NAME), created unless it
 	// is /nonexistent.
 	Home string `yaml:"home,omitempty" json:"home,omitempty"`
+}
+
+// DefaultPlatform is what a recipe without spec.platforms builds, and
+// DefaultArch its architecture: the one whose Envoy is inputs.envoy's own.
+const (
+	DefaultPlatform = "linux/amd64"
+	DefaultArch     = "amd64"
+)
+
+// PlatformList is the platforms the recipe builds: spec.platforms, or
+// linux/amd64.
+func (s *RecipeSpec) PlatformList() []string {
+	if len(s.Platforms) == 0 {
+		return []string{DefaultPlatform}
+	}
+	return s.Platforms
+}
+
+// MultiPlatform says whether the recipe's tags name image indexes (more
+// than one platform) rather than images.
+func (s *RecipeSpec) MultiPlatform() bool { return len(s.Platforms) > 1 }
+
+// ArchOf is the architecture of a platform os/arch ("linux/arm64" gives
+// "arm64"): what TARGET_ARCH is for it.
+func ArchOf(platform string) string {
+	_, arch, _ := strings.Cut(platform, "/")
+	arch, _, _ = strings.Cut(arch, "/")
+	return arch
+}
+
+// ExpandTargetArch replaces ${TARGET_ARCH} in s with arch: the builder
+// does so per platform in make targets, build: paths and the Envoy URL.
+func ExpandTargetArch(s, arch string) string {
+	return strings.ReplaceAll(s, "${"+VarTargetArch+"}", arch)
+}
+
+// TargetsFor are the make targets for arch, ${TARGET_ARCH} expanded. A
+// target that names another platform's output directory
+// (out/linux_amd64/istioctl when arch is arm64) is made by that
+// platform's build only, and left out.
+func (m Make) TargetsFor(arch string) []string {
+	out := make([]string, 0, len(m.Targets))
+	for _, t := range m.Targets {
+		if a, ok := PlatformDirArch(t); ok && a != arch {
+			continue
+		}
+		out = append(out, ExpandTargetArch(t, arch))
+	}
+	return out
+}
+
+// PlatformDirArch is the architecture of the platform output directory p
+// names (upstream's out/linux_amd64/...), if it names one.
+func PlatformDirArch(p string) (string, bool) {
+	m := platformDirRE.FindStringSubmatch(p)
+	if m == nil {
+		return "", false
+	}
+	return m[2], true
+}
+
+// For is f with ${TARGET_ARCH} in its source expanded for arch.
+func (f File) For(arch string) File {
+	f.From = ExpandTargetArch(f.From, arch)
+	return f
 }
 
 // PlatformList is the platforms a base is built for: linux/amd64 when

@@ -73,6 +73,8 @@ func validateRecipe(c *collector, r *Recipe, o *options) {
 		c.errorf("spec.toolchain.go", "%s", msg)
 	}
 
+	validatePlatforms(c, r)
+
 	if n := len(s.Make.Variables); n > maxMakeVariables {
 		c.errorf("spec.make.variables", "%d variables: at most %d (the make command line is one argument of the build's shell, at most 128 KiB)", n, maxMakeVariables)
 	}
@@ -109,7 +111,7 @@ func validateRecipe(c *collector, r *Recipe, o *options) {
 	}
 
 	if e := s.Inputs.Envoy; e != nil {
-		validateEnvoy(c, e)
+		validateEnvoy(c, e, s.PlatformList())
 	}
 
 	if len(s.Images) == 0 {
@@ -145,24 +147,23 @@ func validateMetadata(c *collector, m Metadata, base bool) {
 	}
 }
 
-func validateEnvoy(c *collector, e *Envoy) {
+func validateEnvoy(c *collector, e *Envoy, platforms []string) {
 	const f = "spec.inputs.envoy"
 	if e.URL == "" {
 		c.errorf(f+".url", "required")
-	} else if u, err := url.Parse(e.URL); err != nil {
-		c.errorf(f+".url", "not a URL: %v", err)
 	} else {
-		switch {
-		case u.Scheme == "file" && u.Path != "":
-		case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
-		default:
-			c.errorf(f+".url", "must be an http://, https:// or file:// URL, not %q", e.URL)
-		}
+		checkArtifactURL(c, f+".url", e.URL)
 	}
 	if msg := checkHex(e.ProxySHA, 40); msg != "" {
 		c.errorf(f+".proxySHA", "%s", msg)
 	}
-	if !e.Unconfirmed || e.SHA256 != "" {
+	arches := map[string]bool{}
+	for _, p := range platforms {
+		arches[ArchOf(p)] = true
+	}
+	// The top-level sha256 is amd64's: a recipe that does not build
+	// linux/amd64 needs none.
+	if (arches[DefaultArch] && !e.Unconfirmed) || e.SHA256 != "" {
 		if msg := checkHex(e.SHA256, 64); msg != "" {
 			if e.SHA256 == "" {
 				msg += " (or set unconfirmed: true until it is known)"
@@ -172,6 +173,126 @@ func validateEnvoy(c *collector, e *Envoy) {
 	}
 	if msg := checkRelPath(e.Binary); msg != "" {
 		c.errorf(f+".binary", "%s", msg)
+	}
+	for _, a := range sortedKeys(e.Arch) {
+		af := joinKey(f+".arch", a)
+		x := e.Arch[a]
+		switch {
+		case a == DefaultArch:
+			c.errorf(af, "amd64's tarball is %s.url and %s.sha256: give the other architectures here", f, f)
+			continue
+		case !knownArches[a]:
+			c.errorf(af, "unknown architecture %q (known: %s)", a, strings.Join(sortedKeys(knownArches), ", "))
+			continue
+		}
+		if x.URL != "" {
+			checkArtifactURL(c, af+".url", x.URL)
+		}
+		if !x.Unconfirmed || x.SHA256 != "" {
+			if msg := checkHex(x.SHA256, 64); msg != "" {
+				if x.SHA256 == "" {
+					msg += " (or set unconfirmed: true until it is known)"
+				}
+				c.errorf(af+".sha256", "%s", msg)
+			}
+		}
+	}
+	// Every platform needs its own tarball, and they must differ.
+	urls := map[string]string{}
+	for _, p := range platforms {
+		a := ArchOf(p)
+		art, ok := e.For(a)
+		if !ok {
+			c.errorf(f+".arch", "%s has no Envoy tarball: add arch.%s with its sha256 (and url, unless %s.url has ${%s})", p, a, f, VarTargetArch)
+			continue
+		}
+		if other, dup := urls[art.URL]; dup && e.URL != "" {
+			c.errorf(f+".url", "%s and %s would download the same tarball %s: put ${%s} in the URL or give arch.%s.url", other, p, art.URL, VarTargetArch, a)
+		}
+		urls[art.URL] = p
+	}
+}
+
+// checkArtifactURL checks an artifact's URL: http(s) or file.
+func checkArtifactURL(c *collector, field, s string) {
+	u, err := url.Parse(s)
+	if err != nil {
+		c.errorf(field, "not a URL: %v", err)
+		return
+	}
+	switch {
+	case u.Scheme == "file" && u.Path != "":
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+	default:
+		c.errorf(field, "must be an http://, https:// or file:// URL, not %q", s)
+	}
+}
+
+// knownArches are the architectures of RecipePlatforms.
+var knownArches = map[string]bool{"amd64": true, "arm64": true}
+
+// RecipePlatforms are the platforms a recipe may build: those of the base
+// images.
+var RecipePlatforms = BasePlatforms
+
+// platformDirRE finds a path that names one platform's output directory
+// (upstream's out/linux_amd64/...).
+var platformDirRE = regexp.MustCompile(`(^|/)linux_(amd64|arm64)(/|$)`)
+
+// validatePlatforms checks spec.platforms and what depends on them:
+// TARGET_ARCH is the builder's to set, and with several platforms every
+// per-platform path must say ${TARGET_ARCH}.
+func validatePlatforms(c *collector, r *Recipe) {
+	s := &r.Spec
+	seen := map[string]bool{}
+	for i, p := range s.Platforms {
+		f := fmt.Sprintf("spec.platforms[%d]", i)
+		switch {
+		case !RecipePlatforms[p]:
+			c.errorf(f, "unknown platform %q (known: %s)", p, strings.Join(sortedKeys(RecipePlatforms), ", "))
+		case seen[p]:
+			c.errorf(f, "%s is listed twice", p)
+		}
+		seen[p] = true
+	}
+	if v, ok := s.Make.Variables[VarTargetArch]; ok {
+		f := joinKey("spec.make.variables", VarTargetArch)
+		switch {
+		case s.MultiPlatform():
+			c.errorf(f, "the builder sets TARGET_ARCH for each of spec.platforms: remove it")
+		case v != ArchOf(s.PlatformList()[0]):
+			c.errorf(f, "%q is not the architecture of %s, the platform built (spec.platforms): remove it, the builder sets it", v, s.PlatformList()[0])
+		}
+	}
+	// A target that names one platform's output directory is made by that
+	// platform's build only (Make.TargetsFor): the platform must be built,
+	// and with several platforms only a package may take such a target
+	// (packages come from one platform's build).
+	built := map[string]bool{}
+	for _, p := range s.PlatformList() {
+		built[ArchOf(p)] = true
+	}
+	for i, t := range s.Make.Targets {
+		if a, ok := PlatformDirArch(t); ok && !built[a] {
+			c.errorf(fmt.Sprintf("spec.make.targets[%d]", i), "%s names the output of linux/%s, which this recipe does not build (spec.platforms: %s)", t, a, strings.Join(s.PlatformList(), ", "))
+		}
+	}
+	if !s.MultiPlatform() {
+		return
+	}
+	hint := "it names one platform's output: write linux_${" + VarTargetArch + "} so each platform builds its own"
+	pkgTargets := packageTargetDirs(r)
+	for i, t := range s.Make.Targets {
+		if a, ok := PlatformDirArch(t); ok && built[a] && !pkgTargets[path.Clean(t)] {
+			c.errorf(fmt.Sprintf("spec.make.targets[%d]", i), "%s: %s (only a package's file may come from one platform's build)", t, hint)
+		}
+	}
+	for i, img := range s.Images {
+		for j, file := range img.Files {
+			if kind, p := file.Source(); kind == FromBuild && platformDirRE.MatchString(p) {
+				c.errorf(fmt.Sprintf("spec.images[%d].files[%d].from", i, j), "%s: %s", file.From, hint)
+			}
+		}
 	}
 }
 

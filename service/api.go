@@ -15,8 +15,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/store"
 )
 
 // Access levels of routes besides the roles.
@@ -71,7 +73,8 @@ func (s *Service) routesHandler() http.Handler {
 	for _, rt := range s.routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
-	return s.recoverer(s.accessLog(s.withWeb(s.jsonFallback(mux))))
+	s.mux = mux
+	return s.recoverer(s.bodyDeadline(s.accessLog(s.withWeb(s.jsonFallback(mux)))))
 }
 
 type ctxKey int
@@ -91,9 +94,7 @@ func (s *Service) guard(rt route) http.Handler {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)")
 				return
 			}
-			if rec, ok := w.(*statusRecorder); ok {
-				rec.actor = p.Name
-			}
+			RecordActor(w, p.Name)
 			if !allows(p.Role, rt.Access) {
 				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("the %s role may not do this; it needs %s", p.Role, rt.Access))
 				return
@@ -101,6 +102,20 @@ func (s *Service) guard(rt route) http.Handler {
 		}
 		rt.handler(w, r, p)
 	})
+}
+
+// routeOf labels a request for the metrics: its route's pattern, web for
+// the pages, unmatched when nothing serves it.
+func (s *Service) routeOf(r *http.Request) string {
+	p := r.URL.Path
+	if s.web != nil && !(p == "/v1" || strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/readyz" || p == "/metrics") {
+		return "web"
+	}
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		_, path, _ := strings.Cut(pattern, " ")
+		return path
+	}
+	return "unmatched"
 }
 
 // apiError is the body of every error response:
@@ -176,17 +191,28 @@ func (s *Service) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		f := logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": rec.status, "duration": time.Since(start).Round(time.Millisecond).String()}
+		took := time.Since(start)
+		// What a client chose is logged cut short: a 10 KB method or a
+		// long path must not make long log lines.
+		f := logrus.Fields{"method": clip(r.Method, 16), "path": clip(r.URL.Path, 256), "status": rec.status, "duration": took.Round(time.Millisecond).String()}
 		if rec.actor != "" {
 			f["actor"] = rec.actor
 		}
-		s.metrics.request(r.Method, rec.status)
+		s.metrics.request(methodLabel(r.Method), s.routeOf(r), rec.status, took)
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			s.log.WithFields(f).Debug("request")
 			return
 		}
 		s.log.WithFields(f).Info("request")
 	})
+}
+
+// clip cuts s to n bytes, saying so.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(s[:n], ""), len(s))
 }
 
 // jsonFallback answers what no route matches (404, 405) with a JSON error
@@ -205,9 +231,9 @@ func (s *Service) jsonFallback(mux *http.ServeMux) http.Handler {
 		}
 		switch probe.status {
 		case http.StatusMethodNotAllowed:
-			writeError(w, probe.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, probe.header.Get("Allow")))
+			writeError(w, probe.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", clip(r.Method, 16), clip(r.URL.Path, 256), probe.header.Get("Allow")))
 		case http.StatusNotFound, 0:
-			writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path+" (see api/openapi.yaml)")
+			writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+clip(r.URL.Path, 256)+" (see api/openapi.yaml)")
 		default:
 			// A redirect to the cleaned path.
 			if loc := probe.header.Get("Location"); loc != "" {
@@ -258,6 +284,8 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, &apiError{Code: "too_large", Message: fmt.Sprintf("the body is larger than %d bytes (server.maxBodyBytes)", mbe.Limit)}
+	case isTimeout(err):
+		return http.StatusRequestTimeout, &apiError{Code: "timeout", Message: fmt.Sprintf("the body did not arrive within %s of the headers", s.bodyTimeout)}
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, &apiError{Code: "bad_request", Message: "the body is empty: send a JSON object"}
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
@@ -312,6 +340,12 @@ type SubmitRequest struct {
 	// EnvoySHA256 is the Envoy tarball's sha256 when the recipe's is
 	// unconfirmed, as `sailmaker build --envoy-sha256`.
 	EnvoySHA256 string `json:"envoySHA256,omitempty"`
+	// EnvoySHA256ByArch are other architectures' (arm64), as
+	// `--envoy-sha256 arm64=<sum>`.
+	EnvoySHA256ByArch map[string]string `json:"envoySHA256ByArch,omitempty"`
+	// Platforms builds only these of the recipe's platforms, as
+	// `sailmaker build --platform`.
+	Platforms []string `json:"platforms,omitempty"`
 }
 
 var sha256HexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -356,10 +390,18 @@ func (s *Service) submitHandler(w http.ResponseWriter, r *http.Request, p *princ
 		s.recipeError(w, err)
 		return
 	}
+	for a, sum := range req.EnvoySHA256ByArch {
+		if e := checkEnvoySHA256(sum); e != nil {
+			writeError(w, e.Status, e.Code, `"envoySHA256ByArch.`+a+`" must be 64 lowercase hex digits`)
+			return
+		}
+	}
 	b, created, err := s.Submit(r.Context(), rec, source, doc, SubmitOptions{
-		Force:       req.Force,
-		EnvoySHA256: req.EnvoySHA256,
-		Trigger:     api.Trigger{Actor: p.Name, Kind: api.TriggerAPI},
+		Force:             req.Force,
+		EnvoySHA256:       req.EnvoySHA256,
+		EnvoySHA256ByArch: req.EnvoySHA256ByArch,
+		Platforms:         req.Platforms,
+		Trigger:           api.Trigger{Actor: p.Name, Kind: api.TriggerAPI},
 	})
 	var refused *RequestError
 	if errors.As(err, &refused) {
@@ -438,7 +480,11 @@ func (s *Service) internalError(w http.ResponseWriter, r *http.Request, err erro
 type SubmitOptions struct {
 	Force       bool
 	EnvoySHA256 string
-	Trigger     api.Trigger
+	// EnvoySHA256ByArch and Platforms are as builder.Request's
+	// EnvoyByArch (sha256 only) and Platforms.
+	EnvoySHA256ByArch map[string]string
+	Platforms         []string
+	Trigger           api.Trigger
 }
 
 // Submit queues a build of r, unless a build of the same recipe with the
@@ -452,6 +498,13 @@ func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, 
 			return nil, false, err
 		}
 	}
+	platforms, err := builder.ParsePlatforms(o.Platforms)
+	if err != nil {
+		return nil, false, &RequestError{Status: http.StatusBadRequest, Code: "bad_request", Message: `"platforms": ` + strings.TrimPrefix(err.Error(), "--platform ")}
+	}
+	if err := builder.CheckRequest(r, BuildRequest(o.EnvoySHA256, o.EnvoySHA256ByArch, platforms)); err != nil {
+		return nil, false, &RequestError{Status: http.StatusUnprocessableEntity, Code: "bad_request", Message: err.Error()}
+	}
 	now := time.Now()
 	b := &Build{
 		ID:           newBuildID(now),
@@ -462,12 +515,20 @@ func (s *Service) Submit(ctx context.Context, r *recipes.Recipe, source string, 
 		Force:        o.Force,
 		EnvoySHA256:  o.EnvoySHA256,
 		Trigger:      o.Trigger,
-		Created:      now,
-		Warnings:     r.Warnings(),
+
+		EnvoySHA256ByArch: o.EnvoySHA256ByArch,
+		Platforms:         platforms,
+		Created:           now,
+		Warnings:          r.Warnings(),
 	}
 	s.queueMu.Lock()
-	got, created, err := s.db.insertOrJoin(ctx, b, dedupKey(b.RecipeDigest, b.Force, b.EnvoySHA256), doc)
+	got, created, err := s.db.insertOrJoin(ctx, b, dedupKey(b.RecipeDigest, b.Force, b.EnvoySHA256)+platformsKey(b.EnvoySHA256ByArch, b.Platforms), doc)
 	s.queueMu.Unlock()
+	if store.DiskFull(err) {
+		s.disk.noteFull("queueing a build", err)
+		return nil, false, &RequestError{Status: http.StatusInsufficientStorage, Code: "disk_full",
+			Message: fmt.Sprintf("the service's state directory is full: the build cannot be queued (%v); ask its operator to free space there", err)}
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -570,6 +631,9 @@ func (s *Service) cancelHandler(w http.ResponseWriter, r *http.Request, p *princ
 		writeError(w, http.StatusConflict, "conflict", "cannot cancel: "+fe.Error())
 	case err != nil:
 		s.internalError(w, r, err)
+	case b.CancelledBy != p.Name:
+		// Someone else's cancel came first: the build as it left it.
+		writeJSON(w, http.StatusOK, b)
 	default:
 		writeJSON(w, http.StatusAccepted, b)
 	}

@@ -64,11 +64,15 @@ type Build struct {
 	RecipeDigest string `json:"recipeDigest"`
 	// Source says where the recipe came from: embedded, stored, inline or
 	// webhook.
-	Source      string      `json:"source"`
-	State       State       `json:"state"`
-	Force       bool        `json:"force,omitempty"`
-	EnvoySHA256 string      `json:"envoySHA256,omitempty"`
-	Trigger     api.Trigger `json:"trigger"`
+	Source      string `json:"source"`
+	State       State  `json:"state"`
+	Force       bool   `json:"force,omitempty"`
+	EnvoySHA256 string `json:"envoySHA256,omitempty"`
+	// EnvoySHA256ByArch are other architectures' Envoy sha256 overrides;
+	// Platforms, if set, the recipe's platforms this build makes.
+	EnvoySHA256ByArch map[string]string `json:"envoySHA256ByArch,omitempty"`
+	Platforms         []string          `json:"platforms,omitempty"`
+	Trigger           api.Trigger       `json:"trigger"`
 	// Created is when the build was asked for; Started when its first
 	// attempt started; Finished when it reached a final state.
 	Created  time.Time  `json:"created"`

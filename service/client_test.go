@@ -44,7 +44,7 @@ func TestRecipeDocument(t *testing.T) {
 	got, err := recipes.Parse("inline", doc)
 	require.NoError(t, err)
 	assert.Equal(t, want.Digest(), got.Digest())
-	assert.Equal(t, "0644", got.Spec.Images[1].Files[2].Mode)
+	assert.Equal(t, "0644", got.Spec.Images[1].Files[0].Mode, "proxyv2's bootstrap template")
 
 	_, err = RecipeDocument([]byte("a: [1, 2\n"))
 	assert.Error(t, err)

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sailmaker/sailmaker/store"
@@ -61,13 +63,103 @@ const (
 var errNotFound = errors.New("no such build")
 
 // db is the service's view of the store.
-type db struct{ sql *sql.DB }
+type db struct {
+	sql *sql.DB
+
+	// mem are records whose last change could not be written (the disk
+	// was full): they are what readers see of those builds until flush
+	// writes them.
+	memMu sync.Mutex
+	mem   map[string]*Build
+}
 
 func openDB(ctx context.Context, st *store.Store) (*db, error) {
 	if err := st.Migrate(ctx, "service-v1", schema); err != nil {
 		return nil, fmt.Errorf("creating the service's tables: %w", err)
 	}
-	return &db{sql: st.DB()}, nil
+	return &db{sql: st.DB(), mem: map[string]*Build{}}, nil
+}
+
+// inMemory returns a copy of the build's record kept in memory, if any.
+func (d *db) inMemory(id string) (*Build, bool) {
+	d.memMu.Lock()
+	defer d.memMu.Unlock()
+	b, ok := d.mem[id]
+	if !ok {
+		return nil, false
+	}
+	return copyBuild(b), true
+}
+
+func copyBuild(b *Build) *Build {
+	data, _ := json.Marshal(b)
+	var c Build
+	_ = json.Unmarshal(data, &c)
+	return &c
+}
+
+// memIDs lists the builds kept in memory whose state is (or is not) one
+// of states.
+func (d *db) memIDs(in bool, states ...State) []string {
+	d.memMu.Lock()
+	defer d.memMu.Unlock()
+	var out []string
+	for id, b := range d.mem {
+		match := false
+		for _, st := range states {
+			match = match || b.State == st
+		}
+		if match == in {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// notIn is an SQL condition excluding ids ("" for none), and its args.
+func notIn(ids []string) (string, []any) {
+	if len(ids) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return " AND id NOT IN (?" + strings.Repeat(", ?", len(ids)-1) + ")", args
+}
+
+// keep applies fn to the build's record and keeps the result in memory
+// (its write failed): readers see it, flush writes it.
+func (d *db) keep(ctx context.Context, id string, fn func(*Build) error) (*Build, error) {
+	b, err := d.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(b); err != nil {
+		return nil, err
+	}
+	d.memMu.Lock()
+	d.mem[id] = copyBuild(b)
+	d.memMu.Unlock()
+	return b, nil
+}
+
+// kept lists the builds whose records are in memory only.
+func (d *db) kept() []string {
+	d.memMu.Lock()
+	defer d.memMu.Unlock()
+	out := make([]string, 0, len(d.mem))
+	for id := range d.mem {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// flush writes a record kept in memory.
+func (d *db) flush(ctx context.Context, id string) error {
+	_, err := d.update(ctx, id, func(*Build) error { return nil })
+	return err
 }
 
 func newBuildID(now time.Time) string {
@@ -87,8 +179,10 @@ func (d *db) insertOrJoin(ctx context.Context, b *Build, dedupKey string, recipe
 	}
 	defer tx.Rollback()
 	var doc string
-	err = tx.QueryRowContext(ctx, `SELECT doc FROM builds WHERE dedup_key = ? AND state IN (?, ?, ?, ?) ORDER BY seq LIMIT 1`,
-		dedupKey, StateQueued, StateFetching, StateBuilding, StatePushing).Scan(&doc)
+	// A build whose record in memory has ended is not joined.
+	exclude, args := notIn(d.memIDs(true, StateSucceeded, StateFailed, StateCancelled))
+	err = tx.QueryRowContext(ctx, `SELECT doc FROM builds WHERE dedup_key = ? AND state IN (?, ?, ?, ?)`+exclude+` ORDER BY seq LIMIT 1`,
+		append([]any{dedupKey, StateQueued, StateFetching, StateBuilding, StatePushing}, args...)...).Scan(&doc)
 	if err == nil {
 		var existing Build
 		if err := json.Unmarshal([]byte(doc), &existing); err != nil {
@@ -112,6 +206,9 @@ func (d *db) insertOrJoin(ctx context.Context, b *Build, dedupKey string, recipe
 }
 
 func (d *db) get(ctx context.Context, id string) (*Build, error) {
+	if b, ok := d.inMemory(id); ok {
+		return b, nil
+	}
 	var doc string
 	err := d.sql.QueryRowContext(ctx, `SELECT doc FROM builds WHERE id = ?`, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -153,13 +250,22 @@ func (d *db) update(ctx context.Context, id string, fn func(*Build) error) (*Bui
 	if err := json.Unmarshal([]byte(doc), &b); err != nil {
 		return nil, err
 	}
+	if m, ok := d.inMemory(id); ok {
+		b = *m // the record's last change, not yet written
+	}
 	if err := fn(&b); err != nil {
 		return nil, err
 	}
 	if err := d.save(ctx, tx, &b); err != nil {
 		return nil, err
 	}
-	return &b, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	d.memMu.Lock()
+	delete(d.mem, id)
+	d.memMu.Unlock()
+	return &b, nil
 }
 
 func (d *db) save(ctx context.Context, tx *sql.Tx, b *Build) error {
@@ -183,7 +289,8 @@ func (d *db) save(ctx context.Context, tx *sql.Tx, b *Build) error {
 // none is queued.
 func (d *db) claim(ctx context.Context, now time.Time) (*Build, error) {
 	var id string
-	err := d.sql.QueryRowContext(ctx, `SELECT id FROM builds WHERE state = ? ORDER BY seq LIMIT 1`, StateQueued).Scan(&id)
+	exclude, args := notIn(d.memIDs(false, StateQueued))
+	err := d.sql.QueryRowContext(ctx, `SELECT id FROM builds WHERE state = ?`+exclude+` ORDER BY seq LIMIT 1`, append([]any{StateQueued}, args...)...).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -252,6 +359,7 @@ func (d *db) list(ctx context.Context, f ListFilter) ([]Build, error) {
 	}
 	defer rows.Close()
 	out := []Build{}
+	seen := map[string]bool{}
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
@@ -261,9 +369,49 @@ func (d *db) list(ctx context.Context, f ListFilter) ([]Build, error) {
 		if err := json.Unmarshal([]byte(doc), &b); err != nil {
 			return nil, err
 		}
+		seen[b.ID] = true
+		if m, ok := d.inMemory(b.ID); ok {
+			if !f.matches(m) {
+				continue
+			}
+			b = *m
+		}
 		out = append(out, b)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Records in memory whose stored state the query did not select.
+	added := false
+	for _, id := range d.kept() {
+		if m, ok := d.inMemory(id); ok && !seen[id] && f.matches(m) {
+			out, added = append(out, *m), true
+		}
+	}
+	if added {
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+		if f.Limit > 0 && len(out) > f.Limit {
+			out = out[:f.Limit]
+		}
+	}
+	return out, nil
+}
+
+// matches says whether b is selected by f.
+func (f ListFilter) matches(b *Build) bool {
+	if len(f.States) > 0 {
+		ok := false
+		for _, st := range f.States {
+			ok = ok || b.State == st
+		}
+		if !ok {
+			return false
+		}
+	}
+	if f.Recipe != "" && b.Recipe != f.Recipe && !strings.HasPrefix(b.Recipe, f.Recipe+"@") {
+		return false
+	}
+	return f.Since.IsZero() || !b.Created.Before(f.Since)
 }
 
 // countByState is the number of builds in each state.
@@ -282,7 +430,22 @@ func (d *db) countByState(ctx context.Context) (map[State]int, error) {
 		}
 		out[State(s)] = n
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Records in memory count in their state, not their stored one.
+	for _, id := range d.kept() {
+		m, ok := d.inMemory(id)
+		if !ok {
+			continue
+		}
+		var stored string
+		if err := d.sql.QueryRowContext(ctx, `SELECT state FROM builds WHERE id = ?`, id).Scan(&stored); err == nil && State(stored) != m.State {
+			out[State(stored)]--
+			out[m.State]++
+		}
+	}
+	return out, nil
 }
 
 // delivery is one webhook delivery as recorded.

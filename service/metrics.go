@@ -21,6 +21,7 @@ type metrics struct {
 	phases    *prometheus.HistogramVec
 	pushBytes prometheus.Counter
 	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
 	webhooks  *prometheus.CounterVec
 	byWorker  *prometheus.CounterVec
 }
@@ -51,8 +52,14 @@ func newMetrics(d *db) *metrics {
 			Name: "sailmaker_push_bytes_total", Help: "Blob bytes uploaded to the registry by builds.",
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sailmaker_http_requests_total", Help: "HTTP requests, by method and status code.",
+			Name: "sailmaker_http_requests_total", Help: "HTTP requests, by method (other for a method HTTP does not define) and status code.",
 		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sailmaker_http_request_duration_seconds",
+			Help: "Time to answer HTTP requests, by method, route (the API's path pattern; web for the pages, unmatched for no route) and status class (2xx, 4xx, ...). " +
+				"A followed build log counts until its stream ends.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"method", "route", "class"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sailmaker_webhook_deliveries_total", Help: "Webhook deliveries, by outcome.",
 		}, []string{"outcome"}),
@@ -60,7 +67,7 @@ func newMetrics(d *db) *metrics {
 	m.byWorker = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sailmaker_build_attempts_by_worker_total", Help: "Build attempts started, by the pool worker they ran on.",
 	}, []string{"worker"})
-	m.reg.MustRegister(m.byWorker, m.queuedN, m.startedN, m.finishedN, m.duration, m.phases, m.pushBytes, m.requests, m.webhooks,
+	m.reg.MustRegister(m.byWorker, m.queuedN, m.startedN, m.finishedN, m.duration, m.phases, m.pushBytes, m.requests, m.latency, m.webhooks,
 		&queueCollector{db: d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, st := range []State{StateSucceeded, StateFailed, StateCancelled} {
 		m.finishedN.WithLabelValues(string(st))
@@ -92,8 +99,29 @@ func (m *metrics) finished(b *Build) {
 	}
 }
 
-func (m *metrics) request(method string, code int) {
+// request counts a request. method and route must be bounded sets
+// (methodLabel, the routes' patterns): a label value a client chooses
+// would make a new series, held in memory and in /metrics, per value.
+func (m *metrics) request(method, route string, code int, took time.Duration) {
+	if code < 100 || code > 599 {
+		code = 0
+	}
 	m.requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
+	class := "other"
+	if code != 0 {
+		class = strconv.Itoa(code/100) + "xx"
+	}
+	m.latency.WithLabelValues(method, route, class).Observe(took.Seconds())
+}
+
+// methodLabel is the request's method if HTTP defines it, else "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 func (m *metrics) webhook(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }

@@ -89,7 +89,8 @@ func webhookSecondRelease(t *testing.T, a api, auditor, secret, state string, re
 			images = append(images, im.Repository[strings.Index(im.Repository, "/")+1:]+":"+im.Tag)
 		}
 	}
-	assert.ElementsMatch(t, []string{"istio/pilot:1.1.0", "istio/proxyv2:1.1.0"}, images)
+	assert.ElementsMatch(t, []string{"istio/pilot:1.1.0", "istio/proxyv2:1.1.0", "istio/pilot:1.1.0-distroless", "istio/proxyv2:1.1.0-distroless"}, images,
+		"the template's images, with the distroless flavour")
 	ctl := packageNamed(t, reg, "istioctl")
 	assert.Equal(t, sapi.KindBinary, ctl.Kind)
 	assert.Equal(t, "1.1.0", ctl.Tag)

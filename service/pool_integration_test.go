@@ -220,7 +220,9 @@ func TestServicePool(t *testing.T) {
 	writeConfig(t, state, map[string]any{
 		"registry": map[string]any{"address": reg},
 		"buildkit": map[string]any{"workers": poolCfg},
-		"server":   map[string]any{"retries": 1},
+		"server": map[string]any{"retries": 1,
+			// The fixture's repositories and artifact server.
+			"inputs": map[string]any{"git": []string{"file:///tmp/"}, "artifacts": []string{arts.URL + "/envoy/"}}},
 	})
 	p := startServe(t, state, freeAddr(t))
 	a := api{t, p.url}
@@ -311,7 +313,7 @@ func TestServicePool(t *testing.T) {
 			da, db := succeeded(ba), succeeded(bb)
 			assert.Equal(t, wantA, da.Worker, "build %s of %s", da.ID, da.Recipe)
 			assert.Equal(t, wantB, db.Worker, "build %s of %s", db.ID, db.Recipe)
-			require.Len(t, da.Images, 2)
+			require.Len(t, da.Images, 5, "pilot, proxyv2, istio-cni, istioctl and istioctl-versions")
 		}
 		// The provenance names the worker in its builder id.
 		show := exec.Command(bin, "audit", "show", "fixture/pilot:1.0.2", "--state-dir", state)
@@ -322,7 +324,7 @@ func TestServicePool(t *testing.T) {
 		ws := listWorkers()
 		assert.Equal(t, 3, ws[wantA].BuildsRun)
 		assert.Equal(t, 0, ws["bk-old"].BuildsRun+ws["bk-wrongcert"].BuildsRun+ws["bk-rootless"].BuildsRun)
-		out, err := cli("builds", "show", "-o", "text", mustLastID(t, a))
+		out, err := cli("builds", "show", "-o", "table", mustLastID(t, a))
 		require.NoError(t, err, out)
 		assert.Regexp(t, `Worker:\s+bk-\d`, out)
 
@@ -423,7 +425,7 @@ func TestServicePool(t *testing.T) {
 		require.NoError(t, err, out)
 		b := succeeded(submit(recipe(repo, "1.0.3")))
 		assert.Equal(t, "bk-rootless", b.Worker)
-		require.Len(t, b.Images, 2)
+		require.Len(t, b.Images, 5, "pilot, proxyv2, istio-cni, istioctl and istioctl-versions")
 		for _, n := range []string{"bk-0", "bk-1", "bk-2"} {
 			_, err := cli("workers", "drain", n, "--undo")
 			require.NoError(t, err)

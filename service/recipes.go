@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -108,6 +110,39 @@ func dedupKey(recipeDigest string, force bool, envoySHA256 string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "recipe %s\nforce %t\nenvoy %s\n", recipeDigest, force, envoySHA256)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// platformsKey adds a build's platforms and per-architecture Envoy
+// overrides to its dedup key; nothing when it has neither, so that keys of
+// builds queued before they existed stay as they were.
+func platformsKey(envoyByArch map[string]string, platforms []string) string {
+	if len(envoyByArch) == 0 && len(platforms) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "platforms %s\n", strings.Join(platforms, ","))
+	arches := make([]string, 0, len(envoyByArch))
+	for a := range envoyByArch {
+		arches = append(arches, a)
+	}
+	sort.Strings(arches)
+	for _, a := range arches {
+		fmt.Fprintf(h, "envoy %s %s\n", a, envoyByArch[a])
+	}
+	return "+" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// BuildRequest is the builder's request for a build's Envoy overrides and
+// platforms.
+func BuildRequest(envoySHA256 string, byArch map[string]string, platforms []string) builder.Request {
+	req := builder.Request{EnvoySHA256: envoySHA256, Platforms: platforms}
+	for a, sum := range byArch {
+		if req.EnvoyByArch == nil {
+			req.EnvoyByArch = map[string]builder.EnvoyOverride{}
+		}
+		req.EnvoyByArch[a] = builder.EnvoyOverride{SHA256: sum}
+	}
+	return req
 }
 
 // recipeFromTag derives the recipe of an upstream tag for the webhook, with

@@ -42,6 +42,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopFaultEnv()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
@@ -268,6 +269,22 @@ func processWith(args ...string) bool {
 		}
 	}
 	return false
+}
+
+// killProcessWith kills the processes with exactly these arguments.
+func killProcessWith(args ...string) error {
+	want := strings.Join(args, "\x00") + "\x00"
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return nil
 }
 
 // The service against a real buildkitd and registry: builds queued by the

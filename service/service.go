@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,8 +110,11 @@ type Service struct {
 	auth    *authenticator
 	metrics *metrics
 	poll    time.Duration
-	pool    *pool.Pool
-	ownPool bool
+	// bodyTimeout is how long a request's body may take to arrive.
+	bodyTimeout time.Duration
+	pool        *pool.Pool
+	ownPool     bool
+	disk        *diskGuard
 
 	mu      sync.Mutex
 	running map[string]*attempt
@@ -121,6 +125,7 @@ type Service struct {
 	closeOnce sync.Once
 	workers   sync.WaitGroup
 	handler   http.Handler
+	mux       *http.ServeMux
 	routes    []route
 	web       http.Handler // the web pages, if mounted
 
@@ -134,6 +139,10 @@ type attempt struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 }
+
+// reconcileTimeout bounds settling the ledger's pending tag writes when
+// the service starts.
+const reconcileTimeout = 30 * time.Second
 
 // Causes of a build's context ending early.
 var (
@@ -157,22 +166,24 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:     o.Config,
-		srv:     o.Config.Server,
-		db:      d,
-		st:      o.Store,
-		log:     o.Log,
-		run:     o.Run,
-		newRec:  o.NewRecipe,
-		ready:   o.Ready,
-		audit:   o.AuditHandler,
-		poll:    o.PollInterval,
-		pool:    o.Pool,
-		running: map[string]*attempt{},
-		wake:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		cfg:         o.Config,
+		srv:         o.Config.Server,
+		db:          d,
+		st:          o.Store,
+		log:         o.Log,
+		run:         o.Run,
+		newRec:      o.NewRecipe,
+		ready:       o.Ready,
+		audit:       o.AuditHandler,
+		poll:        o.PollInterval,
+		pool:        o.Pool,
+		bodyTimeout: BodyTimeout,
+		running:     map[string]*attempt{},
+		wake:        make(chan struct{}, 1),
+		closing:     make(chan struct{}),
 	}
 	s.policy = o.Config.Server.Policy()
+	s.disk = newDiskGuard(o.Config.StateDir, o.Log)
 	if s.srv.Retries == nil {
 		n := config.DefaultRetries
 		s.srv.Retries = &n
@@ -220,6 +231,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			s.ready["buildkit"] = s.poolReady
 		}
 	}
+	// The service's own disk, whatever else is checked.
+	ready := map[string]func(context.Context) error{"stateDir": s.disk.check}
+	for k, v := range s.ready {
+		ready[k] = v
+	}
+	s.ready = ready
 	if s.auth, err = newAuthenticator(s.srv.Tokens); err != nil {
 		return nil, err
 	}
@@ -236,6 +253,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.disk.makeReserve(); err != nil {
+		s.log.WithError(err).WithField("dir", o.Config.StateDir).Warn("no disk reserve in the state directory: if its disk fills up, the end of a build may not be recorded until there is room")
 	}
 	return s, nil
 }
@@ -259,7 +279,10 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 		return nil, err
 	}
 	pub, cache, err := publish.New(publish.Settings{Outputs: s.outputs(), Registry: rc, Ledger: s.st, Force: j.Build.Force, Key: s.signKey, Log: j.Logger,
-		AptSigner: s.aptSigner, IstioctlRetention: s.cfg.Packages.Retention()})
+		AptSigner: s.aptSigner, IstioctlRetention: s.cfg.Packages.Retention(),
+		// Tag writes of earlier builds this publish finds done go on
+		// those builds' records.
+		OnConfirmed: s.onConfirmed})
 	if err != nil {
 		return nil, err
 	}
@@ -283,13 +306,10 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	}
 	tr := j.Build.Trigger
 	tr.BuildID, tr.Time = j.Build.ID, j.Build.Created
-	out, err := publish.BuildAndPublish(ctx, b, j.Recipe, builder.Request{
-		Trigger: tr,
-		NoCache: j.Build.Force,
-		// The override is recorded on the images as the CLI's is.
-		EnvoySHA256: j.Build.EnvoySHA256,
-		OnPhase:     j.OnPhase,
-	}, pub)
+	req := BuildRequest(j.Build.EnvoySHA256, j.Build.EnvoySHA256ByArch, j.Build.Platforms)
+	// The overrides are recorded on the images as the CLI's are.
+	req.Trigger, req.NoCache, req.OnPhase = tr, j.Build.Force, j.OnPhase
+	out, err := publish.BuildAndPublish(ctx, b, j.Recipe, req, pub)
 	if out == nil {
 		return nil, err
 	}
@@ -297,12 +317,27 @@ func (s *Service) builderRun(ctx context.Context, j Job) (*api.Result, error) {
 	return &res, err
 }
 
-// Start recovers builds a previous run left running, then starts the
-// workers. It returns at once.
+// Start settles the tag writes a previous run left unconfirmed in the
+// ledger, recovers builds it left running (each build's record then lists
+// every image the ledger says it tagged), then starts the workers. It
+// returns without waiting for builds.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.recoverInterrupted(ctx); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	touched := s.reconcileLedger(rctx)
+	cancel()
+	recovered, err := s.recoverInterrupted(ctx)
+	if err != nil {
 		return fmt.Errorf("recovering the build queue: %w", err)
 	}
+	seen := map[string]bool{}
+	for _, id := range append(touched, recovered...) {
+		if !seen[id] {
+			seen[id] = true
+			s.recordLedgerImages(ctx, id)
+		}
+	}
+	s.workers.Add(1)
+	go s.watchDisk()
 	if s.pool != nil {
 		s.pool.Start(ctx)
 		s.workers.Add(1)
@@ -401,11 +436,16 @@ func (s *Service) worker() {
 func (s *Service) claim() (*Build, error) {
 	s.queueMu.Lock()
 	defer s.queueMu.Unlock()
-	if s.isClosing() {
+	if s.isClosing() || s.disk.isFull() {
+		// A build started on a full disk would fail for that alone.
 		return nil, nil
 	}
 	b, err := s.db.claim(context.Background(), time.Now())
 	if errors.Is(err, errNotQueued) {
+		return nil, nil
+	}
+	if store.DiskFull(err) {
+		s.disk.noteFull("taking a build from the queue", err)
 		return nil, nil
 	}
 	return b, err
@@ -415,16 +455,18 @@ func (s *Service) claim() (*Build, error) {
 // running: each was interrupted (the service crashed or was killed). It is
 // queued again while it has retries left, else marked failed, the reason
 // kept either way.
-func (s *Service) recoverInterrupted(ctx context.Context) error {
+func (s *Service) recoverInterrupted(ctx context.Context) ([]string, error) {
 	stuck, err := s.db.list(ctx, ListFilter{States: []State{StateFetching, StateBuilding, StatePushing}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	retries := *s.srv.Retries
+	var ids []string
 	for _, b := range stuck {
+		ids = append(ids, b.ID)
 		now := time.Now()
 		reason := fmt.Sprintf("interrupted: the service stopped during %s", b.State)
-		nb, err := s.db.update(ctx, b.ID, func(b *Build) error {
+		nb, err := s.saveRecord(ctx, b.ID, "recording an interrupted build", func(b *Build) error {
 			b.Interruptions = append(b.Interruptions, Interruption{Time: now, Phase: b.State, Reason: reason})
 			crashes := 0
 			for _, in := range b.Interruptions {
@@ -441,7 +483,7 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fields := logrus.Fields{"build": b.ID, "recipe": b.Recipe, "phase": b.State, "attempts": nb.Attempts}
 		if nb.State == StateFailed {
@@ -453,17 +495,21 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 			s.appendLog(b.ID, "sailmaker: %s; queued again\n", reason)
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 func (s *Service) appendLog(id, format string, args ...any) {
 	f, err := os.OpenFile(s.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.log.WithError(err).WithField("build", id).Error("writing the build log")
-		return
+	if err == nil {
+		_, err = fmt.Fprintf(f, format, args...)
+		f.Close()
 	}
-	defer f.Close()
-	fmt.Fprintf(f, format, args...)
+	if err != nil {
+		if store.DiskFull(err) {
+			s.disk.noteFull("writing a build log", err)
+		}
+		s.log.WithError(err).WithField("build", id).Error("writing the build log")
+	}
 }
 
 // execute runs one attempt of b, which claim moved to fetching, on the
@@ -541,6 +587,12 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		errMsg = lostMsg
 	case state == StateFailed && errors.Is(cause, context.DeadlineExceeded):
 		errMsg = fmt.Sprintf("timed out after %s (server.buildTimeout) during %s: %v", s.srv.BuildTimeout, cur.State, err)
+	case state == StateFailed && (store.DiskFull(err) || s.disk.fullNow()):
+		// The error may not say so (BuildKit's export to a full disk can
+		// end in a bare EOF): the disk is full now, and that is the cause
+		// to name first.
+		s.disk.noteFull("build "+b.ID, err)
+		errMsg = fmt.Sprintf("the state directory's disk is full (%s): %s", s.cfg.StateDir, diskFullCause(err))
 	case state == StateFailed:
 		errMsg = err.Error()
 	}
@@ -548,8 +600,16 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		msg = fmt.Sprintf("sailmaker: build %s %s: %s\n", b.ID, state, errMsg)
 	}
 	s.appendLog(b.ID, "%s", msg)
-	nb, uerr := s.db.update(context.Background(), b.ID, func(b *Build) error {
+	nb, uerr := s.saveRecord(context.Background(), b.ID, "recording the end of build "+b.ID, func(b *Build) error {
 		b.State, b.Error = state, errMsg
+		if state == StateCancelled {
+			// The first cancel's actor, as recorded (a later one changes
+			// nothing).
+			b.Error = "cancelled by " + b.CancelledBy
+		} else if state.Final() {
+			// A cancel that came after the attempt ended did nothing.
+			b.CancelledBy = ""
+		}
 		if state.Final() {
 			b.Finished = &now
 		}
@@ -558,8 +618,9 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 		}
 		if res != nil {
 			// A failed build keeps the images it published before it
-			// failed: their tags are in the registry.
-			b.Images = res.Images
+			// failed (their tags are in the registry), and those an
+			// earlier attempt tagged.
+			b.Images = mergeImages(b.Images, res.Images)
 		}
 		if state == StateSucceeded {
 			b.UpToDate = res.UpToDate
@@ -583,6 +644,20 @@ func (s *Service) execute(b *Build, lease *pool.Lease) {
 	if nb.State == StateQueued {
 		s.kick()
 	}
+}
+
+// compileFailed is how the builder explains a failed compile; a full disk
+// is not a build that tried the network.
+const compileFailed = "the build failed (it ran with no network; upstream's make targets ran in the builder image): "
+
+// diskFullCause is a build's error that a full disk caused, without the
+// builder's explanation of a failed compile.
+func diskFullCause(err error) string {
+	msg := strings.Replace(err.Error(), compileFailed, "", 1)
+	if i := strings.Index(msg, "\nlast lines of the build:"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // runAttempt loads the recipe and runs the build with its log file.
@@ -652,6 +727,9 @@ func (s *Service) phase(id string, p State, log logrus.FieldLogger) {
 		return nil
 	})
 	if err != nil {
+		if store.DiskFull(err) {
+			s.disk.noteFull("recording a build's phase", err)
+		}
 		log.WithError(err).Error("recording a build's phase")
 		return
 	}
@@ -660,19 +738,28 @@ func (s *Service) phase(id string, p State, log logrus.FieldLogger) {
 
 // Cancel cancels a queued or running build; it returns the build once the
 // attempt has stopped (or after wait), and ErrFinal for a finished one.
+//
+// Of two cancels at once, the first recorded wins: the build's
+// cancelledBy and error name its actor. The other changes nothing; it
+// waits as the first does and returns the build as the first left it
+// (cancelledBy then names someone else than actor).
 func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Duration) (*Build, error) {
 	s.queueMu.Lock()
 	now := time.Now()
-	b, err := s.db.update(ctx, id, func(b *Build) error {
-		switch {
-		case b.State.Final():
-			return &finalError{b.State}
-		case b.State == StateQueued:
-			b.State, b.Finished, b.CancelledBy = StateCancelled, &now, actor
-			b.Error = "cancelled by " + actor + " before it started"
-			s.appendLog(b.ID, "sailmaker: %s\n", b.Error)
-		default:
-			b.CancelledBy = actor
+	first := false
+	b, err := s.saveRecord(ctx, id, "recording the cancel of build "+id, func(b *Build) error {
+		if b.State.Final() {
+			return &finalError{state: b.State, by: b.CancelledBy}
+		}
+		if b.CancelledBy == "" {
+			b.CancelledBy, first = actor, true
+		}
+		if b.State == StateQueued {
+			b.State, b.Finished = StateCancelled, &now
+			b.Error = "cancelled by " + b.CancelledBy + " before it started"
+			if b.Attempts > 0 {
+				b.Error = "cancelled by " + b.CancelledBy + " while it was queued again"
+			}
 		}
 		return nil
 	})
@@ -680,29 +767,60 @@ func (s *Service) Cancel(ctx context.Context, id, actor string, wait time.Durati
 	if err != nil {
 		return nil, err
 	}
-	s.log.WithFields(logrus.Fields{"build": id, "by": actor}).Info("build cancelled")
+	fields := logrus.Fields{"build": id, "by": actor}
+	if !first {
+		s.log.WithFields(fields).WithField("first", b.CancelledBy).Info("build already being cancelled: this cancel changes nothing")
+	} else {
+		s.log.WithFields(fields).Info("build cancelled")
+	}
 	if b.State == StateCancelled {
+		s.appendLog(b.ID, "sailmaker: %s\n", b.Error)
 		s.metrics.finished(b)
 		return b, nil
 	}
-	s.mu.Lock()
-	a := s.running[id]
-	s.mu.Unlock()
-	if a == nil {
-		return b, nil
+	// A build just taken from the queue may not have its attempt yet (it
+	// cancels itself when it starts): wait for either.
+	timeout := time.After(wait)
+	var a *attempt
+	for a == nil {
+		s.mu.Lock()
+		a = s.running[id]
+		s.mu.Unlock()
+		if a != nil {
+			break
+		}
+		cur, err := s.db.get(context.WithoutCancel(ctx), id)
+		if err != nil || !cur.State.Running() {
+			return cur, err
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-timeout:
+			return cur, nil
+		case <-ctx.Done():
+			return cur, nil
+		}
 	}
 	a.cancel(errCancelled)
 	select {
 	case <-a.done:
-	case <-time.After(wait):
+	case <-timeout:
 	case <-ctx.Done():
 	}
 	return s.db.get(context.WithoutCancel(ctx), id)
 }
 
-type finalError struct{ state State }
+type finalError struct {
+	state State
+	by    string // who cancelled it
+}
 
-func (e *finalError) Error() string { return fmt.Sprintf("the build has already %s", e.state) }
+func (e *finalError) Error() string {
+	if e.state == StateCancelled && e.by != "" {
+		return "the build was already cancelled by " + e.by
+	}
+	return fmt.Sprintf("the build has already %s", e.state)
+}
 
 // lockedWriter serialises the writes of the progress display and the
 // build's logger to the one log file.

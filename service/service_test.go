@@ -51,7 +51,7 @@ func TestSubmitCoalescesAndRuns(t *testing.T) {
 
 	e.run.finish()
 	done := e.waitState(b.ID, StateSucceeded)
-	require.Len(t, done.Images, 2)
+	require.Len(t, done.Images, 4, "pilot, proxyv2 and their distroless flavours")
 	assert.Equal(t, "pilot", done.Images[0].Name)
 	assert.Equal(t, "1.24.2", done.Images[0].Tag)
 	assert.Regexp(t, `^sha256:[0-9a-f]{64}$`, done.Images[0].Digest)
@@ -506,7 +506,7 @@ func TestMetrics(t *testing.T) {
 		`sailmaker_builds{state="queued"} 0`,
 		`sailmaker_queue_depth 0`,
 		`sailmaker_builds_finished_total{state="succeeded"} 1`,
-		`sailmaker_push_bytes_total 2000`,
+		`sailmaker_push_bytes_total 4000`, // istio@1.24.2 has four images
 		`sailmaker_build_duration_seconds_count{state="succeeded"} 1`,
 		`sailmaker_build_phase_duration_seconds_sum{phase="solve"} 2`,
 		`sailmaker_http_requests_total{code="202",method="POST"} 1`,
@@ -530,7 +530,7 @@ func TestReadyz(t *testing.T) {
 	}
 	r.json(t, &body)
 	assert.Equal(t, "not ready", body.Status)
-	assert.Equal(t, map[string]string{"buildkit": "buildkitd is not answering", "registry": "ok"}, body.Checks)
+	assert.Equal(t, map[string]string{"buildkit": "buildkitd is not answering", "registry": "ok", "stateDir": "ok"}, body.Checks)
 }
 
 // A stored recipe (what the webhook makes) can be asked for by id.

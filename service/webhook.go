@@ -17,6 +17,9 @@ import (
 	"github.com/sailmaker/sailmaker/api"
 )
 
+// signatureRE is the form of SignatureHeader's value.
+var signatureRE = regexp.MustCompile(`^sha256=[0-9a-fA-F]{64}$`)
+
 // Webhook headers.
 const (
 	GitHubEventHeader       = "X-GitHub-Event"
@@ -62,25 +65,41 @@ type WebhookResponse struct {
 
 func (s *Service) webhookHandler(w http.ResponseWriter, r *http.Request, _ *principal) {
 	wh := s.srv.Webhook
-	r.Body = http.MaxBytesReader(w, r.Body, s.srv.MaxBodyBytes)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes (server.maxBodyBytes)", mbe.Limit))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_request", "reading the body: "+err.Error())
-		return
-	}
+	// What can be checked before the body is read is checked first, so
+	// that a caller without a well-formed signature, or with a body too
+	// large, is answered without waiting for the body.
 	if wh.Secret == "" {
 		s.metrics.webhook("unauthorized")
 		writeError(w, http.StatusUnauthorized, "unauthorized", "the webhook has no secret configured (server.webhook.secret or SAILMAKER_WEBHOOK_SECRET), so no signature is valid")
 		return
 	}
+	if !signatureRE.MatchString(strings.TrimSpace(r.Header.Get(SignatureHeader))) {
+		s.metrics.webhook("unauthorized")
+		s.log.WithField("delivery", clip(deliveryID(r), 64)).Warn("webhook delivery without a well-formed signature: ignored")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or bad signature: "+SignatureHeader+" must be sha256=<hex HMAC-SHA256 of the body>")
+		return
+	}
+	if r.ContentLength > s.srv.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes (server.maxBodyBytes)", s.srv.MaxBodyBytes))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.srv.MaxBodyBytes)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes (server.maxBodyBytes)", mbe.Limit))
+		case isTimeout(err):
+			writeError(w, http.StatusRequestTimeout, "timeout", fmt.Sprintf("the body did not arrive within %s of the headers", s.bodyTimeout))
+		default:
+			writeError(w, http.StatusBadRequest, "bad_request", "reading the body: "+err.Error())
+		}
+		return
+	}
 	if !validSignature(wh.Secret, r.Header.Get(SignatureHeader), body) {
 		s.metrics.webhook("unauthorized")
-		s.log.WithField("delivery", deliveryID(r)).Warn("webhook delivery with a missing or bad signature: ignored")
+		s.log.WithField("delivery", clip(deliveryID(r), 64)).Warn("webhook delivery with a bad signature: ignored")
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or bad signature: "+SignatureHeader+" must be sha256=<hex HMAC-SHA256 of the body>")
 		return
 	}

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sailmaker/sailmaker/builder/pool"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -128,6 +131,10 @@ func (s *Service) workerLost(b *Build, cur *Build, lost error) (state State, err
 	worker := ""
 	if errors.As(lost, &le) {
 		worker = le.Worker
+		// Not the build's own error: what it says (the compile failed,
+		// "it ran with no network", its last lines) is about a build
+		// that did not fail, its daemon went away.
+		reason = fmt.Sprintf("interrupted: worker %s (%s) was lost during the build: %s (during %s)", le.Worker, le.Address, lostCause(le.Err), cur.State)
 	}
 	intr = &Interruption{Time: now, Phase: cur.State, Reason: reason, Worker: worker}
 	crashes := 1
@@ -140,7 +147,46 @@ func (s *Service) workerLost(b *Build, cur *Build, lost error) (state State, err
 		return StateFailed, fmt.Sprintf("%s (attempt %d; retries: %d)", reason, b.Attempts, retries), intr,
 			fmt.Sprintf("sailmaker: %s; no retries left: the build failed\n", reason)
 	}
-	return StateQueued, "", intr, fmt.Sprintf("sailmaker: %s; queued again: it runs on another worker\n", reason)
+	where := "it runs on another worker"
+	if len(s.pool.Status()) == 1 {
+		where = "it runs once the worker answers again"
+	}
+	return StateQueued, "", intr, fmt.Sprintf("sailmaker: %s; queued again: %s\n", reason, where)
+}
+
+// lostCause says in a few words what became of a lost worker's buildkitd,
+// from the error of the attempt it broke (and of the probe after it).
+func lostCause(err error) string {
+	what := "its buildkitd went away"
+	if d := connectionDetail(err); d != "" {
+		what += " (" + d + ")"
+	}
+	msg := err.Error()
+	switch i := strings.Index(msg, "it does not answer"); {
+	case i < 0:
+	case strings.Contains(msg[i:], "connection refused"), strings.Contains(msg[i:], "no such file or directory"):
+		what += " and refuses connections"
+	default:
+		what += " and does not answer"
+	}
+	return what
+}
+
+// connectionDetail is the message of the gRPC error in err's chain (how
+// BuildKit's connection broke), "" if there is none.
+func connectionDetail(err error) string {
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) {
+		if s := st.GRPCStatus(); s != nil && s.Code() != codes.OK {
+			return s.Message()
+		}
+	}
+	var coded interface{ Code() codes.Code }
+	if errors.As(err, &coded) && coded.Code() != codes.OK {
+		e := coded.(error).Error()
+		return strings.TrimPrefix(e, coded.Code().String()+": ")
+	}
+	return ""
 }
 
 // Workers lists the pool's workers; nil without a pool.

@@ -23,6 +23,11 @@ type specIndex struct {
 	raw   []byte
 }
 
+// NewIndex makes the OCI image index of one image per platform, in that
+// order, as base images' indexes are written (see specIndex): the
+// builder's multi-platform images use it too.
+func NewIndex(images []PlatformResult) (v1.ImageIndex, error) { return newIndex(images) }
+
 // newIndex makes the index of one image per platform, in that order.
 func newIndex(images []PlatformResult) (v1.ImageIndex, error) {
 	adds := make([]mutate.IndexAddendum, len(images))

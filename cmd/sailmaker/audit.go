@@ -325,7 +325,7 @@ content is unknown (no SBOM) are listed on stderr: they may contain it.`,
 }
 
 func newAuditDiffCmd(g *globalOptions, o *auditOptions) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "diff IMAGE_A IMAGE_B",
 		Short: "What changed between two builds: commit, modules, packages, base, Envoy",
 		Example: `  sailmaker audit diff istio/pilot:1.24.1 istio/pilot:1.24.2
@@ -344,6 +344,8 @@ func newAuditDiffCmd(g *globalOptions, o *auditOptions) *cobra.Command {
 			return printAudit(cmd, o, d, nil)
 		},
 	}
+	cmd.AddCommand(newAuditDiffUpstreamCmd(g, o))
+	return cmd
 }
 
 func newAuditLedgerCmd(g *globalOptions, o *auditOptions) *cobra.Command {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/bench"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/fixture"
 	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/recipes"
 )
@@ -185,7 +186,9 @@ func benchRecipe(cfg *config.Config, o *benchOptions) (*recipes.Recipe, error) {
 	case o.recipe != "":
 		return recipes.Get(o.recipe, opts...)
 	}
-	file, err := prepareDemo(cfg, o.fixture)
+	// The benchmark's paths build linux/amd64 (the plain Dockerfile and the
+	// host's make): the demo's fixture for that platform alone.
+	file, err := prepareFixture(cfg, o.fixture, fixture.RecipeOptions{}, "recipe-amd64.yaml")
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,11 @@ type buildOptions struct {
 	file              string
 	envoyFile         string
 	envoySHA256       string
+	envoyFiles        []string // --envoy-file [ARCH=]FILE
+	envoySHA256s      []string // --envoy-sha256 [ARCH=]SUM
+	platformFlags     []string
+	platforms         []string
+	envoyByArch       map[string]builder.EnvoyOverride
 	force             bool
 	checkReproducible bool
 	format            *outputFlag
@@ -52,6 +57,12 @@ func (o *buildOptions) check() ([]publish.Output, error) {
 	}
 	outs, err := publish.ParseOutputs(o.outputs)
 	if err != nil {
+		return nil, err
+	}
+	if o.platforms, err = builder.ParsePlatforms(o.platformFlags); err != nil {
+		return nil, err
+	}
+	if err := o.parseEnvoy(); err != nil {
 		return nil, err
 	}
 	if o.metadataFile != "" {
@@ -138,8 +149,9 @@ cosign signature and its provenance and SBOM are signed DSSE attestations
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", "recipe file (YAML or JSON) instead of an embedded recipe")
-	f.StringVar(&o.envoyFile, "envoy-file", "", "use this local Envoy tarball instead of downloading it (its sha256 is still checked)")
-	f.StringVar(&o.envoySHA256, "envoy-sha256", "", "expect this sha256 for the Envoy tarball instead of the recipe's pin (recorded on the images)")
+	f.StringArrayVar(&o.envoyFiles, "envoy-file", nil, "use this local Envoy tarball instead of downloading it (its sha256 is still checked); ARCH=FILE for another architecture's (arm64=...)")
+	f.StringArrayVar(&o.envoySHA256s, "envoy-sha256", nil, "expect this sha256 for the Envoy tarball instead of the recipe's pin (recorded on the images); ARCH=SUM for another architecture's (arm64=...)")
+	f.StringArrayVar(&o.platformFlags, "platform", nil, "build only these of the recipe's platforms, os/arch (repeatable, or a comma list); a multi-platform recipe still gives image indexes")
 	f.BoolVar(&o.force, "force", false, "rebuild even if up to date, and move tags that point to other digests (recorded)")
 	f.BoolVar(&o.checkReproducible, "check-reproducible", false, "build twice, the second time without cache, and fail unless the digests are equal")
 	f.StringArrayVar(&o.outputs, "output", []string{publish.OutputRegistry}, "where the images and packages go: registry, oci-layout=DIR, tar=FILE or apt=DIR (repeatable)")
@@ -161,6 +173,26 @@ func loadRecipe(cfg *config.Config, args []string, file string) (*recipes.Recipe
 }
 
 func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config, r *recipes.Recipe, outs []publish.Output, o *buildOptions) error {
+	req := builder.Request{
+		Trigger:           localTrigger(),
+		EnvoyFile:         o.envoyFile,
+		EnvoySHA256:       o.envoySHA256,
+		EnvoyByArch:       o.envoyByArch,
+		Platforms:         o.platforms,
+		NoCache:           o.force,
+		CheckReproducible: o.checkReproducible,
+	}
+	// What does not fit the recipe is refused before any work.
+	if err := builder.CheckRequest(r, req); err != nil {
+		return err
+	}
+	n := len(r.Spec.PlatformList())
+	if len(o.platforms) > 0 {
+		n = len(o.platforms)
+	}
+	if err := publish.CheckOutputs(outs, r.Spec.MultiPlatform(), n); err != nil {
+		return err
+	}
 	for _, w := range r.Warnings() {
 		logrus.Warn(w)
 	}
@@ -200,13 +232,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 	if err != nil {
 		return err
 	}
-	out, err := publish.BuildAndPublish(ctx, b, r, builder.Request{
-		Trigger:           localTrigger(),
-		EnvoyFile:         o.envoyFile,
-		EnvoySHA256:       o.envoySHA256,
-		NoCache:           o.force,
-		CheckReproducible: o.checkReproducible,
-	}, pub)
+	out, err := publish.BuildAndPublish(ctx, b, r, req, pub)
 	if err != nil {
 		if out != nil && len(out.Published) > 0 {
 			_ = printImages(stderr, out.Published, "table")

@@ -40,6 +40,13 @@ func TestBuildFlagsCheckedFirst(t *testing.T) {
 		{[]string{"--output", "tar=a.tar", "--output", "tar=a.tar"}, `is given twice`},
 		{[]string{"--metadata-file", "/nonexistent/dir/meta.json"}, `--metadata-file /nonexistent/dir/meta.json: its directory does not exist`},
 		{[]string{"--progress", "fancy"}, `--progress "fancy"`},
+		{[]string{"--platform", "linux/s390x"}, `--platform "linux/s390x": unknown platform`},
+		{[]string{"--envoy-sha256", "arm64=abc"}, `--envoy-sha256 arm64=abc: must be 64 hex digits`},
+		{[]string{"--envoy-sha256", strings.Repeat("a", 64), "--envoy-sha256", strings.Repeat("b", 64)}, `--envoy-sha256: amd64's is given twice`},
+		// What does not fit the recipe (istio@1.24.2 builds linux/amd64 and
+		// linux/arm64) is refused before the registry is asked.
+		{[]string{"--output", "tar=images.tar"}, `a docker archive holds one image per tag: add --platform`},
+		{[]string{"--platform", "linux/arm64", "--envoy-sha256", strings.Repeat("a", 64)}, `are amd64's, and this build is for linux/arm64 only`},
 	} {
 		_, _, err := runCLI(t, t.TempDir(), append([]string{"build", "istio@1.24.2"}, c.args...)...)
 		require.Error(t, err, "%v", c.args)

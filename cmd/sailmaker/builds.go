@@ -280,13 +280,13 @@ func writeJSONOut(w io.Writer, v any) error {
 func runRemoteBuild(ctx context.Context, stdout, stderr io.Writer, c *remoteService, args []string, o *buildOptions) error {
 	// A user who meant to build here learns why nothing builds here.
 	fmt.Fprintf(stderr, "building on the service at %s (from %s), not on this machine\n", c.URL, c.Origin)
-	if o.envoyFile != "" {
+	if o.envoyFile != "" || len(o.envoyFiles) > 0 {
 		return errors.New("--envoy-file works only for local builds: the service downloads Envoy itself (give --envoy-sha256)")
 	}
 	if o.checkReproducible {
 		return errors.New("--check-reproducible works only for local builds")
 	}
-	req := service.SubmitRequest{Force: o.force, EnvoySHA256: o.envoySHA256}
+	req := service.SubmitRequest{Force: o.force, EnvoySHA256: o.envoySHA256, EnvoySHA256ByArch: o.envoySHA256ByArch(), Platforms: o.platforms}
 	if o.file != "" {
 		data, err := os.ReadFile(o.file)
 		if err != nil {

@@ -40,9 +40,12 @@ func newDemoCmd(g *globalOptions) *cobra.Command {
 Istio-shaped upstream (testdata/upstream) committed and tagged as a git
 repository, a stand-in Envoy tarball, and a recipe for both, all kept under
 <state-dir>/demo/. The images fixture/pilot and fixture/proxyv2 are built in
-BuildKit on the internal base images and pushed to the configured registry,
-with the recipe's Debian packages next to them (fixture/istio-cni, the
-release's istioctl, and fixture/istioctl-versions): the table lists both.
+BuildKit on the internal base images, for linux/amd64 and linux/arm64 (each
+tag an image index), with the distroless flavour (tags <version>-distroless),
+validated (their binaries run in BuildKit) and pushed to the configured
+registry, with the recipe's Debian packages (from linux/amd64's build) next
+to them (fixture/istio-cni, the release's istioctl, and
+fixture/istioctl-versions): the table lists both.
 
 It needs what 'sailmaker build' needs (buildkitd, the registry and the base
 images: 'sailmaker dev up' and 'sailmaker base build'), a module proxy for the
@@ -90,13 +93,21 @@ The fixture commit is fixed, so running it again builds nothing.`,
 // returns the recipe file:
 //
 //	upstream/                  the fixture tree, committed and tagged (fixed time)
-//	artifacts/envoy-alpha-<proxySHA>.tar.gz   the stand-in Envoy
-//	recipe.yaml                the fixture recipe for both, registry from cfg
+//	artifacts/envoy-alpha-<proxySHA>.tar.gz   the stand-in Envoy (linux/amd64)
+//	artifacts/envoy-alpha-<proxySHA>-arm64.tar.gz   and linux/arm64's
+//	recipe.yaml                the fixture recipe for both platforms, with the
+//	                           distroless flavour, registry from cfg
 //
 // It is idempotent: the same fixture gives the same commit, tarball and
 // recipe, so a second build finds the registry up to date. If the fixture
 // changed, the repository is made afresh.
 func prepareDemo(cfg *config.Config, fixtureDir string) (recipeFile string, err error) {
+	return prepareFixture(cfg, fixtureDir, fixture.Demo, "recipe.yaml")
+}
+
+// prepareFixture is prepareDemo for the recipe rendered as o says (its
+// Envoy URL and sums filled in), written as name.
+func prepareFixture(cfg *config.Config, fixtureDir string, o fixture.RecipeOptions, name string) (recipeFile string, err error) {
 	if fixtureDir == "" {
 		fixtureDir = defaultDemoFixture
 	}
@@ -135,23 +146,26 @@ func prepareDemo(cfg *config.Config, fixtureDir string) (recipeFile string, err 
 		return "", fmt.Errorf("preparing the demo's git repository: %w", err)
 	}
 
-	tarball, sum, err := fixture.BuildEnvoyTarballFrom(standin, repo.ProxySHA)
+	envoys, err := fixture.BuildEnvoyTarballsFrom(standin, repo.ProxySHA)
 	if err != nil {
 		return "", fmt.Errorf("preparing the demo's stand-in Envoy: %w", err)
 	}
 	artifacts := filepath.Join(dir, "artifacts")
-	if err := writeFileIfChanged(filepath.Join(artifacts, fixture.EnvoyTarballName(repo.ProxySHA)), tarball); err != nil {
-		return "", err
+	for arch, tarball := range envoys.Tarballs {
+		if err := writeFileIfChanged(filepath.Join(artifacts, fixture.EnvoyTarballNameFor(repo.ProxySHA, arch)), tarball); err != nil {
+			return "", err
+		}
 	}
 
 	// The builder reads file:// URLs from disk; a trailing "/" makes the
-	// recipe append envoy-alpha-${PROXY_REPO_SHA}.tar.gz.
-	envoyBase := (&url.URL{Scheme: "file", Path: filepath.ToSlash(artifacts) + "/"}).String()
-	text, err := fixture.RenderRecipeFrom(tmpl, repo, envoyBase, sum, cfg.Registry.Address)
+	// recipe append envoy-alpha-${PROXY_REPO_SHA}[-<arch>].tar.gz.
+	o.EnvoyURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(artifacts) + "/"}).String()
+	o.EnvoySHA256, o.Registry = envoys.SHA256, cfg.Registry.Address
+	text, err := fixture.RenderRecipeWith(tmpl, repo, o)
 	if err != nil {
 		return "", err
 	}
-	recipeFile = filepath.Join(dir, "recipe.yaml")
+	recipeFile = filepath.Join(dir, name)
 	if err := writeFileIfChanged(recipeFile, []byte(text)); err != nil {
 		return "", err
 	}

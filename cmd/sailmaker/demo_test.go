@@ -97,6 +97,32 @@ func TestPrepareDemo(t *testing.T) {
 	sum := sha256.Sum256(data)
 	assert.Equal(t, hex.EncodeToString(sum[:]), e.SHA256)
 	assert.False(t, e.Unconfirmed)
+
+	// Both platforms, each with its own Envoy tarball, and the distroless
+	// flavour.
+	assert.Equal(t, []string{"linux/amd64", "linux/arm64"}, r2.Spec.PlatformList())
+	arm, ok := e.For("arm64")
+	require.True(t, ok)
+	armTarball := filepath.Join(demoDir, "artifacts", fixture.EnvoyTarballNameFor(proxySHA, "arm64"))
+	assert.Equal(t, "file://"+armTarball, arm.URL)
+	data, err = os.ReadFile(armTarball)
+	require.NoError(t, err)
+	sum = sha256.Sum256(data)
+	assert.Equal(t, hex.EncodeToString(sum[:]), arm.SHA256)
+	assert.NotEqual(t, e.SHA256, arm.SHA256)
+	var names []string
+	for _, img := range r2.Spec.Images {
+		names = append(names, img.Name+":"+img.Tag)
+	}
+	assert.Equal(t, []string{"pilot:1.0.0", "proxyv2:1.0.0", "pilot-distroless:1.0.0-distroless", "proxyv2-distroless:1.0.0-distroless"}, names)
+
+	// The benchmark's copy is for linux/amd64 alone, as its other paths.
+	bench, err := prepareFixture(cfg, src, fixture.RecipeOptions{}, "recipe-amd64.yaml")
+	require.NoError(t, err)
+	rb := loadDemoRecipe(t, cfg, bench)
+	assert.Equal(t, []string{"linux/amd64"}, rb.Spec.PlatformList())
+	assert.Len(t, rb.Spec.Images, 2)
+	assert.Equal(t, commit, rb.Spec.Source.Commit)
 }
 
 // copyDir copies a directory of sailmaker's testdata.

@@ -101,7 +101,7 @@ func TestRecipesShow(t *testing.T) {
 	assert.Equal(t, "registry.internal:5000/builder/go1.23.4:1", s.Recipe.Spec.Toolchain.Builder)
 	assert.Equal(t, "registry.internal:5000/base/bookworm:2", s.Recipe.Spec.Images[1].Base)
 	assert.NotEqual(t, r.Digest(), s.Digest)
-	assert.Len(t, s.Warnings, 1)
+	assert.Len(t, s.Warnings, 2, "amd64's and arm64's Envoy sha256 are unconfirmed")
 
 	// A file, with its patch.
 	file := filepath.Join("..", "..", "recipes", "testdata", "patched", "recipe.yaml")
@@ -160,7 +160,8 @@ func TestRecipesValidate(t *testing.T) {
 	assert.Contains(t, out, good+": ok: istio@1.24.2 sha256:")
 	assert.Contains(t, out, base+": ok: base/test:2 sha256:")
 	assert.Contains(t, out, embedded+": ok: istio@1.24.2 sha256:")
-	assert.Contains(t, out, "  warning: "+embedded+":36: spec.inputs.envoy.unconfirmed: ")
+	assert.Contains(t, out, "  warning: "+embedded+":44: spec.inputs.envoy.unconfirmed: ")
+	assert.Contains(t, out, "  warning: "+embedded+":49: spec.inputs.envoy.arch.arm64.unconfirmed: ")
 
 	bad := filepath.Join(testdata, "invalid.yaml")
 	out, _, err = runRecipesCmd(t, "", "recipes", "validate", good, bad, filepath.Join(testdata, "missing.yaml"))

@@ -181,7 +181,11 @@ func runServe(ctx context.Context, cfg *config.Config, log *logrus.Logger) error
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Slow clients are cut off: headers within service.ReadHeaderTimeout,
+	// a body within service.BodyTimeout, idle connections closed after
+	// service.IdleTimeout.
+	srv := svc.HTTPServer()
+	srv.Handler = handler
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.WithFields(logrus.Fields{

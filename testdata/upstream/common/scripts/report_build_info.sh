@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prints the build information of the tree as lines "<go symbol>=<value>",
 # one -X flag each (see common/scripts/gobuild.sh). Reads git, so the source
-# tree must keep its .git directory; fails loudly if it cannot.
+# tree must keep its .git directory; fails loudly if it cannot. As
+# upstream's: a tree with changes gets its revision suffixed "-dirty" and
+# the status Modified.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -12,7 +14,11 @@ if ! revision=$(git rev-parse HEAD 2>&1); then
   exit 1
 fi
 
-if [[ -z "$(git status --porcelain 2>/dev/null)" ]]; then
+if [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
+  revision="${revision}-dirty"
+fi
+
+if git diff-index --quiet HEAD -- 2>/dev/null; then
   status=Clean
 else
   status=Modified

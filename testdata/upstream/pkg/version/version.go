@@ -17,14 +17,14 @@ var (
 	buildTag         = "unknown"
 )
 
-// BuildInfo describes the binary.
+// BuildInfo describes the binary; its JSON is istio's.
 type BuildInfo struct {
-	Version       string
-	GitRevision   string
-	GolangVersion string
-	BuildStatus   string
-	GitTag        string
-	BuildID       string
+	Version       string `json:"version"`
+	GitRevision   string `json:"revision"`
+	GolangVersion string `json:"golang_version"`
+	BuildStatus   string `json:"status"`
+	GitTag        string `json:"tag"`
+	BuildID       string `json:"-"`
 }
 
 // Info is the build information of this binary.
