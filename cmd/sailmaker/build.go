@@ -244,7 +244,7 @@ func runBuild(ctx context.Context, stdout, stderr io.Writer, cfg *config.Config,
 	}
 	if o.timings {
 		t := out.Timings
-		fmt.Fprintf(stderr, "timings: fetch %s, solve %s, assemble %s, push %s, total %s\n", t.Fetch.Round(1e6), t.Solve.Round(1e6), t.Assemble.Round(1e6), t.Push.Round(1e6), t.Total.Round(1e6))
+		fmt.Fprintf(stderr, "timings: fetch %s, solve %s, assemble %s, push %s%s, total %s\n", t.Fetch.Round(1e6), t.Solve.Round(1e6), t.Assemble.Round(1e6), t.Push.Round(1e6), checkTiming(t), t.Total.Round(1e6))
 	}
 	return printResult(stdout, out.API(), o)
 }
