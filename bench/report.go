@@ -92,7 +92,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "Recipe %s (%s); %s; %s.\n\n",
 		r.Settings.Recipe, r.Settings.Source, r.Started.UTC().Format("2006-01-02 15:04 MST"), runsNote(r.Settings))
 
-	rows := [][]string{{"scenario", "path", "runs", "wall (median)", "range", "uploaded", "layers up", "pulled", "module sync", "phases (median)"}}
+	rows := [][]string{{"scenario", "path", "runs", "wall (median)", "range", "uploaded", "layers up", "pulled", "module sync", "load", "phases (median)"}}
 	for _, s := range r.Summaries {
 		rng := "-"
 		if s.Runs > 1 {
@@ -103,7 +103,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 			sync = fmtBytes(s.ModuleSync)
 		}
 		rows = append(rows, []string{string(s.Scenario), string(s.Path), fmt.Sprint(s.Runs), fmtDuration(s.Wall), rng,
-			fmtBytes(s.Uploaded), fmt.Sprint(s.UploadedLayers), fmtBytes(s.Downloaded), sync, fmtPhases(s.Phases)})
+			fmtBytes(s.Uploaded), fmt.Sprint(s.UploadedLayers), fmtBytes(s.Downloaded), sync, fmtLoad(s), fmtPhases(s.Phases)})
 	}
 	writeMarkdown(w, rows)
 	fmt.Fprintln(w)
@@ -267,4 +267,16 @@ func fmtBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
+}
+
+// fmtLoad is the 1-minute load average at the start of a summary's runs:
+// one number, or the lowest and highest.
+func fmtLoad(s Summary) string {
+	switch {
+	case s.LoadMin == 0 && s.LoadMax == 0:
+		return "-"
+	case s.LoadMin == s.LoadMax:
+		return fmt.Sprintf("%.2f", s.LoadMax)
+	}
+	return fmt.Sprintf("%.2f – %.2f", s.LoadMin, s.LoadMax)
 }

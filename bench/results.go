@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -89,6 +90,22 @@ type Summary struct {
 	ModuleSync    int64 `json:"moduleSync,omitempty"`
 	ModuleContent int64 `json:"moduleContent,omitempty"`
 	ImagePull     int64 `json:"imagePull,omitempty"`
+	// LoadMin and LoadMax are the lowest and highest 1-minute load
+	// average at the start of the runs (the machine's other work; 0 when
+	// not recorded).
+	LoadMin float64 `json:"loadMin,omitempty"`
+	LoadMax float64 `json:"loadMax,omitempty"`
+}
+
+// load1 is the 1-minute load average of a Measurement.Load; ok is false
+// when it was not recorded.
+func load1(load string) (float64, bool) {
+	f := strings.Fields(load)
+	if len(f) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	return v, err == nil
 }
 
 // Verdict judges one target: a scenario's (sailmaker against the other
@@ -163,6 +180,7 @@ func summarize(sc Scenario, p Path, g []Measurement) Summary {
 	phases := map[string][]time.Duration{}
 	within := map[string]string{}
 	var order []string
+	loaded := false
 	for _, m := range g {
 		sync = append(sync, m.ModuleSync)
 		pull = append(pull, m.ImagePull)
@@ -173,6 +191,15 @@ func summarize(sc Scenario, p Path, g []Measurement) Summary {
 		down = append(down, m.Traffic.Downloaded)
 		s.UploadedLayers = max(s.UploadedLayers, m.UploadedLayers)
 		s.PeakRSS = max(s.PeakRSS, m.PeakRSS)
+		if l, ok := load1(m.Load); ok {
+			if !loaded || l < s.LoadMin {
+				s.LoadMin = l
+			}
+			if !loaded || l > s.LoadMax {
+				s.LoadMax = l
+			}
+			loaded = true
+		}
 		if m.UpToDate {
 			s.UpToDate++
 		}

@@ -103,6 +103,9 @@ func TestResultsTableAndJSON(t *testing.T) {
 		},
 	}
 	r.Measurements[0].PeakRSS = 50 << 20
+	r.Measurements[0].Load = "3.50 2.00 1.00"
+	r.Measurements[2].Load = "1.25 1.00 1.00"
+	r.Measurements[3].Load = "0.75 1.00 1.00"
 	r.update()
 	var b bytes.Buffer
 	require.NoError(t, r.WriteTable(&b))
@@ -117,8 +120,9 @@ func TestResultsTableAndJSON(t *testing.T) {
 		}
 	}
 	require.Len(t, rows, 6, out)
-	assert.Regexp(t, `^\| cold +\| sailmaker \| 1 +\| 1 m 40 s +\| - +\| 3\.0 MiB .*\| fetch 0\.50 s · solve 90\.0 s`, rows[0])
-	assert.Regexp(t, `^\| incremental \| sailmaker \| 2 +\| 5\.50 s +\| 5\.00 s – 6\.00 s \|`, rows[2])
+	assert.Regexp(t, `^\| cold +\| sailmaker \| 1 +\| 1 m 40 s +\| - +\| 3\.0 MiB .*\| 3\.50 +\| fetch 0\.50 s · solve 90\.0 s`, rows[0])
+	assert.Regexp(t, `^\| cold +\| floor .*\| - +\| +\|$`, rows[1], "no load recorded")
+	assert.Regexp(t, `^\| incremental \| sailmaker \| 2 +\| 5\.50 s +\| 5\.00 s – 6\.00 s \|.*\| 0\.75 – 1\.25 \|`, rows[2])
 	assert.Regexp(t, `^\| cold +\| 1\.25x +\| - +\| within 1\.05x of the floor \(first-time costs apart\) +\| missed \(1\.25x: missed by 19%\) +\| 50\.0 MiB`, rows[4])
 	assert.Regexp(t, `^\| incremental +\| 1\.10x +\| - +\| within 1\.2x of the floor +\| met \(1\.10x\)`, rows[5])
 	// Columns line up: every table line of a table has the same width.
