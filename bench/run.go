@@ -287,6 +287,7 @@ func (e *env) loadRecipe() error {
 	// (their repositories and tags would not change with the benchmark's
 	// series).
 	e.raw.Spec.Packages = nil
+	onePlatformPerRepository(&e.raw)
 	e.raw.Spec.Make.Targets = imageTargets(&e.raw)
 	if err := os.MkdirAll(filepath.Join(e.recipeDir, "patches"), 0o755); err != nil {
 		return err
@@ -307,6 +308,40 @@ func (e *env) loadRecipe() error {
 	}
 	e.gitURL = e.cfg.RewriteGitURL(e.recipe.Spec.Source.Git)
 	return nil
+}
+
+// onePlatformPerRepository narrows r to what the plain Dockerfile and the
+// floor build too: the first of its platforms (linux/amd64 for Istio's
+// and the fixture's recipes), with ${TARGET_ARCH} written out and
+// TARGET_ARCH passed to make as the builder passes it, and the first image
+// of each repository (the debug flavour; the distroless tags hold the same
+// binaries on other bases).
+func onePlatformPerRepository(r *recipes.Recipe) {
+	platform := r.Spec.PlatformList()[0]
+	arch := recipes.ArchOf(platform)
+	r.Spec.Platforms = []string{platform}
+	r.Spec.Make.Targets = r.Spec.Make.TargetsFor(arch)
+	vars := map[string]string{}
+	for k, v := range r.Spec.Make.Variables {
+		vars[k] = v
+	}
+	vars[recipes.VarTargetArch] = arch
+	r.Spec.Make.Variables = vars
+	seen := map[string]bool{}
+	var images []recipes.Image
+	for _, im := range r.Spec.Images {
+		if seen[im.Repository] {
+			continue
+		}
+		seen[im.Repository] = true
+		files := make([]recipes.File, len(im.Files))
+		for i, f := range im.Files {
+			files[i] = f.For(arch)
+		}
+		im.Files = files
+		images = append(images, im)
+	}
+	r.Spec.Images = images
 }
 
 // imageTargets are r's make targets that its images take files from (all
