@@ -142,6 +142,7 @@ func TestParseProgress(t *testing.T) {
 	assert.Equal(t, int64(350), got.PullBytes, "each layer once, at its largest")
 	assert.Equal(t, 700*time.Millisecond, got.Pull.duration(), "downloads and unpacking")
 	assert.Empty(t, got.Failure)
+	assert.True(t, got.MakeRan)
 	phases := got.solvePhases("builder pull")
 	assert.Equal(t, []Phase{{Name: "module sync", Duration: 200 * time.Millisecond, Within: "solve"},
 		{Name: "builder pull", Duration: 700 * time.Millisecond, Within: "solve"}, {Name: "make", Duration: 8 * time.Second, Within: "solve"}}, phases)
@@ -156,6 +157,43 @@ func TestParseProgress(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, got.Failure, "[build 4/4] RUN make: exit code: 2")
 	assert.Contains(t, got.Failure, "undefined: x")
+	assert.False(t, got.MakeRan, "make failed")
+
+	// A make step BuildKit took from its cache did not run.
+	b.Reset()
+	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "make TARGET_ARCH=amd64 out/linux_amd64/pilot-discovery (no network)", Started: at(1), Completed: at(1), Cached: true}}}))
+	got, err = parseProgress(&b, "gomodcache")
+	require.NoError(t, err)
+	assert.False(t, got.MakeRan)
+}
+
+// Pruning sailmaker's Go build cache for a cold build takes its cache
+// mount, its make step's results and the copy of them CompileState makes
+// for each platform, and leaves the rest.
+func TestSailmakerColdRecords(t *testing.T) {
+	g := goCacheRecords{
+		cacheID:    "sailmaker-gocache-0123456789abcdef",
+		makeStep:   func(args string) bool { return strings.Contains(args, "/src/out/linux_amd64/pilot-discovery") },
+		downstream: isCollectStep,
+	}
+	for _, c := range []struct {
+		u            client.UsageInfo
+		mount, prune bool
+	}{
+		{client.UsageInfo{RecordType: client.UsageRecordTypeCacheMount, Description: `cached mount /root/.cache/go-build from exec /bin/sh -euc make with id "sailmaker-gocache-0123456789abcdef"`}, true, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeCacheMount, Description: `cached mount /root/.cache/go-build from exec /bin/sh -euc make with id "sailmaker-gocache-check-1"`}, true, false},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "mount /out from exec /bin/sh -euc cd /src && make /src/out/linux_amd64/pilot-discovery"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/amd64 build"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/arm64/v8 build"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "pulled from 127.0.0.1:5000/builder/go1.23.4@sha256:abc"}, false, false},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeLocalSource, Description: "local source for gomodcache"}, false, false},
+	} {
+		mount, prune := g.match(&c.u)
+		assert.Equal(t, c.prune, prune, c.u.Description)
+		if prune {
+			assert.Equal(t, c.mount, mount, c.u.Description)
+		}
+	}
 }
 
 func TestIsMakeStep(t *testing.T) {

@@ -20,6 +20,9 @@ type solveStats struct {
 	// Make is the exec step that runs upstream's make (from its start to
 	// its end, container start-up included).
 	Make window
+	// MakeRan: BuildKit ran the make step rather than reusing a cached
+	// result of it.
+	MakeRan bool
 	// ModuleSync is the transfer of the Go module cache into BuildKit
 	// (the local source named by moduleLocal) and ModuleSyncBytes what
 	// BuildKit received for it: every file's metadata, and the content of
@@ -123,6 +126,9 @@ func (out *solveStats) add(s *client.SolveStatus, syncID string, logs map[string
 			out.Export.widen(v.Started, v.Completed)
 		case isMakeStep(v.Name):
 			out.Make.widen(v.Started, v.Completed)
+			if v.Completed != nil && !v.Cached && v.Error == "" {
+				out.MakeRan = true
+			}
 		}
 		if v.Error != "" && !strings.Contains(v.Error, "context canceled") {
 			*failed = append(*failed, fmt.Sprintf("%s: %s", v.Name, v.Error))

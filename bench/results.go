@@ -49,6 +49,9 @@ type Measurement struct {
 	// UpToDate: sailmaker found the images already built from the same
 	// inputs and built nothing.
 	UpToDate bool `json:"upToDate,omitempty"`
+	// MakeRan: BuildKit ran upstream's make (sailmaker and plain; not
+	// reused from its cache).
+	MakeRan bool `json:"makeRan,omitempty"`
 	// ModuleSync is what BuildKit received for the Go module cache
 	// (sailmaker and plain; bytes of file metadata and content) and
 	// ModuleContent the part that was file content: ModuleSync less the

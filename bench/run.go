@@ -650,6 +650,9 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 		}
 		m.Traffic = e.proxy.Take()
 		m.Scenario, m.Path, m.Run, m.Patch, m.Load = sc, r.path(), run, v.patch, load
+		if mustMake(sc, m.Path) && !m.MakeRan {
+			return fmt.Errorf("%s run %d, %s path: BuildKit did not run make but reused a cached result (see %s): the benchmark left a record of the previous build in BuildKit's cache, so this would not measure a %s build", sc, run, r.path(), m.Log, sc)
+		}
 		if adjust != nil {
 			adjust(m)
 		}
@@ -813,7 +816,23 @@ func (s *sailmakerRunner) cold(ctx context.Context) error {
 		makeStep: func(args string) bool {
 			return strings.HasPrefix(args, "/bin/sh -euc ") && strings.Contains(args, target)
 		},
+		// builder.CompileState copies each platform's make results into
+		// one tree ("collect the linux/amd64 build").
+		downstream: isCollectStep,
 	})
+}
+
+// isCollectStep tells the records of builder.CompileState's copy of a
+// platform's make results, by description.
+func isCollectStep(desc string) bool {
+	return strings.HasPrefix(desc, "collect the ") && strings.HasSuffix(desc, " build")
+}
+
+// mustMake says whether path p's build in scenario sc has to run make: a
+// cached make step there means the benchmark failed to make the build
+// what the scenario says. (The floor always runs make.)
+func mustMake(sc Scenario, p Path) bool {
+	return p != Floor && (sc == FirstTime || sc == Cold || sc == Incremental)
 }
 
 func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, error) {
@@ -862,7 +881,7 @@ func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, e
 	if err != nil {
 		return nil, err
 	}
-	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile,
+	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile, MakeRan: st.MakeRan,
 		ModuleSync: st.ModuleSyncBytes, ModuleContent: e.modules.contentOf(st.ModuleSyncBytes), ImagePull: st.PullBytes}
 	m.Phases = append([]Phase{{Name: "fetch", Duration: t.Fetch}, {Name: "solve", Duration: t.Solve}}, st.solvePhases("builder pull")...)
 	m.Phases = append(m.Phases, Phase{Name: "assemble", Duration: t.Assemble}, Phase{Name: "push", Duration: t.Push},
@@ -994,6 +1013,7 @@ func (p *plainRunner) build(ctx context.Context, v variant) (*Measurement, error
 		// Each build takes in the module cache in its own session; the
 		// layers they pull are the same.
 		st.ModuleSync, st.Pull, st.Make = union(st.ModuleSync, run.ModuleSync), union(st.Pull, run.Pull), union(st.Make, run.Make)
+		m.MakeRan = m.MakeRan || run.MakeRan
 		m.ModuleSync += run.ModuleSyncBytes
 		m.ModuleContent += e.modules.contentOf(run.ModuleSyncBytes)
 		m.ImagePull = max(m.ImagePull, run.PullBytes)
