@@ -159,6 +159,19 @@ func TestParseProgress(t *testing.T) {
 	assert.Contains(t, got.Failure, "undefined: x")
 	assert.False(t, got.MakeRan, "make failed")
 
+	// sailmaker's validation: its log line gives its time; its loading
+	// of the built images is not an image pull.
+	b.Reset()
+	load := digest.FromString("load")
+	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: load, Name: "load pilot linux/amd64 (built, not yet published)", Started: at(20)}}}))
+	require.NoError(t, enc.Encode(client.SolveStatus{Statuses: []*client.VertexStatus{{ID: "sha256:ccc", Vertex: load, Current: 5000, Total: 5000, Started: at(20), Completed: at(21)}}}))
+	b.WriteString(`time="2026-11-30T16:18:59Z" level=info msg="validated: every binary reports the recipe's version and commit, Envoy is the verified input" recipe=fixture@1.0.0 took=1.426s` + "\n")
+	got, err = parseProgress(&b, "gomodcache")
+	require.NoError(t, err)
+	assert.Equal(t, 1426*time.Millisecond, got.Validate)
+	assert.Zero(t, got.PullBytes)
+	assert.True(t, got.Pull.empty())
+
 	// A make step BuildKit took from its cache did not run.
 	b.Reset()
 	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "make TARGET_ARCH=amd64 out/linux_amd64/pilot-discovery (no network)", Started: at(1), Completed: at(1), Cached: true}}}))

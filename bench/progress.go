@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,6 +42,20 @@ type solveStats struct {
 	Digest string
 	// Failure is the failed step's error and last output, if any.
 	Failure string
+	// Validate is how long sailmaker took to validate the images (run
+	// their programs in BuildKit), from its log line "validated: ..."
+	// (took=...); sailmaker counts it in its assemble timing.
+	Validate time.Duration
+}
+
+// validatedRE finds the duration in sailmaker's "validated" log line.
+var validatedRE = regexp.MustCompile(`msg="validated: .* took=([0-9.]+[a-zµ]+)`)
+
+// isValidationLoad tells the step of sailmaker's validation that loads a
+// built image into BuildKit (builder.checkState): its layers are not an
+// image pull.
+func isValidationLoad(name string) bool {
+	return strings.HasPrefix(name, "load ") && strings.HasSuffix(name, "(built, not yet published)")
 }
 
 // buildctlRun is what one buildctl build showed.
@@ -93,6 +108,7 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 	var out solveStats
 	logs := map[string]*bytes.Buffer{}
 	pulled := map[string]int64{}
+	names := map[string]string{}
 	var failed []string
 	syncID := "transferring " + moduleLocal + ":"
 	br := bufio.NewReader(r)
@@ -102,7 +118,11 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 		if len(bytes.TrimSpace(line)) > 0 && line[0] == '{' {
 			var s client.SolveStatus
 			if jerr := json.Unmarshal(line, &s); jerr == nil {
-				out.add(&s, syncID, logs, pulled, &failed)
+				out.add(&s, syncID, names, logs, pulled, &failed)
+			}
+		} else if m := validatedRE.FindSubmatch(line); m != nil {
+			if d, derr := time.ParseDuration(string(m[1])); derr == nil {
+				out.Validate += d
 			}
 		}
 		if rerr != nil {
@@ -119,8 +139,9 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 	return out, err
 }
 
-func (out *solveStats) add(s *client.SolveStatus, syncID string, logs map[string]*bytes.Buffer, pulled map[string]int64, failed *[]string) {
+func (out *solveStats) add(s *client.SolveStatus, syncID string, names map[string]string, logs map[string]*bytes.Buffer, pulled map[string]int64, failed *[]string) {
 	for _, v := range s.Vertexes {
+		names[v.Digest.String()] = v.Name
 		switch {
 		case strings.HasPrefix(v.Name, "exporting to "):
 			out.Export.widen(v.Started, v.Completed)
@@ -146,6 +167,8 @@ func (out *solveStats) add(s *client.SolveStatus, syncID string, logs map[string
 		case st.ID == syncID:
 			out.ModuleSync.widen(st.Started, st.Completed)
 			out.ModuleSyncBytes = max(out.ModuleSyncBytes, st.Current)
+		case isValidationLoad(names[st.Vertex.String()]):
+			// Validation (timed on its own), not a pull.
 		case strings.HasPrefix(st.ID, "sha256:"):
 			// A layer being downloaded: Current counts its bytes.
 			out.Pull.widen(st.Started, st.Completed)

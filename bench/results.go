@@ -330,7 +330,9 @@ func judgeAcross(by map[Scenario]map[Path]Summary) []Verdict {
 		out = append(out, mc)
 	}
 
-	as := Verdict{Name: TargetAssembly, Target: fmt.Sprintf("both images assembled in under %s", fmtDuration(AssembleMax))}
+	// sailmaker's assemble timing includes validating the images (running
+	// their programs in BuildKit): the target is on the assembly itself.
+	as := Verdict{Name: TargetAssembly, Target: fmt.Sprintf("both images assembled in under %s (validation apart)", fmtDuration(AssembleMax))}
 	var worst time.Duration
 	var worstIn Scenario
 	for _, sc := range []Scenario{FirstTime, Cold, Incremental, BaseBump} {
@@ -338,10 +340,18 @@ func judgeAcross(by map[Scenario]map[Path]Summary) []Verdict {
 		if !ok || s.UpToDate == s.Runs {
 			continue
 		}
+		var assemble, validate time.Duration
+		found := false
 		for _, p := range s.Phases {
-			if p.Name == "assemble" && (worstIn == "" || p.Duration > worst) {
-				worst, worstIn = p.Duration, sc
+			switch p.Name {
+			case "assemble":
+				assemble, found = p.Duration, true
+			case "validate":
+				validate = p.Duration
 			}
+		}
+		if d := max(0, assemble-validate); found && (worstIn == "" || d > worst) {
+			worst, worstIn = d, sc
 		}
 	}
 	if worstIn != "" {
