@@ -120,14 +120,41 @@ fuzz:
 
 # The benchmark (not part of `make test`): sailmaker, a plain Dockerfile build
 # and the host's own make side by side on the fixture, in the environment
-# `make demo` sets up; the table goes to the terminal and, with results.json,
-# to bench/out/<time>/ (see bench/README.md). Flags through BENCH_FLAGS, e.g.
+# `make demo` sets up (its registry and ledger are left as they were: the
+# benchmark runs its own registry); the table goes to the terminal and, with
+# results.json, to bench/out/<time>/ (see bench/README.md). Flags through
+# BENCH_FLAGS, e.g.
 #   make bench BENCH_FLAGS='--runs 5 --scenarios incremental,no-op'
+# With a git mirror of istio/istio (holding tag 1.24.2) and an Envoy tarball
+# (envoy-alpha-<PROXY_REPO_SHA>.tar.gz), it then measures real Istio 1.24.2:
+#   make bench ISTIO_SOURCE=/srv/git/istio.git ENVOY_FILE=/srv/envoy-alpha-1ed7d440....tar.gz
+# (the tarball's sha256 is taken as given; flags through ISTIO_BENCH_FLAGS).
 BENCH_FLAGS ?=
+ISTIO_SOURCE ?=
+ENVOY_FILE ?=
+ISTIO_BENCH_FLAGS ?= --scenarios first-time,cold,no-op,incremental,base-bump --runs 3 --cold-runs 1
 bench: deps build tools
+	@if [ -n "$(ISTIO_SOURCE)$(ENVOY_FILE)" ] && { [ -z "$(ISTIO_SOURCE)" ] || [ -z "$(ENVOY_FILE)" ]; }; then \
+		echo "make bench: the real-Istio benchmark needs both ISTIO_SOURCE (a git mirror of istio/istio) and ENVOY_FILE (envoy-alpha-<PROXY_REPO_SHA>.tar.gz)" >&2; exit 2; fi
+	@if [ -n "$(ENVOY_FILE)" ] && [ ! -f "$(ENVOY_FILE)" ]; then echo "make bench: ENVOY_FILE=$(ENVOY_FILE): no such file" >&2; exit 2; fi
 	$(SAILMAKER) --state-dir $(STATE_DIR) dev up
 	$(SAILMAKER) --state-dir $(STATE_DIR) base build
 	$(SAILMAKER) --state-dir $(STATE_DIR) bench $(BENCH_FLAGS)
+	@if [ -n "$(ISTIO_SOURCE)" ]; then \
+		sum=$$(sha256sum "$(ENVOY_FILE)" | cut -d' ' -f1) && \
+		echo "bench: real Istio 1.24.2 from $(ISTIO_SOURCE), Envoy $(ENVOY_FILE) (sha256 $$sum)" && \
+		$(SAILMAKER) --state-dir $(STATE_DIR) bench --recipe istio@1.24.2 --source "$(ISTIO_SOURCE)" \
+			--envoy-file "$(ENVOY_FILE)" --envoy-sha256 $$sum $(ISTIO_BENCH_FLAGS); \
+	else \
+		echo ""; \
+		echo "################################################################################"; \
+		echo "# SKIPPED: the benchmark on real Istio 1.24.2 (only the fixture was measured)."; \
+		echo "# To run it, give a git mirror of istio/istio holding tag 1.24.2 and the Envoy"; \
+		echo "# tarball envoy-alpha-1ed7d44031746a2ad74707202464b4bfdcb38e82.tar.gz:"; \
+		echo "#   make bench ISTIO_SOURCE=/srv/git/istio.git ENVOY_FILE=/srv/envoy-alpha-....tar.gz"; \
+		echo "# (about 30 minutes on 2 cores; see bench/README.md)."; \
+		echo "################################################################################"; \
+	fi
 
 # The deployment's images (docs/deploy.md): the service and a pool worker, built
 # by BuildKit's built-in Dockerfile frontend on the internal base images

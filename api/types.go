@@ -143,7 +143,10 @@ type Timings struct {
 	// Assemble is laying out the images and their attestations.
 	Assemble time.Duration
 	// Push is publishing: registry, layout, tarball.
-	Push  time.Duration
+	Push time.Duration
+	// Check is --check-reproducible's second build (with its comparison
+	// and the removal of its throw-away cache); zero without it.
+	Check time.Duration
 	Total time.Duration
 }
 
@@ -152,12 +155,13 @@ type timingsJSON struct {
 	Solve    float64 `json:"solve"`
 	Assemble float64 `json:"assemble"`
 	Push     float64 `json:"push"`
+	Check    float64 `json:"check,omitempty"`
 	Total    float64 `json:"total"`
 }
 
 // MarshalJSON writes the durations as seconds.
 func (t Timings) MarshalJSON() ([]byte, error) {
-	return json.Marshal(timingsJSON{t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), t.Total.Seconds()})
+	return json.Marshal(timingsJSON{t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), t.Check.Seconds(), t.Total.Seconds()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -167,7 +171,7 @@ func (t *Timings) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
-	*t = Timings{Fetch: sec(j.Fetch), Solve: sec(j.Solve), Assemble: sec(j.Assemble), Push: sec(j.Push), Total: sec(j.Total)}
+	*t = Timings{Fetch: sec(j.Fetch), Solve: sec(j.Solve), Assemble: sec(j.Assemble), Push: sec(j.Push), Check: sec(j.Check), Total: sec(j.Total)}
 	return nil
 }
 

@@ -21,6 +21,14 @@ func TestTimingsJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &out))
 	assert.Equal(t, in, out)
 	assert.Error(t, json.Unmarshal([]byte(`{"fetch":"soon"}`), &out))
+
+	// --check-reproducible's second build has a number of its own.
+	in.Check = 90 * time.Second
+	b, err = json.Marshal(in)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"fetch":1.5,"solve":120,"assemble":0.25,"push":1,"check":90,"total":125.75}`, string(b))
+	require.NoError(t, json.Unmarshal(b, &out))
+	assert.Equal(t, in, out)
 }
 
 // A zero trigger time is left out; the moved status reads as people say it.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
+	"github.com/sailmaker/sailmaker/registry"
 )
 
 // Scenario is one situation a maintainer rebuilds in.
@@ -18,8 +20,15 @@ type Scenario string
 
 // The scenarios, in the order they run.
 const (
-	// Cold: BuildKit's cache and the Go build cache empty; a full build
-	// and push of every image.
+	// FirstTime: what a go.sum costs the first time, on its own: BuildKit's
+	// cache pruned entirely (the builder image, the module cache's
+	// snapshot, the Go build cache), the modules downloaded into an empty
+	// module cache; then a full build and push. Sailmaker only.
+	FirstTime Scenario = "first-time"
+	// Cold: an empty Go build cache (BuildKit's Go build cache mounts and
+	// the results of the make step pruned, the floor's GOCACHE emptied);
+	// the builder and base images, the module cache and its snapshot in
+	// BuildKit are kept. A full build and push of every image.
 	Cold Scenario = "cold"
 	// NoOp: the same recipe again, nothing changed.
 	NoOp Scenario = "no-op"
@@ -32,7 +41,7 @@ const (
 )
 
 // Scenarios are all scenarios in the order they run.
-var Scenarios = []Scenario{Cold, NoOp, Incremental, BaseBump}
+var Scenarios = []Scenario{FirstTime, Cold, NoOp, Incremental, BaseBump}
 
 // Path is one way of building the images.
 type Path string
@@ -53,13 +62,13 @@ func ParseScenarios(s string) ([]Scenario, error) {
 	if s == "" || s == "all" {
 		return append(slices.Clone(Scenarios), PoolScenarios...), nil
 	}
-	alias := map[string]Scenario{"cold": Cold, "no-op": NoOp, "noop": NoOp, "incremental": Incremental, "base-bump": BaseBump, "basebump": BaseBump, "base": BaseBump,
+	alias := map[string]Scenario{"first-time": FirstTime, "first": FirstTime, "firsttime": FirstTime, "cold": Cold, "no-op": NoOp, "noop": NoOp, "incremental": Incremental, "base-bump": BaseBump, "basebump": BaseBump, "base": BaseBump,
 		"throughput": Throughput, "registry-cache": RegistryCache, "cache": RegistryCache}
 	seen := map[Scenario]bool{}
 	for _, f := range strings.Split(s, ",") {
 		sc, ok := alias[strings.TrimSpace(strings.ToLower(f))]
 		if !ok {
-			return nil, fmt.Errorf("unknown scenario %q: choose from cold, no-op, incremental, base-bump, throughput, registry-cache (or all)", strings.TrimSpace(f))
+			return nil, fmt.Errorf("unknown scenario %q: choose from first-time, cold, no-op, incremental, base-bump, throughput, registry-cache (or all)", strings.TrimSpace(f))
 		}
 		seen[sc] = true
 	}
@@ -110,9 +119,10 @@ func ParsePaths(s string) ([]Path, error) {
 
 // Options configure a benchmark run.
 type Options struct {
-	// Config is the environment the benchmark runs against: its registry
-	// (the counting proxy forwards to it), its buildkitd, its state
-	// directory (input caches).
+	// Config is the user's environment: its buildkitd, its input cache
+	// (<state>/cache, shared), and its registry, from which the builder
+	// and base images are copied into the benchmark's own registry
+	// (nothing is written to it, nor to its ledger).
 	Config *config.Config
 	// Recipe is the recipe every path builds (images, make targets, files).
 	Recipe *recipes.Recipe
@@ -127,9 +137,9 @@ type Options struct {
 	// to the source root. Default: pilot/cmd/pilot-discovery/main.go.
 	PatchFile string
 
-	// Sailmaker is the sailmaker binary and SailmakerArgs the global flags
-	// it runs with (--state-dir, --config); Env is added to its
-	// environment.
+	// Sailmaker is the sailmaker binary and SailmakerArgs global flags it
+	// runs with besides the sandbox's --config and --state-dir (which
+	// win); Env is added to its environment.
 	Sailmaker     string
 	SailmakerArgs []string
 	Env           []string
@@ -151,6 +161,11 @@ type Options struct {
 	// RunID names the registry repositories, bench/<RunID>/...; default:
 	// the base name of Out.
 	RunID string
+
+	// Check, if set, is called after each measured build with a client of
+	// the benchmark's registry, which is gone once Run returns (tests read
+	// the images back); an error stops the run.
+	Check func(ctx context.Context, rc *registry.Client, m *Measurement) error
 
 	// Progress receives one line per step (the benchmark takes minutes).
 	Progress io.Writer

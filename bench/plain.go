@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -15,9 +13,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
-
-	"github.com/moby/buildkit/client"
 
 	"github.com/sailmaker/sailmaker/config"
 )
@@ -47,7 +42,15 @@ type PlainBuild struct {
 	Context, DockerfileDir, GoModCache, EnvoyDir string
 	// MetadataFile is where buildctl writes what it exported (the digest).
 	MetadataFile string
+	// PrimeID makes the prime stage run again (a build argument in its
+	// cache key): the benchmark run's id.
+	PrimeID string
 }
+
+// PrimeTarget is the Dockerfile's stage that primes BuildKit: it pulls the
+// builder and the base and takes in the source, the module cache and
+// Envoy, and exports nothing.
+const PrimeTarget = "prime"
 
 // safeMakeArg is what a make argument may hold: the Dockerfile passes them
 // to the shell unquoted.
@@ -64,7 +67,7 @@ func (b PlainBuild) Args() ([]string, error) {
 	}
 	for name, v := range map[string]string{"target": b.Target, "image": b.Image, "builder": b.Builder, "base": b.Base,
 		"context": b.Context, "dockerfile folder": b.DockerfileDir, "module cache": b.GoModCache} {
-		if v == "" {
+		if v == "" && (name != "image" || b.Target != PrimeTarget) {
 			errs = append(errs, fmt.Errorf("plain build: no %s", name))
 		}
 	}
@@ -102,9 +105,14 @@ func (b PlainBuild) Args() ([]string, error) {
 		"--opt", "build-arg:TARGET_ARCH="+arch,
 		"--opt", "build-arg:PROXY_REPO_SHA="+b.ProxySHA,
 		"--opt", fmt.Sprintf("build-arg:SOURCE_DATE_EPOCH=%d", b.SourceDateEpoch),
-		"--output", "type=image,name="+b.Image+",push=true",
-		"--progress", "rawjson",
 	)
+	if b.PrimeID != "" {
+		args = append(args, "--opt", "build-arg:PRIME_ID="+b.PrimeID)
+	}
+	if b.Image != "" {
+		args = append(args, "--output", "type=image,name="+b.Image+",push=true")
+	}
+	args = append(args, "--progress", "rawjson")
 	if b.MetadataFile != "" {
 		args = append(args, "--metadata-file", b.MetadataFile)
 	}
@@ -144,90 +152,6 @@ func buildctlArgs(cfg *config.Config) []string {
 	return args
 }
 
-// buildctlRun is what one buildctl build showed.
-type buildctlRun struct {
-	// Windows from BuildKit's progress: the image export (which includes
-	// the push) and the push itself.
-	Export, Push window
-	Digest       string
-	// Failure is the failed step's error and last output, if any.
-	Failure string
-}
-
-type window struct{ Start, End time.Time }
-
-func (w window) empty() bool             { return w.Start.IsZero() || w.End.IsZero() }
-func (w window) duration() time.Duration { return w.End.Sub(w.Start) }
-
-// widen makes w cover [s, e].
-func (w *window) widen(s, e *time.Time) {
-	if s != nil && !s.IsZero() && (w.Start.IsZero() || s.Before(w.Start)) {
-		w.Start = *s
-	}
-	if e != nil && !e.IsZero() && e.After(w.End) {
-		w.End = *e
-	}
-}
-
-// union is the smallest window covering both (an empty one adds nothing).
-func union(a, b window) window {
-	if a.empty() {
-		return b
-	}
-	if b.empty() {
-		return a
-	}
-	a.widen(&b.Start, &b.End)
-	return a
-}
-
-// parseProgress reads buildctl's --progress rawjson output.
-func parseProgress(r io.Reader) (buildctlRun, error) {
-	var out buildctlRun
-	logs := map[string]*bytes.Buffer{}
-	var failed []string
-	dec := json.NewDecoder(bufio.NewReader(r))
-	var err error
-	for {
-		var s client.SolveStatus
-		if derr := dec.Decode(&s); derr == io.EOF {
-			break
-		} else if derr != nil {
-			err = fmt.Errorf("reading buildctl's progress: %w", derr)
-			break
-		}
-		for _, v := range s.Vertexes {
-			if strings.HasPrefix(v.Name, "exporting to ") {
-				out.Export.widen(v.Started, v.Completed)
-			}
-			if v.Error != "" && !strings.Contains(v.Error, "context canceled") {
-				failed = append(failed, fmt.Sprintf("%s: %s", v.Name, v.Error))
-				if b := logs[v.Digest.String()]; b != nil {
-					failed = append(failed, strings.TrimSpace(tailString(b.String(), 2000)))
-				}
-			}
-		}
-		for _, st := range s.Statuses {
-			switch {
-			case strings.HasPrefix(st.ID, "pushing "):
-				out.Push.widen(st.Started, st.Completed)
-			case strings.HasPrefix(st.ID, "exporting "):
-				out.Export.widen(st.Started, st.Completed)
-			}
-		}
-		for _, l := range s.Logs {
-			b := logs[l.Vertex.String()]
-			if b == nil {
-				b = &bytes.Buffer{}
-				logs[l.Vertex.String()] = b
-			}
-			b.Write(l.Data)
-		}
-	}
-	out.Failure = strings.Join(failed, "\n")
-	return out, err
-}
-
 func tailString(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -252,9 +176,7 @@ func runBuildctl(ctx context.Context, buildctl string, cfg *config.Config, b Pla
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return buildctlRun{}, err
 	}
-	// Lines that are not progress (buildctl's own error) end the decoding;
-	// keep what was read.
-	run, perr := parseProgress(f)
+	run, perr := parseProgress(f, "gomod")
 	if runErr != nil {
 		msg := run.Failure
 		if msg == "" {

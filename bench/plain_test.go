@@ -106,12 +106,22 @@ func TestParseProgress(t *testing.T) {
 	}
 	run := digest.FromString("run")
 	exp := digest.FromString("export")
+	src := digest.FromString("local")
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
+	// sailmaker's own log lines sit between BuildKit's progress lines.
+	b.WriteString(`time="2026-11-30T13:48:29Z" level=info msg="fetching source" git=file:///x` + "\n")
 	for _, s := range []client.SolveStatus{
-		{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN make", Started: at(1)}}},
+		{Statuses: []*client.VertexStatus{{ID: "transferring gomodcache:", Vertex: src, Current: 1000, Started: at(0.1)}}},
+		{Statuses: []*client.VertexStatus{{ID: "transferring gomodcache:", Vertex: src, Current: 2900, Started: at(0.1), Completed: at(0.3)}}},
+		{Statuses: []*client.VertexStatus{{ID: "transferring source:", Vertex: src, Current: 99999, Started: at(0.1), Completed: at(0.5)}}},
+		{Statuses: []*client.VertexStatus{{ID: "sha256:aaa", Vertex: run, Current: 100, Total: 300, Started: at(0.2)}}},
+		{Statuses: []*client.VertexStatus{{ID: "sha256:aaa", Vertex: run, Current: 300, Total: 300, Started: at(0.2), Completed: at(0.6)}}},
+		{Statuses: []*client.VertexStatus{{ID: "sha256:bbb", Vertex: run, Current: 50, Total: 50, Started: at(0.2), Completed: at(0.4)}}},
+		{Statuses: []*client.VertexStatus{{ID: "extracting sha256:aaa", Vertex: run, Started: at(0.6), Completed: at(0.9)}}},
+		{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN --network=none     --mount=type=cache,id=x,target=/root/.cache/go-build     make VERSION=1.0.0 /src/out/linux_amd64/pilot-discovery", Started: at(1)}}},
 		{Logs: []*client.VertexLog{{Vertex: run, Data: []byte("go build ...\n")}}},
-		{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN make", Started: at(1), Completed: at(9)}}},
+		{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN --network=none     --mount=type=cache,id=x,target=/root/.cache/go-build     make VERSION=1.0.0 /src/out/linux_amd64/pilot-discovery", Started: at(1), Completed: at(9)}}},
 		{Statuses: []*client.VertexStatus{{ID: "exporting layers", Vertex: exp, Started: at(9.5), Completed: at(10)}}},
 		{Vertexes: []*client.Vertex{{Digest: exp, Name: "exporting to image", Started: at(10)}}},
 		{Statuses: []*client.VertexStatus{{ID: "pushing layers", Vertex: exp, Started: at(11), Completed: at(12)}}},
@@ -119,24 +129,92 @@ func TestParseProgress(t *testing.T) {
 		{Vertexes: []*client.Vertex{{Digest: exp, Name: "exporting to image", Started: at(10), Completed: at(12.6)}}},
 	} {
 		require.NoError(t, enc.Encode(s))
+		b.WriteString(`time="2026-11-30T13:48:30Z" level=info msg="something else"` + "\n")
 	}
-	got, err := parseProgress(&b)
+	got, err := parseProgress(&b, "gomodcache")
 	require.NoError(t, err)
 	assert.Equal(t, *at(9.5), got.Export.Start)
 	assert.Equal(t, *at(12.6), got.Export.End)
 	assert.Equal(t, 1500*time.Millisecond, got.Push.duration())
+	assert.Equal(t, 8*time.Second, got.Make.duration())
+	assert.Equal(t, int64(2900), got.ModuleSyncBytes, "the module cache's transfer, not the source's")
+	assert.Equal(t, 200*time.Millisecond, got.ModuleSync.duration())
+	assert.Equal(t, int64(350), got.PullBytes, "each layer once, at its largest")
+	assert.Equal(t, 700*time.Millisecond, got.Pull.duration(), "downloads and unpacking")
 	assert.Empty(t, got.Failure)
+	assert.True(t, got.MakeRan)
+	phases := got.solvePhases("builder pull")
+	assert.Equal(t, []Phase{{Name: "module sync", Duration: 200 * time.Millisecond, Within: "solve"},
+		{Name: "builder pull", Duration: 700 * time.Millisecond, Within: "solve"}, {Name: "make", Duration: 8 * time.Second, Within: "solve"}}, phases)
 
 	// A failed step says so, with its last output; a line that is not
-	// progress (buildctl's own message) ends the reading with an error.
+	// progress (buildctl's own message) is passed over.
 	b.Reset()
 	require.NoError(t, enc.Encode(client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte("main.go:3: undefined: x\n")}}}))
 	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[build 4/4] RUN make", Error: "exit code: 2"}}}))
 	b.WriteString("error: failed to solve: exit code: 2\n")
-	got, err = parseProgress(&b)
-	assert.Error(t, err)
+	got, err = parseProgress(&b, "gomod")
+	require.NoError(t, err)
 	assert.Contains(t, got.Failure, "[build 4/4] RUN make: exit code: 2")
 	assert.Contains(t, got.Failure, "undefined: x")
+	assert.False(t, got.MakeRan, "make failed")
+
+	// sailmaker's validation: its log line gives its time; its loading
+	// of the built images is not an image pull.
+	b.Reset()
+	load := digest.FromString("load")
+	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: load, Name: "load pilot linux/amd64 (built, not yet published)", Started: at(20)}}}))
+	require.NoError(t, enc.Encode(client.SolveStatus{Statuses: []*client.VertexStatus{{ID: "sha256:ccc", Vertex: load, Current: 5000, Total: 5000, Started: at(20), Completed: at(21)}}}))
+	b.WriteString(`time="2026-11-30T16:18:59Z" level=info msg="validated: every binary reports the recipe's version and commit, Envoy is the verified input" recipe=fixture@1.0.0 took=1.426s` + "\n")
+	got, err = parseProgress(&b, "gomodcache")
+	require.NoError(t, err)
+	assert.Equal(t, 1426*time.Millisecond, got.Validate)
+	assert.Zero(t, got.PullBytes)
+	assert.True(t, got.Pull.empty())
+
+	// A make step BuildKit took from its cache did not run.
+	b.Reset()
+	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "make TARGET_ARCH=amd64 out/linux_amd64/pilot-discovery (no network)", Started: at(1), Completed: at(1), Cached: true}}}))
+	got, err = parseProgress(&b, "gomodcache")
+	require.NoError(t, err)
+	assert.False(t, got.MakeRan)
+}
+
+// Pruning sailmaker's Go build cache for a cold build takes its cache
+// mount, its make step's results and the copy of them CompileState makes
+// for each platform, and leaves the rest.
+func TestSailmakerColdRecords(t *testing.T) {
+	g := goCacheRecords{
+		cacheID:    "sailmaker-gocache-0123456789abcdef",
+		makeStep:   func(args string) bool { return strings.Contains(args, "/src/out/linux_amd64/pilot-discovery") },
+		downstream: isCollectStep,
+	}
+	for _, c := range []struct {
+		u            client.UsageInfo
+		mount, prune bool
+	}{
+		{client.UsageInfo{RecordType: client.UsageRecordTypeCacheMount, Description: `cached mount /root/.cache/go-build from exec /bin/sh -euc make with id "sailmaker-gocache-0123456789abcdef"`}, true, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeCacheMount, Description: `cached mount /root/.cache/go-build from exec /bin/sh -euc make with id "sailmaker-gocache-check-1"`}, true, false},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "mount /out from exec /bin/sh -euc cd /src && make /src/out/linux_amd64/pilot-discovery"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/amd64 build"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/arm64/v8 build"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "pulled from 127.0.0.1:5000/builder/go1.23.4@sha256:abc"}, false, false},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeLocalSource, Description: "local source for gomodcache"}, false, false},
+	} {
+		mount, prune := g.match(&c.u)
+		assert.Equal(t, c.prune, prune, c.u.Description)
+		if prune {
+			assert.Equal(t, c.mount, mount, c.u.Description)
+		}
+	}
+}
+
+func TestIsMakeStep(t *testing.T) {
+	assert.True(t, isMakeStep("make out/linux_amd64/pilot-discovery out/linux_amd64/pilot-agent (no network)"))
+	assert.True(t, isMakeStep("[build 4/4] RUN --network=none     --mount=type=bind,from=gomod,target=/go/pkg/mod     make BUILD_ALL=false VERSION=1.0.0 /src/out/linux_amd64/pilot-discovery"))
+	assert.False(t, isMakeStep("[prime 2/2] RUN --network=none --mount=type=bind,target=/src echo \"primed for x\""))
+	assert.False(t, isMakeStep("[internal] load build context"))
+	assert.False(t, isMakeStep("docker-image://127.0.0.1:5000/builder/go1.23.4@sha256:abc"))
 }
 
 func TestWindows(t *testing.T) {

@@ -47,8 +47,9 @@ var PoolScenarios = []Scenario{Throughput, RegistryCache}
 
 // PoolOptions configure RunPool.
 type PoolOptions struct {
-	// Config gives the registry (plain HTTP: it is on loopback) and the
-	// state directory whose input cache the builds share.
+	// Config is the user's: its registry is only read (the builder and
+	// base images are copied into a registry of the benchmark's own), its
+	// input cache is shared.
 	Config *config.Config
 	// Recipe is built N times (its version varied over two minor lines).
 	Recipe      *recipes.Recipe
@@ -134,12 +135,17 @@ func RunPool(ctx context.Context, o PoolOptions) (*PoolResults, error) {
 		o.RunID = filepath.Base(o.Out)
 	}
 	o.RunID = repoComponent(o.RunID)
-	if !o.Config.RegistryInsecure(o.Config.Registry.Address) {
-		return nil, fmt.Errorf("bench: the pool scenarios' workers reach the registry over plain HTTP; %s is not a loopback registry", o.Config.Registry.Address)
-	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
+	// A registry and state of its own, as Run's: the user's registry is
+	// only read (the builder and base images are copied in).
+	sb, err := newSandbox(ctx, o.Config, recipeImages(o.Recipe), o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	defer sb.close()
+	o.Config = sb.cfg
 	// Short paths: buildkitd's unix socket lives in the worker's folder.
 	tmp, err := os.MkdirTemp("/tmp", "smbench-")
 	if err != nil {
@@ -164,7 +170,7 @@ func RunPool(ctx context.Context, o PoolOptions) (*PoolResults, error) {
 		res.Finished = time.Now().UTC()
 		res.Machine.LoadEnd = loadAverage()
 	}()
-	e := &poolEnv{o: o, tmp: tmp, certs: certs}
+	e := &poolEnv{o: o, tmp: tmp, certs: certs, user: sb.user}
 	defer e.stopAll()
 	for _, sc := range o.Scenarios {
 		switch sc {
@@ -190,7 +196,10 @@ func RunPool(ctx context.Context, o PoolOptions) (*PoolResults, error) {
 }
 
 type poolEnv struct {
-	o       PoolOptions
+	o PoolOptions
+	// user is the user's registry, the one the recipe names its builder
+	// and bases on.
+	user    string
 	tmp     string
 	certs   string
 	seq     int
@@ -256,6 +265,7 @@ func (e *poolEnv) variant(prefix, v string) ([]byte, *recipes.Recipe, error) {
 	if err := yaml.Unmarshal(raw, &r); err != nil {
 		return nil, nil, err
 	}
+	rehome(&r, e.user)
 	r.Metadata.Version = v
 	if r.Spec.Make.Variables == nil {
 		r.Spec.Make.Variables = map[string]string{}

@@ -20,7 +20,9 @@ type Results struct {
 	Settings     Settings      `json:"settings"`
 	Measurements []Measurement `json:"measurements"`
 	Summaries    []Summary     `json:"summaries"`
-	Verdicts     []Verdict     `json:"verdicts"`
+	// ModuleCache is the Go module cache every path builds with.
+	ModuleCache ModuleCache `json:"moduleCache"`
+	Verdicts    []Verdict   `json:"verdicts"`
 	// Error is why the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
 }
@@ -34,11 +36,17 @@ type Settings struct {
 	Paths     []Path     `json:"paths"`
 	Runs      int        `json:"runs"`
 	ColdRuns  int        `json:"coldRuns"`
-	Registry  string     `json:"registry"`
-	Proxy     string     `json:"proxy"`
-	BuildKit  string     `json:"buildkit"`
-	RunID     string     `json:"runId"`
-	Out       string     `json:"out"`
+	// Registry is the benchmark's own registry (removed at the end),
+	// UserRegistry the one the builder and base images were copied from.
+	Registry     string `json:"registry"`
+	UserRegistry string `json:"userRegistry"`
+	// Sandbox is the temporary folder of the benchmark's registry and
+	// state (removed at the end).
+	Sandbox  string `json:"sandbox"`
+	Proxy    string `json:"proxy"`
+	BuildKit string `json:"buildkit"`
+	RunID    string `json:"runId"`
+	Out      string `json:"out"`
 }
 
 // update recomputes the summaries and verdicts from the measurements.
@@ -84,18 +92,18 @@ func (r *Results) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "Recipe %s (%s); %s; %s.\n\n",
 		r.Settings.Recipe, r.Settings.Source, r.Started.UTC().Format("2006-01-02 15:04 MST"), runsNote(r.Settings))
 
-	rows := [][]string{{"scenario", "path", "runs", "wall (median)", "range", "uploaded", "layers up", "pulled", "push", "phases (median)"}}
+	rows := [][]string{{"scenario", "path", "runs", "wall (median)", "range", "uploaded", "layers up", "pulled", "module sync", "load", "phases (median)"}}
 	for _, s := range r.Summaries {
 		rng := "-"
 		if s.Runs > 1 {
 			rng = fmtDuration(s.Min) + " – " + fmtDuration(s.Max)
 		}
-		var ph []string
-		for _, p := range s.Phases {
-			ph = append(ph, p.Name+" "+fmtDuration(p.Duration))
+		sync := "-"
+		if s.ModuleSync > 0 {
+			sync = fmtBytes(s.ModuleSync)
 		}
 		rows = append(rows, []string{string(s.Scenario), string(s.Path), fmt.Sprint(s.Runs), fmtDuration(s.Wall), rng,
-			fmtBytes(s.Uploaded), fmt.Sprint(s.UploadedLayers), fmtBytes(s.Downloaded), fmtDuration(s.Push), strings.Join(ph, " · ")})
+			fmtBytes(s.Uploaded), fmt.Sprint(s.UploadedLayers), fmtBytes(s.Downloaded), sync, fmtLoad(s), fmtPhases(s.Phases)})
 	}
 	writeMarkdown(w, rows)
 	fmt.Fprintln(w)
@@ -106,7 +114,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 			peak[s.Scenario] = s.PeakRSS
 		}
 	}
-	rows = [][]string{{"scenario", "sailmaker/floor", "sailmaker/plain", "target", "result", "sailmaker peak RSS"}}
+	rows = [][]string{{"target", "sailmaker/floor", "sailmaker/plain", "goal", "result", "sailmaker peak RSS"}}
 	for _, v := range r.Verdicts {
 		res := "-"
 		if v.Met != nil {
@@ -117,18 +125,47 @@ func (r *Results) WriteTable(w io.Writer) error {
 			if v.Note != "" {
 				res += " (" + v.Note + ")"
 			}
+		} else if v.Note != "" {
+			res = v.Note
 		}
 		rss := "-"
-		if p := peak[v.Scenario]; p > 0 {
+		if p := peak[v.Scenario]; p > 0 && v.Scenario != "" {
 			rss = fmtBytes(p)
 		}
-		rows = append(rows, []string{string(v.Scenario), fmtRatio(v.VsFloor), fmtRatio(v.VsPlain), v.Target, res, rss})
+		rows = append(rows, []string{v.Name, fmtRatio(v.VsFloor), fmtRatio(v.VsPlain), v.Target, res, rss})
 	}
 	writeMarkdown(w, rows)
+	if mc := r.ModuleCache; mc.Files > 0 {
+		fmt.Fprintf(w, "\nModule cache: %d files, %s; BuildKit receives %s of metadata for it when its snapshot has every file (anything more is file content).\n",
+			mc.Files, fmtBytes(mc.Size), fmtBytes(mc.Metadata))
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "\nThe run stopped early: %s\n", r.Error)
 	}
 	return nil
+}
+
+// fmtPhases writes phases as "a 1 s · b 2 s (c 0.5 s, d 1 s) · e 3 s": the
+// parts of a phase (Within it) in brackets after it.
+func fmtPhases(phases []Phase) string {
+	var out []string
+	for _, p := range phases {
+		if p.Within != "" {
+			continue
+		}
+		s := p.Name + " " + fmtDuration(p.Duration)
+		var parts []string
+		for _, q := range phases {
+			if q.Within == p.Name {
+				parts = append(parts, q.Name+" "+fmtDuration(q.Duration))
+			}
+		}
+		if len(parts) > 0 {
+			s += " (" + strings.Join(parts, ", ") + ")"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " · ")
 }
 
 func runsNote(s Settings) string {
@@ -138,22 +175,33 @@ func runsNote(s Settings) string {
 		}
 		return fmt.Sprintf("%d runs", n)
 	}
-	cold, warm := false, false
+	cold, warm, first := false, false, false
 	for _, sc := range s.Scenarios {
-		if sc == Cold {
+		switch sc {
+		case Cold:
 			cold = true
-		} else {
+		case FirstTime:
+			first = true
+		default:
 			warm = true
 		}
 	}
+	var out string
 	switch {
 	case cold && warm:
-		return fmt.Sprintf("medians of %s (cold: %s)", plural(s.Runs), plural(s.ColdRuns))
+		out = fmt.Sprintf("medians of %s (cold: %s)", plural(s.Runs), plural(s.ColdRuns))
 	case cold:
-		return "medians of " + plural(s.ColdRuns)
-	default:
-		return "medians of " + plural(s.Runs)
+		out = "medians of " + plural(s.ColdRuns)
+	case warm:
+		out = "medians of " + plural(s.Runs)
 	}
+	if first {
+		if out != "" {
+			out += "; "
+		}
+		out += "first-time: 1 run"
+	}
+	return out
 }
 
 // writeMarkdown writes rows (the first is the header) as a pipe table with
@@ -219,4 +267,16 @@ func fmtBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
+}
+
+// fmtLoad is the 1-minute load average at the start of a summary's runs:
+// one number, or the lowest and highest.
+func fmtLoad(s Summary) string {
+	switch {
+	case s.LoadMin == 0 && s.LoadMax == 0:
+		return "-"
+	case s.LoadMin == s.LoadMax:
+		return fmt.Sprintf("%.2f", s.LoadMax)
+	}
+	return fmt.Sprintf("%.2f – %.2f", s.LoadMin, s.LoadMax)
 }

@@ -77,7 +77,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(), Settings: Settings{
 		Recipe: o.Recipe.ID(), Source: o.Recipe.Spec.Source.Git, Commit: o.Recipe.Spec.Source.Commit,
 		Scenarios: o.Scenarios, Paths: o.Paths, Runs: o.Runs, ColdRuns: o.ColdRuns,
-		Registry: o.Config.Registry.Address, BuildKit: o.Config.BuildKit.Address, RunID: o.RunID, Out: out,
+		UserRegistry: o.Config.Registry.Address, BuildKit: o.Config.BuildKit.Address, RunID: o.RunID, Out: out,
 	}}
 	if o.Source != "" {
 		res.Settings.Source = o.Source
@@ -88,10 +88,15 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		return res.WriteJSON(resultsFile)
 	}
 
-	e, err := setup(ctx, &o)
+	e, err := setup(ctx, &o, res)
+	if e != nil && e.sb != nil {
+		res.Settings.Sandbox = e.sb.dir
+	}
 	if err == nil {
-		res.Settings.Proxy = e.proxy.Addr
+		res.Settings.Registry, res.Settings.Proxy = e.o.Config.Registry.Address, e.proxy.Addr
 		err = e.runAll(ctx, res, save)
+	}
+	if e != nil {
 		e.close()
 	}
 	res.Finished = time.Now().UTC()
@@ -118,8 +123,12 @@ func repoComponent(s string) string {
 
 // env is what the paths of one benchmark run share.
 type env struct {
-	o     *Options
-	cfg   *config.Config // the configuration with the proxy as registry
+	o *Options // with Config the sandbox's
+	// sb is the benchmark's own registry and state; user the user's
+	// configuration (its registry only read).
+	sb    *sandbox
+	user  *config.Config
+	cfg   *config.Config // the sandbox's configuration with the proxy as registry
 	proxy *Proxy
 	rc    *registry.Client
 	log   logrus.FieldLogger
@@ -136,13 +145,24 @@ type env struct {
 	in       *builder.Inputs
 	builder  string // the builder image by digest
 	pristine []byte // the file the incremental scenario patches
-	runners  []runner
-	logs     int
+	// modules describes the module cache: what BuildKit receives for it
+	// when its snapshot has every file.
+	modules ModuleCache
+	runners []runner
+	logs    int
+	// firstTime is set once the first-time build ran: sailmaker needs no
+	// priming after it.
+	firstTime bool
 }
 
 type runner interface {
 	path() Path
-	// cold empties the caches the path builds with.
+	// prime makes BuildKit hold what the path builds with between
+	// releases (the images pulled, the module cache and the source taken
+	// in), unmeasured, before the cold runs.
+	prime(ctx context.Context) error
+	// cold empties the Go build cache the path builds with (and BuildKit's
+	// results of its make step).
 	cold(ctx context.Context) error
 	// build builds and pushes v; it calls env.startWindow right before
 	// the part it times.
@@ -159,55 +179,58 @@ type variant struct {
 	bases map[string]string
 }
 
-func setup(ctx context.Context, o *Options) (*env, error) {
-	e := &env{o: o, log: o.Log, written: map[string]string{}, recipeDir: filepath.Join(o.Out, "recipes")}
-	ready := false
-	defer func() {
-		if !ready {
-			e.close()
-		}
-	}()
+// setup starts the sandbox (o.Config becomes its configuration), the
+// proxy, fetches the inputs and sets up the paths. The env it returns,
+// even with an error, must be closed.
+func setup(ctx context.Context, o *Options, res *Results) (*env, error) {
+	e := &env{o: o, user: o.Config, log: o.Log, written: map[string]string{}, recipeDir: filepath.Join(o.Out, "recipes")}
+	user := o.Config
+	if err := registry.Ping(ctx, user.Registry.Address, user.RegistryInsecure(user.Registry.Address)); err != nil {
+		return nil, err
+	}
 	var err error
-	if err := registry.Ping(ctx, o.Config.Registry.Address, o.Config.RegistryInsecure(o.Config.Registry.Address)); err != nil {
+	if e.sb, err = newSandbox(ctx, user, recipeImages(o.Recipe), o.Progress); err != nil {
 		return nil, err
 	}
-	if !o.Config.RegistryInsecure(o.Config.Registry.Address) {
-		return nil, fmt.Errorf("the benchmark counts what is pushed with a plain-HTTP proxy in front of the registry; %s is not a plain-HTTP registry", o.Config.Registry.Address)
-	}
+	o.Config = e.sb.cfg
 	if e.proxy, err = StartProxy(o.Config.Registry.Address); err != nil {
-		return nil, err
+		return e, err
 	}
 	cfg := *o.Config
 	cfg.Registry.Address = e.proxy.Addr
 	e.cfg = &cfg
 	if e.rc, err = registry.NewClient(e.cfg, registry.WithLogger(e.log)); err != nil {
-		return nil, err
+		return e, err
 	}
 	if err := e.loadRecipe(); err != nil {
-		return nil, err
+		return e, err
 	}
 
 	fmt.Fprintf(o.Progress, "bench: fetching the inputs of %s (as sailmaker does; the paths share them)\n", e.recipe.ID())
 	e.in, err = builder.FetchInputs(ctx, e.recipe, builder.InputOptions{Config: e.cfg, EnvoyFile: o.EnvoyFile, EnvoySHA256: o.EnvoySHA256, Log: e.log})
 	if err != nil {
-		return nil, err
+		return e, err
 	}
+	if res.ModuleCache, err = describeModuleCache(ctx, e.in.GoModCache); err != nil {
+		return e, err
+	}
+	e.modules = res.ModuleCache
 	if e.pristine, err = os.ReadFile(filepath.Join(e.in.SourceDir, filepath.FromSlash(o.PatchFile))); err != nil {
-		return nil, fmt.Errorf("the incremental scenario patches %s: %w", o.PatchFile, err)
+		return e, fmt.Errorf("the incremental scenario patches %s: %w", o.PatchFile, err)
 	}
 	if _, err := MakePatch(o.PatchFile, e.pristine, 1, Marker(o.RunID, 1)); err != nil {
-		return nil, err
+		return e, err
 	}
 	ref, err := e.rc.ParseRef(e.recipe.Spec.Toolchain.Builder)
 	if err != nil {
-		return nil, fmt.Errorf("toolchain.builder: %w", err)
+		return e, fmt.Errorf("toolchain.builder: %w", err)
 	}
 	d, ok, err := e.rc.Resolve(ctx, ref)
 	if err != nil {
-		return nil, err
+		return e, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("the builder image %s is not in the registry: run `sailmaker base build` (make demo does)", e.recipe.Spec.Toolchain.Builder)
+		return e, fmt.Errorf("the builder image %s is not in the registry: run `sailmaker base build` (make demo does)", e.recipe.Spec.Toolchain.Builder)
 	}
 	e.builder = ref.Context().Digest(d.String()).String()
 
@@ -222,11 +245,10 @@ func setup(ctx context.Context, o *Options) (*env, error) {
 			r, err = newFloorRunner(ctx, e)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("setting up the %s path: %w", p, err)
+			return e, fmt.Errorf("setting up the %s path: %w", p, err)
 		}
 		e.runners = append(e.runners, r)
 	}
-	ready = true
 	return e, nil
 }
 
@@ -234,11 +256,14 @@ func (e *env) close() {
 	if e.proxy != nil {
 		_ = e.proxy.Close()
 	}
+	e.sb.close()
+	e.o.Config = e.user
 }
 
 // loadRecipe copies the recipe (and its patches) into the benchmark folder,
-// with the configured registry written as ${REGISTRY} (so that it expands
-// to the proxy) and the git URL replaced by Options.Source.
+// with the user's registry written as ${REGISTRY} (so that it expands to
+// the proxy in front of the sandbox's), the git URL replaced by
+// Options.Source, and only the make targets the images take files from.
 func (e *env) loadRecipe() error {
 	o := e.o
 	data, err := recipes.Marshal(o.Recipe)
@@ -248,17 +273,7 @@ func (e *env) loadRecipe() error {
 	if err := yaml.Unmarshal(data, &e.raw); err != nil {
 		return fmt.Errorf("reading back recipe %s: %w", o.Recipe.ID(), err)
 	}
-	prefix := o.Config.Registry.Address + "/"
-	unregistry := func(ref string) string {
-		if rest, ok := strings.CutPrefix(ref, prefix); ok {
-			return "${REGISTRY}/" + rest
-		}
-		return ref
-	}
-	e.raw.Spec.Toolchain.Builder = unregistry(e.raw.Spec.Toolchain.Builder)
-	for i := range e.raw.Spec.Images {
-		e.raw.Spec.Images[i].Base = unregistry(e.raw.Spec.Images[i].Base)
-	}
+	rehome(&e.raw, e.user.Registry.Address)
 	if o.Source != "" {
 		src, err := filepath.Abs(o.Source)
 		if err != nil {
@@ -267,10 +282,13 @@ func (e *env) loadRecipe() error {
 		e.raw.Spec.Source.Git = "file://" + src
 	}
 	e.raw.Spec.Source.Patches = nil
-	// The paths are compared on the images: every path runs the same make
-	// targets, and sailmaker makes no Debian packages here (their
-	// repositories and tags would not change with the benchmark's series).
+	// The paths are compared on the images: every path runs the make
+	// targets the images need, and sailmaker makes no Debian packages here
+	// (their repositories and tags would not change with the benchmark's
+	// series).
 	e.raw.Spec.Packages = nil
+	onePlatformPerRepository(&e.raw)
+	e.raw.Spec.Make.Targets = imageTargets(&e.raw)
 	if err := os.MkdirAll(filepath.Join(e.recipeDir, "patches"), 0o755); err != nil {
 		return err
 	}
@@ -290,6 +308,63 @@ func (e *env) loadRecipe() error {
 	}
 	e.gitURL = e.cfg.RewriteGitURL(e.recipe.Spec.Source.Git)
 	return nil
+}
+
+// onePlatformPerRepository narrows r to what the plain Dockerfile and the
+// floor build too: the first of its platforms (linux/amd64 for Istio's
+// and the fixture's recipes), with ${TARGET_ARCH} written out and
+// TARGET_ARCH passed to make as the builder passes it, and the first image
+// of each repository (the debug flavour; the distroless tags hold the same
+// binaries on other bases).
+func onePlatformPerRepository(r *recipes.Recipe) {
+	platform := r.Spec.PlatformList()[0]
+	arch := recipes.ArchOf(platform)
+	r.Spec.Platforms = []string{platform}
+	r.Spec.Make.Targets = r.Spec.Make.TargetsFor(arch)
+	vars := map[string]string{}
+	for k, v := range r.Spec.Make.Variables {
+		vars[k] = v
+	}
+	vars[recipes.VarTargetArch] = arch
+	r.Spec.Make.Variables = vars
+	seen := map[string]bool{}
+	var images []recipes.Image
+	for _, im := range r.Spec.Images {
+		if seen[im.Repository] {
+			continue
+		}
+		seen[im.Repository] = true
+		files := make([]recipes.File, len(im.Files))
+		for i, f := range im.Files {
+			files[i] = f.For(arch)
+		}
+		im.Files = files
+		images = append(images, im)
+	}
+	r.Spec.Images = images
+}
+
+// imageTargets are r's make targets that its images take files from (all
+// of them if none is).
+func imageTargets(r *recipes.Recipe) []string {
+	need := map[string]bool{}
+	for _, im := range r.Spec.Images {
+		for _, f := range im.Files {
+			if kind, p := f.Source(); kind == recipes.FromBuild {
+				need[p] = true
+			}
+		}
+	}
+	var out []string
+	for _, t := range r.Spec.Make.Targets {
+		if need[t] {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return r.Spec.Make.Targets
+	}
+	return out
 }
 
 // writeRecipe writes r with the recipe's patches (and extra ones, relative
@@ -360,14 +435,25 @@ func (e *env) logFile(v variant, p Path, what string) string {
 	return filepath.Join(e.o.Out, "logs", fmt.Sprintf("%03d-%s-%s%s.log", e.logs, v.name, p, what))
 }
 
-// prune empties BuildKit's cache, all of it (the Go build cache mounts
-// too), for a cold build.
-func (e *env) prune(ctx context.Context) error {
+// pruneAll empties BuildKit's cache, all of it: the builder and base
+// images, the module cache's snapshot, the Go build cache mounts (the
+// first-time scenario).
+func (e *env) pruneAll(ctx context.Context) error {
 	c, err := builder.Connect(ctx, e.o.Config)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	freed, err := prune(ctx, c, client.PruneAll)
+	if err != nil {
+		return fmt.Errorf("pruning BuildKit's cache: %w", err)
+	}
+	fmt.Fprintf(e.o.Progress, "bench:   pruned BuildKit's cache, all of it (%s)\n", fmtBytes(freed))
+	return nil
+}
+
+// prune runs one BuildKit prune and adds up what it freed.
+func prune(ctx context.Context, c *client.Client, opts ...client.PruneOption) (int64, error) {
 	ch := make(chan client.UsageInfo)
 	var freed int64
 	done := make(chan struct{})
@@ -377,13 +463,88 @@ func (e *env) prune(ctx context.Context) error {
 		}
 		close(done)
 	}()
-	err = c.Prune(ctx, ch, client.PruneAll)
+	err := c.Prune(ctx, ch, opts...)
 	close(ch)
 	<-done
-	if err != nil {
-		return fmt.Errorf("pruning BuildKit's cache: %w", err)
+	return freed, err
+}
+
+// goCacheRecords tells a path's records in BuildKit's cache that make a
+// build cold when pruned: its Go build cache mount (a cache mount with the
+// given id) and the results of its make step (whose description is
+// "mount <dir> from exec <args>", the args matching makeStep); the results
+// must go too, or BuildKit would reuse them for the same inputs instead of
+// running make.
+type goCacheRecords struct {
+	cacheID  string
+	makeStep func(args string) bool
+	// downstream tells, by description, the records made from the make
+	// step's results (the plain Dockerfile's COPY --from=build): BuildKit
+	// reuses a cached step without running the steps before it, so they
+	// must go too.
+	downstream func(desc string) bool
+}
+
+func (g goCacheRecords) match(u *client.UsageInfo) (isCacheMount, ok bool) {
+	if u.RecordType == client.UsageRecordTypeCacheMount {
+		// The Dockerfile frontend writes the id as a path ("/id").
+		return true, strings.HasSuffix(u.Description, fmt.Sprintf(" with id %q", g.cacheID)) ||
+			strings.HasSuffix(u.Description, fmt.Sprintf(" with id %q", "/"+g.cacheID))
 	}
-	fmt.Fprintf(e.o.Progress, "bench:   pruned BuildKit's cache (%s)\n", fmtBytes(freed))
+	if g.downstream != nil && g.downstream(u.Description) {
+		return false, true
+	}
+	rest, ok := strings.CutPrefix(u.Description, "mount ")
+	if !ok {
+		return false, false
+	}
+	_, args, ok := strings.Cut(rest, " from exec ")
+	return false, ok && g.makeStep(args)
+}
+
+// pruneGoCache prunes the records g matches and nothing else: the builder
+// and base images, the module cache's snapshot and the source stay, as
+// they do on a maintainer's machine between releases. It fails when
+// BuildKit holds results of the path's make step but no cache mount by
+// that id (the build would not be cold); with neither, the path has not
+// built here yet and is cold already.
+func (e *env) pruneGoCache(ctx context.Context, p Path, g goCacheRecords) error {
+	c, err := builder.Connect(ctx, e.o.Config)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	du, err := c.DiskUsage(ctx)
+	if err != nil {
+		return fmt.Errorf("reading BuildKit's cache: %w", err)
+	}
+	var filters []string
+	mounts := 0
+	for _, u := range du {
+		isMount, ok := g.match(u)
+		if !ok {
+			continue
+		}
+		if isMount {
+			mounts++
+		}
+		filters = append(filters, "id=="+u.ID)
+	}
+	if len(filters) == 0 {
+		// No filter would prune everything.
+		fmt.Fprintf(e.o.Progress, "bench:   the %s path has no Go build cache in BuildKit yet: cold already\n", p)
+		return nil
+	}
+	if mounts == 0 {
+		// Results of its make step, but no cache mount by that id: the
+		// path builds with another one, which this would leave warm.
+		return fmt.Errorf("the %s path's Go build cache (a BuildKit cache mount with id %q) is not in BuildKit's cache, so pruning it would not make a cold build: was it renamed?", p, g.cacheID)
+	}
+	freed, err := prune(ctx, c, client.WithFilter(filters))
+	if err != nil {
+		return fmt.Errorf("pruning the %s path's Go build cache: %w", p, err)
+	}
+	fmt.Fprintf(e.o.Progress, "bench:   pruned the %s path's Go build cache and make results (%d records, %s)\n", p, len(filters), fmtBytes(freed))
 	return nil
 }
 
@@ -480,56 +641,112 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 	for _, sc := range o.Scenarios {
 		want[sc] = true
 	}
-	measure := func(sc Scenario, run, runs int, r runner, v variant) error {
-		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s...\n", sc, run, runs, r.path())
+	measure := func(sc Scenario, run, runs int, r runner, v variant, adjust func(*Measurement)) error {
+		load := loadAverage()
+		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s (load average %s)...\n", sc, run, runs, r.path(), load)
 		m, err := r.build(ctx, v)
 		if err != nil {
 			return fmt.Errorf("%s run %d, %s path: %w", sc, run, r.path(), err)
 		}
 		m.Traffic = e.proxy.Take()
-		m.Scenario, m.Path, m.Run, m.Patch = sc, r.path(), run, v.patch
+		m.Scenario, m.Path, m.Run, m.Patch, m.Load = sc, r.path(), run, v.patch, load
+		if mustMake(sc, m.Path) && !m.MakeRan {
+			return fmt.Errorf("%s run %d, %s path: BuildKit did not run make but reused a cached result (see %s): the benchmark left a record of the previous build in BuildKit's cache, so this would not measure a %s build", sc, run, r.path(), m.Log, sc)
+		}
+		if adjust != nil {
+			adjust(m)
+		}
 		if m.UploadedLayers, err = e.uploadedLayers(ctx, m); err != nil {
 			return fmt.Errorf("reading back the images of %s run %d, %s path: %w", sc, run, r.path(), err)
 		}
-		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s: %s, uploaded %s (%d layers), pulled %s\n",
-			sc, run, runs, r.path(), fmtDuration(m.Wall), fmtBytes(m.Traffic.Uploaded), m.UploadedLayers, fmtBytes(m.Traffic.Downloaded))
-		if sc == "" {
-			return nil
+		if o.Check != nil {
+			if err := o.Check(ctx, e.rc, m); err != nil {
+				return fmt.Errorf("checking the images of %s run %d, %s path: %w", sc, run, r.path(), err)
+			}
+			e.proxy.Take()
 		}
+		sync := ""
+		if m.ModuleSync > 0 {
+			sync = fmt.Sprintf(", module cache %s in (%s content)", fmtBytes(m.ModuleSync), fmtBytes(m.ModuleContent))
+		}
+		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s: %s, uploaded %s (%d layers), pulled %s%s\n",
+			sc, run, runs, r.path(), fmtDuration(m.Wall), fmtBytes(m.Traffic.Uploaded), m.UploadedLayers, fmtBytes(m.Traffic.Downloaded), sync)
 		res.Measurements = append(res.Measurements, *m)
 		return save()
 	}
+	unmeasured := func(what string, r runner, v variant) error {
+		fmt.Fprintf(o.Progress, "bench: %s (not measured): %s...\n", what, r.path())
+		if _, err := r.build(ctx, v); err != nil {
+			return fmt.Errorf("%s, %s path: %w", what, r.path(), err)
+		}
+		e.proxy.Take()
+		return nil
+	}
 
-	series := 1
+	if want[FirstTime] {
+		var sm runner
+		for _, r := range e.runners {
+			if r.path() == Sailmaker {
+				sm = r
+			}
+		}
+		if sm == nil {
+			fmt.Fprintf(o.Progress, "bench: the first-time scenario measures sailmaker only: skipped (--paths has no sailmaker)\n")
+		} else {
+			fmt.Fprintf(o.Progress, "bench: first-time: downloading every module of go.sum into an empty module cache, as sailmaker's fetch does...\n")
+			dl, err := timeModuleDownload(ctx, e.in.SourceDir, e.sb.dir, e.cfg.Go)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Progress, "bench: first-time: module download %s\n", fmtDuration(dl))
+			if err := e.pruneAll(ctx); err != nil {
+				return err
+			}
+			v := variant{name: "c0-first", series: 0, tag: "first"}
+			if err := measure(FirstTime, 1, 1, sm, v, func(m *Measurement) {
+				m.Wall += dl
+				m.Phases = append([]Phase{{Name: "module download", Duration: dl}}, m.Phases...)
+			}); err != nil {
+				return err
+			}
+			e.firstTime = true
+		}
+	}
+
+	var last variant
 	if want[Cold] {
+		for _, r := range e.runners {
+			if err := r.prime(ctx); err != nil {
+				return fmt.Errorf("priming the %s path: %w", r.path(), err)
+			}
+		}
 		for k := 1; k <= o.ColdRuns; k++ {
 			v := variant{name: fmt.Sprintf("c%d-cold", k), series: k, tag: "cold"}
 			for _, r := range rotate(e.runners, k-1) {
 				if err := r.cold(ctx); err != nil {
 					return err
 				}
-				if err := measure(Cold, k, o.ColdRuns, r, v); err != nil {
+				if err := measure(Cold, k, o.ColdRuns, r, v, nil); err != nil {
 					return err
 				}
 			}
+			last = v
 		}
-		series = o.ColdRuns
-	}
-	// Each path's cold run emptied BuildKit's cache, the others' Go build
-	// caches with it: one build each (not measured) warms them again, as
-	// a maintainer's caches are between releases. The no-op scenario
-	// repeats it.
-	last := variant{name: fmt.Sprintf("c%d-warm", series), series: series, tag: "warm"}
-	for _, r := range e.runners {
-		fmt.Fprintf(o.Progress, "bench: warm-up build (not measured): %s...\n", r.path())
-		if _, err := r.build(ctx, last); err != nil {
-			return fmt.Errorf("warm-up build, %s path: %w", r.path(), err)
+	} else {
+		// One build each (not measured) to start the warm scenarios from,
+		// as a maintainer's caches are between releases. The no-op
+		// scenario repeats it.
+		last = variant{name: "c1-warm", series: 1, tag: "warm"}
+		for _, r := range e.runners {
+			if err := unmeasured("warm-up build", r, last); err != nil {
+				return err
+			}
 		}
 	}
 	if want[NoOp] {
 		for i := 1; i <= o.Runs; i++ {
 			for _, r := range rotate(e.runners, i-1) {
-				if err := measure(NoOp, i, o.Runs, r, last); err != nil {
+				if err := measure(NoOp, i, o.Runs, r, last, nil); err != nil {
 					return err
 				}
 			}
@@ -544,7 +761,7 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 			fmt.Fprintf(o.Progress, "bench: incremental %d/%d changes %s:%d to %q\n", i, o.Runs, p.File, p.Line, strings.TrimSpace(p.New))
 			v := variant{name: fmt.Sprintf("c%d-inc-%d", last.series, i), series: last.series, tag: fmt.Sprintf("inc-%d", i), patch: p}
 			for _, r := range rotate(e.runners, i-1) {
-				if err := measure(Incremental, i, o.Runs, r, v); err != nil {
+				if err := measure(Incremental, i, o.Runs, r, v, nil); err != nil {
 					return err
 				}
 			}
@@ -558,7 +775,7 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 			}
 			v := variant{name: fmt.Sprintf("c%d-base-%d", last.series, i), series: last.series, tag: fmt.Sprintf("base-%d", i), bases: bases}
 			for _, r := range rotate(e.runners, i-1) {
-				if err := measure(BaseBump, i, o.Runs, r, v); err != nil {
+				if err := measure(BaseBump, i, o.Runs, r, v, nil); err != nil {
 					return err
 				}
 			}
@@ -572,7 +789,51 @@ type sailmakerRunner struct{ e *env }
 
 func (s *sailmakerRunner) path() Path { return Sailmaker }
 
-func (s *sailmakerRunner) cold(ctx context.Context) error { return s.e.prune(ctx) }
+// prime builds once, unless the first-time build just did (then BuildKit
+// holds the builder image and the module cache's snapshot).
+func (s *sailmakerRunner) prime(ctx context.Context) error {
+	if s.e.firstTime {
+		return nil
+	}
+	fmt.Fprintf(s.e.o.Progress, "bench: priming BuildKit for the sailmaker path (a build, not measured)...\n")
+	_, err := s.build(ctx, variant{name: "c0-prime", series: 0, tag: "prime"})
+	s.e.proxy.Take()
+	return err
+}
+
+// SailmakerGoCacheID is the id of the cache mount that holds sailmaker's
+// Go build cache in BuildKit, for a builder image digest (hex).
+func SailmakerGoCacheID(builderHex string) string {
+	return "sailmaker-gocache-" + builderHex[:min(16, len(builderHex))]
+}
+
+func (s *sailmakerRunner) cold(ctx context.Context) error {
+	e := s.e
+	_, hex, _ := strings.Cut(e.builder, "@sha256:")
+	target := path.Join("/src", e.recipe.Spec.Make.Targets[0])
+	return e.pruneGoCache(ctx, Sailmaker, goCacheRecords{
+		cacheID: SailmakerGoCacheID(hex),
+		makeStep: func(args string) bool {
+			return strings.HasPrefix(args, "/bin/sh -euc ") && strings.Contains(args, target)
+		},
+		// builder.CompileState copies each platform's make results into
+		// one tree ("collect the linux/amd64 build").
+		downstream: isCollectStep,
+	})
+}
+
+// isCollectStep tells the records of builder.CompileState's copy of a
+// platform's make results, by description.
+func isCollectStep(desc string) bool {
+	return strings.HasPrefix(desc, "collect the ") && strings.HasSuffix(desc, " build")
+}
+
+// mustMake says whether path p's build in scenario sc has to run make: a
+// cached make step there means the benchmark failed to make the build
+// what the scenario says. (The floor always runs make.)
+func mustMake(sc Scenario, p Path) bool {
+	return p != Floor && (sc == FirstTime || sc == Cold || sc == Incremental)
+}
 
 func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, error) {
 	e := s.e
@@ -603,7 +864,7 @@ func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, e
 	}
 	logFile := e.logFile(v, Sailmaker, "")
 	e.startWindow()
-	run, err := runSailmaker(ctx, e.o, file, logFile, []string{"SAILMAKER_REGISTRY=" + e.cfg.Registry.Address})
+	run, err := runSailmaker(ctx, e.o, append(e.o.SailmakerArgs, e.sb.args()...), file, logFile, []string{"SAILMAKER_REGISTRY=" + e.cfg.Registry.Address})
 	if err != nil {
 		return nil, err
 	}
@@ -611,9 +872,20 @@ func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, e
 	if run.Result.Timings != nil {
 		t = *run.Result.Timings
 	}
-	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile}
-	m.Phases = []Phase{{"fetch", t.Fetch}, {"solve", t.Solve}, {"assemble", t.Assemble}, {"push", t.Push},
-		{"other", max(0, run.Wall-t.Fetch-t.Solve-t.Assemble-t.Push)}}
+	lf, err := os.Open(logFile)
+	if err != nil {
+		return nil, err
+	}
+	st, err := parseProgress(lf, "gomodcache")
+	lf.Close()
+	if err != nil {
+		return nil, err
+	}
+	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile, MakeRan: st.MakeRan,
+		ModuleSync: st.ModuleSyncBytes, ModuleContent: e.modules.contentOf(st.ModuleSyncBytes), ImagePull: st.PullBytes}
+	m.Phases = append([]Phase{{Name: "fetch", Duration: t.Fetch}, {Name: "solve", Duration: t.Solve}}, st.solvePhases("builder pull")...)
+	m.Phases = append(m.Phases, Phase{Name: "assemble", Duration: t.Assemble}, Phase{Name: "validate", Duration: st.Validate, Within: "assemble"}, Phase{Name: "push", Duration: t.Push},
+		Phase{Name: "other", Duration: max(0, run.Wall-t.Fetch-t.Solve-t.Assemble-t.Push)})
 	for _, im := range run.Result.Images {
 		m.Images = append(m.Images, Image{Name: im.Name, Ref: im.Repository + ":" + im.Tag, Digest: im.Digest})
 		m.SelfReportedUploaded += im.BytesUploaded
@@ -651,7 +923,47 @@ func newPlainRunner(ctx context.Context, e *env) (*plainRunner, error) {
 
 func (p *plainRunner) path() Path { return Plain }
 
-func (p *plainRunner) cold(ctx context.Context) error { return p.e.prune(ctx) }
+// PlainGoCacheID is the id of the plain Dockerfile's Go build cache mount.
+const PlainGoCacheID = "sailmaker-bench-plain-gocache"
+
+// prime builds the Dockerfile's prime stage: it pulls the builder and the
+// base and takes in the source, the module cache and Envoy, and compiles
+// nothing.
+func (p *plainRunner) prime(ctx context.Context) error {
+	e := p.e
+	if err := p.co.use(ctx, nil); err != nil {
+		return err
+	}
+	base, err := e.baseRef(ctx, variant{}, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.o.Progress, "bench: priming BuildKit for the plain path (its prime stage: pulls and transfers, no compile; not measured)...\n")
+	// As many sessions at once as the path's builds: each session takes
+	// the source and the module cache into a snapshot of its own when
+	// another holds the first.
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range e.recipe.Spec.Images {
+		b := PlainBuild{Target: PrimeTarget, PrimeID: fmt.Sprintf("%s-%d", e.o.RunID, i), Builder: e.builder, Base: base.String(),
+			Context: p.co.Dir, DockerfileDir: p.dockerfileDir, GoModCache: e.in.GoModCache, EnvoyDir: e.in.EnvoyDir}
+		log := e.logFile(variant{name: fmt.Sprintf("prime-%d", i)}, Plain, "")
+		g.Go(func() error {
+			_, err := runBuildctl(gctx, e.o.Buildctl, e.o.Config, b, log)
+			return err
+		})
+	}
+	err = g.Wait()
+	e.proxy.Take()
+	return err
+}
+
+func (p *plainRunner) cold(ctx context.Context) error {
+	return p.e.pruneGoCache(ctx, Plain, goCacheRecords{
+		cacheID:    PlainGoCacheID,
+		makeStep:   func(args string) bool { return strings.HasPrefix(args, "/bin/sh -c make ${MAKE_ARGS}") },
+		downstream: func(desc string) bool { return strings.Contains(desc, "] COPY --from=build ") },
+	})
+}
 
 func (p *plainRunner) build(ctx context.Context, v variant) (*Measurement, error) {
 	e := p.e
@@ -695,8 +1007,16 @@ func (p *plainRunner) build(ctx context.Context, v variant) (*Measurement, error
 	}
 	m := &Measurement{Wall: wall, Log: logs[0]}
 	var export, push window
+	var st solveStats
 	for i, run := range runs {
 		export, push = union(export, run.Export), union(push, run.Push)
+		// Each build takes in the module cache in its own session; the
+		// layers they pull are the same.
+		st.ModuleSync, st.Pull, st.Make = union(st.ModuleSync, run.ModuleSync), union(st.Pull, run.Pull), union(st.Make, run.Make)
+		m.MakeRan = m.MakeRan || run.MakeRan
+		m.ModuleSync += run.ModuleSyncBytes
+		m.ModuleContent += e.modules.contentOf(run.ModuleSyncBytes)
+		m.ImagePull = max(m.ImagePull, run.PullBytes)
 		m.Images = append(m.Images, Image{Name: builds[i].Target, Ref: builds[i].Image, Digest: run.Digest})
 		if run.Digest == "" {
 			return nil, fmt.Errorf("buildctl did not say what it pushed for %s (see %s)", builds[i].Target, logs[i])
@@ -708,7 +1028,8 @@ func (p *plainRunner) build(ctx context.Context, v variant) (*Measurement, error
 		solve = export.Start.Sub(start)
 	}
 	exp := max(0, export.duration()-m.Push)
-	m.Phases = []Phase{{"solve", solve}, {"export", exp}, {"push", m.Push}, {"other", max(0, wall-solve-exp-m.Push)}}
+	m.Phases = append([]Phase{{Name: "solve", Duration: solve}}, st.solvePhases("image pull")...)
+	m.Phases = append(m.Phases, Phase{Name: "export", Duration: exp}, Phase{Name: "push", Duration: m.Push}, Phase{Name: "other", Duration: max(0, wall-solve-exp-m.Push)})
 	return m, nil
 }
 
@@ -742,6 +1063,10 @@ func newFloorRunner(ctx context.Context, e *env) (*floorRunner, error) {
 }
 
 func (f *floorRunner) path() Path { return Floor }
+
+// prime has nothing to do: the floor's Go was installed when it was set
+// up, and its module cache is the one the inputs were fetched into.
+func (f *floorRunner) prime(context.Context) error { return nil }
 
 func (f *floorRunner) cold(context.Context) error { return os.RemoveAll(f.gocache) }
 
@@ -804,6 +1129,6 @@ func (f *floorRunner) build(ctx context.Context, v variant) (*Measurement, error
 	}
 	m.Push = time.Since(t)
 	m.Wall = time.Since(start)
-	m.Phases = []Phase{{"make", tMake}, {"assemble", tAssemble}, {"push", m.Push}}
+	m.Phases = []Phase{{Name: "make", Duration: tMake}, {Name: "assemble", Duration: tAssemble}, {Name: "push", Duration: m.Push}}
 	return m, nil
 }

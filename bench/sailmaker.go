@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,11 +22,13 @@ type cliRun struct {
 	PeakRSS int64 // bytes
 }
 
-// runSailmaker runs `sailmaker <global> build -f recipe -o json --timings`
-// and reads what it printed; its stderr (logs, build progress) goes to
-// logFile. Wall time is from start to exit of the process.
-func runSailmaker(ctx context.Context, o *Options, recipeFile, logFile string, env []string) (*cliRun, error) {
-	args := append(append([]string{}, o.SailmakerArgs...), "build", "-f", recipeFile, "-o", "json", "--timings", "--progress", "plain")
+// runSailmaker runs `sailmaker <globals> build -f recipe -o json --timings
+// --progress rawjson` and reads what it printed; its stderr (logs, BuildKit's
+// progress) goes to logFile. Wall time is from start to exit of the
+// process; PeakRSS is the process's own high-water mark (VmHWM, sampled
+// while it runs; its children, git and go, are not counted).
+func runSailmaker(ctx context.Context, o *Options, globals []string, recipeFile, logFile string, env []string) (*cliRun, error) {
+	args := append(append([]string{}, globals...), "build", "-f", recipeFile, "-o", "json", "--timings", "--progress", "rawjson")
 	if o.EnvoyFile != "" {
 		args = append(args, "--envoy-file", o.EnvoyFile)
 	}
@@ -41,9 +45,19 @@ func runSailmaker(ctx context.Context, o *Options, recipeFile, logFile string, e
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, lf
 	start := time.Now()
-	runErr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", o.Sailmaker, err)
+	}
+	hwm := make(chan int64, 1)
+	stop := make(chan struct{})
+	go func() { hwm <- sampleHWM(cmd.Process.Pid, stop) }()
+	runErr := cmd.Wait()
 	run := &cliRun{Wall: time.Since(start)}
-	if cmd.ProcessState != nil {
+	close(stop)
+	run.PeakRSS = <-hwm
+	if run.PeakRSS == 0 && cmd.ProcessState != nil {
+		// Too short to sample: getrusage's maximum (the process or its
+		// largest child).
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			run.PeakRSS = ru.Maxrss << 10 // kilobytes on Linux
 		}
@@ -55,4 +69,42 @@ func runSailmaker(ctx context.Context, o *Options, recipeFile, logFile string, e
 		return run, fmt.Errorf("reading the output of sailmaker build -o json --timings (%q): %w", tailString(stdout.String(), 300), err)
 	}
 	return run, nil
+}
+
+// sampleHWM reads the process's VmHWM (its peak resident set, which only
+// grows) every 10 ms until stop is closed or the process is gone, and
+// returns the last value read, in bytes.
+func sampleHWM(pid int, stop <-chan struct{}) int64 {
+	file := fmt.Sprintf("/proc/%d/status", pid)
+	var peak int64
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if v, ok := readHWM(file); ok {
+			peak = max(peak, v)
+		}
+		select {
+		case <-stop:
+			return peak
+		case <-t.C:
+		}
+	}
+}
+
+func readHWM(file string) (int64, bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -306,10 +308,19 @@ func (run *buildRun) platformNames() []string {
 
 // checkReproducible builds again with a fresh Go build cache and no
 // BuildKit cache, and compares the image digests.
+// The second build's Go build cache is a throw-away cache mount: it is
+// removed from buildkitd once the build is over, whether it succeeded,
+// failed or was cancelled. Timings.Check is the second build's wall time,
+// its removal included.
 func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) error {
+	start := time.Now()
 	run.log.Info("building a second time with no cache, to check reproducibility")
-	spec.CacheID = fmt.Sprintf("sailmaker-gocache-check-%d", time.Now().UnixNano())
+	spec.CacheID = checkCacheIDPrefix + fmt.Sprintf("%d", time.Now().UnixNano())
 	spec.NoCache = true
+	defer func() {
+		run.removeCacheMount(ctx, spec.CacheID)
+		run.res.Timings.Check = time.Since(start)
+	}()
 	var t api.Timings
 	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t)
 	if err != nil {
@@ -347,6 +358,65 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 	run.log.Info("reproducible: both builds gave the same digests")
 	return nil
 }
+
+// checkCacheIDPrefix starts the id of --check-reproducible's throw-away
+// Go build cache mount.
+const checkCacheIDPrefix = "sailmaker-gocache-check-"
+
+// cacheMountFilter is the BuildKit prune and disk-usage filter that selects
+// the records of the cache mount with the given id: BuildKit names a cache
+// mount's record `cached mount <dir> from exec with id "<id>"`.
+func cacheMountFilter(id string) string {
+	return "type==" + string(client.UsageRecordTypeCacheMount) +
+		",description~=" + strconv.Quote(regexp.QuoteMeta(`with id "`+id+`"`)+"$")
+}
+
+// removeCacheMount removes the cache mount id from buildkitd. It runs after
+// a build that may have failed or been cancelled, so it has a context of
+// its own; buildkitd may take a moment to release the mount of a
+// cancelled build, so it tries again until nothing with that id is left
+// or the time is up. What it cannot remove it says, with the command that
+// removes it.
+func (run *buildRun) removeCacheMount(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeCacheMountTimeout)
+	defer cancel()
+	filter := client.WithFilter([]string{cacheMountFilter(id)})
+	var err error
+	for {
+		var freed int64
+		ch := make(chan client.UsageInfo)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for u := range ch {
+				freed += u.Size
+			}
+		}()
+		err = run.bk.Prune(ctx, ch, filter, client.PruneAll)
+		close(ch)
+		<-done
+		if err == nil {
+			var left []*client.UsageInfo
+			left, err = run.bk.DiskUsage(ctx, filter)
+			if err == nil && len(left) == 0 {
+				run.log.WithFields(logrus.Fields{"cacheID": id, "bytes": freed}).Debug("removed the second build's Go build cache")
+				return
+			}
+			if err == nil {
+				err = fmt.Errorf("%d record(s) still in use", len(left))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			run.log.WithError(err).WithField("cacheID", id).Warnf("could not remove the second build's Go build cache from buildkitd; remove it with: buildctl prune --all --filter '%s'", cacheMountFilter(id))
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// removeCacheMountTimeout bounds removeCacheMount.
+const removeCacheMountTimeout = 30 * time.Second
 
 func (run *buildRun) attest(ctx context.Context) error {
 	att := &attestation{

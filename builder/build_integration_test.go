@@ -310,6 +310,13 @@ func TestBuildFixtureEndToEnd(t *testing.T) {
 		}
 		assert.Equal(t, api.StatusUnchanged, im.Status)
 	}
+	// The second build's throw-away Go build cache mount is gone from
+	// buildkitd (the regular one stays), and its time is in the timings.
+	checkCacheMounts(t, e)
+	assert.Positive(t, check.Timings.Check, "the second build's time")
+	tm := check.Timings
+	assert.GreaterOrEqual(t, tm.Total, tm.Fetch+tm.Solve+tm.Assemble+tm.Check+tm.Push, "the total includes the second build: %+v", tm)
+	assert.Zero(t, again.Timings.Check, "a build that does not check has no check time")
 
 	// Validation: a recipe whose make VERSION is not its version gives
 	// binaries that report another version; the build fails naming both,
@@ -415,6 +422,27 @@ func buildAndPublish(t *testing.T, e *testenv.Env, r *recipes.Recipe, req builde
 	b, err := builder.New(e.Config, e.Registry, builder.WithProgress(builder.Progress{Out: testWriter{t}, Mode: "plain"}), builder.WithCache(cache))
 	require.NoError(t, err)
 	return publish.BuildAndPublish(context.Background(), b, r, req, pub)
+}
+
+// checkCacheMounts asserts that buildkitd holds no Go build cache mount of
+// --check-reproducible's (sailmaker-gocache-check-*), but does hold the
+// builds' own Go build cache.
+func checkCacheMounts(t *testing.T, e *testenv.Env) {
+	t.Helper()
+	ctx := context.Background()
+	bk, err := builder.Connect(ctx, e.Config)
+	require.NoError(t, err)
+	defer bk.Close()
+	du, err := bk.DiskUsage(ctx)
+	require.NoError(t, err)
+	var own int
+	for _, u := range du {
+		assert.NotContains(t, u.Description, "sailmaker-gocache-check-", "record %s (%s, %d bytes) is left in buildkitd", u.ID, u.RecordType, u.Size)
+		if strings.Contains(u.Description, `with id "sailmaker-gocache-`) {
+			own++
+		}
+	}
+	assert.Positive(t, own, "the builds' Go build cache is still in buildkitd")
 }
 
 // imageAt reads an image from e's registry.

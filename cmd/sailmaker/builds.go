@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/service"
@@ -248,7 +249,7 @@ func (bs *buildShown) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "Force:\ttrue\n")
 	}
 	if t := b.Timings; t != nil {
-		fmt.Fprintf(tw, "Timings:\tfetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs, total %.1fs\n", t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), t.Total.Seconds())
+		fmt.Fprintf(tw, "Timings:\tfetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs%s, total %.1fs\n", t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), checkTiming(*t), t.Total.Seconds())
 	}
 	if b.UpToDate {
 		fmt.Fprintf(tw, "Up to date:\tthe registry had the images from the same inputs; nothing built or pushed\n")
@@ -322,7 +323,16 @@ func runRemoteBuild(ctx context.Context, stdout, stderr io.Writer, c *remoteServ
 		fmt.Fprintf(stderr, "%s is up to date: the registry has its images from the same inputs; nothing built, nothing pushed\n", final.Recipe)
 	}
 	if t := final.Timings; o.timings && t != nil {
-		fmt.Fprintf(stderr, "timings: fetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs, total %.1fs\n", t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), t.Total.Seconds())
+		fmt.Fprintf(stderr, "timings: fetch %.1fs, solve %.1fs, assemble %.1fs, push %.1fs%s, total %.1fs\n", t.Fetch.Seconds(), t.Solve.Seconds(), t.Assemble.Seconds(), t.Push.Seconds(), checkTiming(*t), t.Total.Seconds())
 	}
 	return printResult(stdout, final.Result(), o)
+}
+
+// checkTiming is ", check <seconds>" for a build that checked its
+// reproducibility (the second build is part of the total), else "".
+func checkTiming(t api.Timings) string {
+	if t.Check == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", check %.1fs", t.Check.Seconds())
 }
