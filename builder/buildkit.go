@@ -96,14 +96,7 @@ func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt cl
 		resp, err = c.Solve(ctx, def, opt, ch)
 		return registry.ExplainBuildKitAuth(err)
 	})
-	eg.Go(func() error {
-		d, err := progressui.NewDisplay(p.Out, p.Mode)
-		if err != nil {
-			d, _ = progressui.NewDisplay(p.Out, progressui.PlainMode)
-		}
-		_, err = d.UpdateFrom(context.WithoutCancel(ctx), display)
-		return err
-	})
+	eg.Go(func() error { return showProgress(ctx, p, display) })
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
@@ -127,4 +120,15 @@ func withRegistryAuth(opt client.SolveOpt) (client.SolveOpt, error) {
 	opt.Session = append(append([]session.Attachable(nil), opt.Session...),
 		authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{AuthConfigProvider: authprovider.LoadAuthConfig(cf)}))
 	return opt, nil
+}
+
+// showProgress shows a solve's progress on p.Out (in p.Mode, or plain when
+// that mode cannot be shown there) until ch is closed.
+func showProgress(ctx context.Context, p Progress, ch chan *client.SolveStatus) error {
+	d, err := progressui.NewDisplay(p.Out, p.Mode)
+	if err != nil {
+		d, _ = progressui.NewDisplay(p.Out, progressui.PlainMode)
+	}
+	_, err = d.UpdateFrom(context.WithoutCancel(ctx), ch)
+	return err
 }

@@ -416,14 +416,7 @@ func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt,
 		_, err := c.Build(ctx, opt, "", fn, ch)
 		return registry.ExplainBuildKitAuth(err)
 	})
-	eg.Go(func() error {
-		d, err := progressui.NewDisplay(p.Out, p.Mode)
-		if err != nil {
-			d, _ = progressui.NewDisplay(p.Out, progressui.PlainMode)
-		}
-		_, err = d.UpdateFrom(context.WithoutCancel(ctx), display)
-		return err
-	})
+	eg.Go(func() error { return showProgress(ctx, p, display) })
 	return eg.Wait()
 }
 
