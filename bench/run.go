@@ -488,8 +488,15 @@ type goCacheRecords struct {
 func (g goCacheRecords) match(u *client.UsageInfo) (isCacheMount, ok bool) {
 	if u.RecordType == client.UsageRecordTypeCacheMount {
 		// The Dockerfile frontend writes the id as a path ("/id").
-		return true, strings.HasSuffix(u.Description, fmt.Sprintf(" with id %q", g.cacheID)) ||
-			strings.HasSuffix(u.Description, fmt.Sprintf(" with id %q", "/"+g.cacheID))
+		// builder.OutCacheID keeps make's out/ tree next to it: Go would
+		// not link again what is there.
+		for _, id := range []string{g.cacheID, builder.OutCacheID(g.cacheID)} {
+			if strings.HasSuffix(u.Description, fmt.Sprintf(" with id %q", id)) ||
+				strings.HasSuffix(u.Description, fmt.Sprintf(" with id %q", "/"+id)) {
+				return true, true
+			}
+		}
+		return true, false
 	}
 	if g.downstream != nil && g.downstream(u.Description) {
 		return false, true

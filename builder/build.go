@@ -319,6 +319,7 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 	spec.NoCache = true
 	defer func() {
 		run.removeCacheMount(ctx, spec.CacheID)
+		run.removeCacheMount(ctx, OutCacheID(spec.CacheID))
 		run.res.Timings.Check = time.Since(start)
 	}()
 	var t api.Timings

@@ -31,7 +31,21 @@ const (
 	envoyInDir = "/inputs/envoy"
 	outDir     = "/out"
 	goCacheDir = "/root/.cache/go-build"
+	// makeOutDir is upstream's output tree (TARGET_OUT), kept between
+	// builds in a cache mount: see OutCacheID.
+	makeOutDir = srcDir + "/out"
 )
+
+// OutCacheID names the cache mount that keeps upstream's out/ tree between
+// builds that share the Go build cache goCacheID. Go does not link a
+// binary again when the one at the -o path already has the build ID the
+// link would give (the same inputs, the same bytes), so an incremental
+// build links only what changed, as on a developer's machine; with a new
+// out/ each time, every binary was linked again. Before make runs, every
+// file in it gets the mtime 0, so a make rule that goes by timestamps
+// always runs its recipe: what is kept can only spare the linker work,
+// never stand in for a build. --check-reproducible builds with fresh ones.
+func OutCacheID(goCacheID string) string { return goCacheID + "-out" }
 
 // CompileSpec is one run of upstream's make targets per platform.
 type CompileSpec struct {
@@ -41,6 +55,7 @@ type CompileSpec struct {
 	Builder    string
 	BuilderEnv []string
 	// CacheID names the Go build cache mount; a fresh one gives a cold build.
+	// The make outputs' cache mount is named after it (OutCacheID).
 	CacheID string
 	// NoCache makes BuildKit run the step again even if it has the result.
 	NoCache bool
@@ -84,6 +99,7 @@ func compileRun(s CompileSpec, arch string) llb.State {
 		llb.WithCustomName(fmt.Sprintf("make TARGET_ARCH=%s %s (no network)", arch, strings.Join(r.Spec.Make.TargetsFor(arch), " "))),
 		llb.AddMount(modDir, llb.Local("gomodcache", llb.SharedKeyHint("gomod-"+s.Inputs.GoSumSHA)), llb.Readonly),
 		llb.AddMount(goCacheDir, llb.Scratch(), llb.AsPersistentCacheDir(s.CacheID, llb.CacheMountLocked)),
+		llb.AddMount(makeOutDir, llb.Scratch(), llb.AsPersistentCacheDir(OutCacheID(s.CacheID), llb.CacheMountLocked)),
 	)
 	for _, e := range compileEnv(s) {
 		k, v, _ := strings.Cut(e, "=")
@@ -170,6 +186,9 @@ func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'
 // need to /out.
 func compileScript(r *recipes.Recipe, in *Inputs, arch string) string {
 	var b strings.Builder
+	// What an earlier build left in out/ (a cache mount) is never newer
+	// than anything make compares it with.
+	fmt.Fprintf(&b, "find %s -type f -exec touch -h -d @0 {} +\n", makeOutDir)
 	release := path.Join("out", "linux_"+arch, "release")
 	if in.Envoy[arch] != nil {
 		fmt.Fprintf(&b, "mkdir -p %s\n", shq(release))
