@@ -76,13 +76,7 @@ func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt cl
 	if err != nil {
 		return nil, err
 	}
-	if p.Out == nil {
-		p.Out = io.Discard
-		p.Mode = progressui.QuietMode
-	}
-	if p.Mode == "" {
-		p.Mode = progressui.AutoMode
-	}
+	p = p.withDefaults()
 	ch := make(chan *client.SolveStatus)
 	display := ch
 	eg, ctx := errgroup.WithContext(ctx)
@@ -131,4 +125,17 @@ func showProgress(ctx context.Context, p Progress, ch chan *client.SolveStatus) 
 	}
 	_, err = d.UpdateFrom(context.WithoutCancel(ctx), ch)
 	return err
+}
+
+// withDefaults is p with nothing shown when it has no writer, and
+// BuildKit's auto mode when it names none.
+func (p Progress) withDefaults() Progress {
+	if p.Out == nil {
+		p.Out = io.Discard
+		p.Mode = progressui.QuietMode
+	}
+	if p.Mode == "" {
+		p.Mode = progressui.AutoMode
+	}
+	return p
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
-	"github.com/moby/buildkit/util/progress/progressui"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -389,13 +388,7 @@ func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	if err != nil {
 		return err
 	}
-	if p.Out == nil {
-		p.Out = io.Discard
-		p.Mode = progressui.QuietMode
-	}
-	if p.Mode == "" {
-		p.Mode = progressui.AutoMode
-	}
+	p = p.withDefaults()
 	ch := make(chan *client.SolveStatus)
 	display := make(chan *client.SolveStatus)
 	eg, ctx := errgroup.WithContext(ctx)

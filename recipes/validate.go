@@ -244,17 +244,7 @@ var platformDirRE = regexp.MustCompile(`(^|/)linux_(amd64|arm64)(/|$)`)
 // per-platform path must say ${TARGET_ARCH}.
 func validatePlatforms(c *collector, r *Recipe) {
 	s := &r.Spec
-	seen := map[string]bool{}
-	for i, p := range s.Platforms {
-		f := fmt.Sprintf("spec.platforms[%d]", i)
-		switch {
-		case !RecipePlatforms[p]:
-			c.errorf(f, "unknown platform %q (known: %s)", p, strings.Join(sortedKeys(RecipePlatforms), ", "))
-		case seen[p]:
-			c.errorf(f, "%s is listed twice", p)
-		}
-		seen[p] = true
-	}
+	checkPlatformList(c, s.Platforms, RecipePlatforms)
 	if v, ok := s.Make.Variables[VarTargetArch]; ok {
 		f := joinKey("spec.make.variables", VarTargetArch)
 		switch {
@@ -422,17 +412,7 @@ func validateBase(c *collector, b *BaseImage) {
 	case !variants[s.Variant]:
 		c.errorf("spec.variant", "unknown variant %q (known: %s)", s.Variant, strings.Join(sortedKeys(variants), ", "))
 	}
-	platforms := map[string]bool{}
-	for i, p := range s.Platforms {
-		f := fmt.Sprintf("spec.platforms[%d]", i)
-		switch {
-		case !BasePlatforms[p]:
-			c.errorf(f, "unknown platform %q (known: %s)", p, strings.Join(sortedKeys(BasePlatforms), ", "))
-		case platforms[p]:
-			c.errorf(f, "%s is listed twice", p)
-		}
-		platforms[p] = true
-	}
+	checkPlatformList(c, s.Platforms, BasePlatforms)
 	if s.Go != nil && len(s.Platforms) > 0 && (len(s.Platforms) != 1 || s.Platforms[0] != "linux/amd64") {
 		c.errorf("spec.platforms", "an image with spec.go is built for linux/amd64 only (builds cross-compile for other platforms)")
 	}
@@ -723,4 +703,20 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// checkPlatformList checks spec.platforms against the known ones: each
+// known, none twice.
+func checkPlatformList(c *collector, platforms []string, known map[string]bool) {
+	seen := map[string]bool{}
+	for i, p := range platforms {
+		f := fmt.Sprintf("spec.platforms[%d]", i)
+		switch {
+		case !known[p]:
+			c.errorf(f, "unknown platform %q (known: %s)", p, strings.Join(sortedKeys(known), ", "))
+		case seen[p]:
+			c.errorf(f, "%s is listed twice", p)
+		}
+		seen[p] = true
+	}
 }
