@@ -22,6 +22,7 @@ import (
 	"github.com/sailmaker/sailmaker/builder/buildkitd"
 	"github.com/sailmaker/sailmaker/builder/pool"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/publish"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
@@ -515,7 +516,7 @@ func (e *poolEnv) registryCache(ctx context.Context, run int) ([]CacheRun, error
 func (r *PoolResults) WritePoolTable(w io.Writer) error {
 	m := r.Machine
 	fmt.Fprintf(w, "%s, %d cores, %s, %s; load average %s at the start, %s at the end (%s to %s UTC)\n\n",
-		m.CPU, m.Cores, fmtBytes(m.Memory), m.Kernel, m.LoadStart, m.LoadEnd, r.Started.Format("2006-01-02 15:04"), r.Finished.Format("15:04"))
+		m.CPU, m.Cores, output.Bytes(m.Memory), m.Kernel, m.LoadStart, m.LoadEnd, r.Started.Format("2006-01-02 15:04"), r.Finished.Format("15:04"))
 	if len(r.Throughput) > 0 {
 		fmt.Fprintln(w, "| workers | builds | lines | wall | per build (median) | builds per worker | sticky |")
 		fmt.Fprintln(w, "| ------- | ------ | ----- | ---- | ------------------ | ----------------- | ------ |")

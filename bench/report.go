@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sailmaker/sailmaker/internal/output"
 )
 
 // Results are everything a benchmark run measured; results.json holds
@@ -88,7 +90,7 @@ func ReadResults(path string) (*Results, error) {
 func (r *Results) WriteTable(w io.Writer) error {
 	m := r.Machine
 	fmt.Fprintf(w, "Machine: %s; %d cores, %s RAM; %s. Load average %s at the start, %s at the end.\n",
-		m.CPU, m.Cores, fmtBytes(m.Memory), m.Kernel, m.LoadStart, m.LoadEnd)
+		m.CPU, m.Cores, output.Bytes(m.Memory), m.Kernel, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(w, "Recipe %s (%s); %s; %s.\n\n",
 		r.Settings.Recipe, r.Settings.Source, r.Started.UTC().Format("2006-01-02 15:04 MST"), runsNote(r.Settings))
 
@@ -100,10 +102,10 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		sync := "-"
 		if s.ModuleSync > 0 {
-			sync = fmtBytes(s.ModuleSync)
+			sync = output.Bytes(s.ModuleSync)
 		}
 		rows = append(rows, []string{string(s.Scenario), string(s.Path), fmt.Sprint(s.Runs), fmtDuration(s.Wall), rng,
-			fmtBytes(s.Uploaded), fmt.Sprint(s.UploadedLayers), fmtBytes(s.Downloaded), sync, fmtLoad(s), fmtPhases(s.Phases)})
+			output.Bytes(s.Uploaded), fmt.Sprint(s.UploadedLayers), output.Bytes(s.Downloaded), sync, fmtLoad(s), fmtPhases(s.Phases)})
 	}
 	writeMarkdown(w, rows)
 	fmt.Fprintln(w)
@@ -130,14 +132,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		rss := "-"
 		if p := peak[v.Scenario]; p > 0 && v.Scenario != "" {
-			rss = fmtBytes(p)
+			rss = output.Bytes(p)
 		}
 		rows = append(rows, []string{v.Name, fmtRatio(v.VsFloor), fmtRatio(v.VsPlain), v.Target, res, rss})
 	}
 	writeMarkdown(w, rows)
 	if mc := r.ModuleCache; mc.Files > 0 {
 		fmt.Fprintf(w, "\nModule cache: %d files, %s; BuildKit receives %s of metadata for it when its snapshot has every file (anything more is file content).\n",
-			mc.Files, fmtBytes(mc.Size), fmtBytes(mc.Metadata))
+			mc.Files, output.Bytes(mc.Size), output.Bytes(mc.Metadata))
 	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "\nThe run stopped early: %s\n", r.Error)
@@ -252,20 +254,6 @@ func fmtDuration(d time.Duration) string {
 	default:
 		d = d.Round(time.Second)
 		return fmt.Sprintf("%d m %02d s", int(d.Minutes()), int(d.Seconds())%60)
-	}
-}
-
-// fmtBytes is a size for people, in binary units.
-func fmtBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%d B", n)
 	}
 }
 

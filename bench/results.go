@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sailmaker/sailmaker/internal/output"
 )
 
 // Phase is a part of one build's wall time. A phase Within another is a
@@ -281,7 +283,7 @@ func Judge(sums []Summary) []Verdict {
 			v.Target = fmt.Sprintf("under %s end to end, 0 bytes pushed", fmtDuration(NoOpMaxWall))
 			if haveSM {
 				met(sm.Wall < NoOpMaxWall && sm.Uploaded == 0)
-				v.Note = fmt.Sprintf("%s, %s pushed", fmtDuration(sm.Wall), fmtBytes(sm.Uploaded))
+				v.Note = fmt.Sprintf("%s, %s pushed", fmtDuration(sm.Wall), output.Bytes(sm.Uploaded))
 			}
 		case Incremental:
 			v.Target = fmt.Sprintf("within %.2gx of the floor", IncrementalMaxRate)
@@ -299,7 +301,7 @@ func Judge(sums []Summary) []Verdict {
 			v.Target = "binary layers reused, not uploaded again"
 			if haveSM {
 				met(sm.UploadedLayers == 0)
-				v.Note = fmt.Sprintf("%d layers uploaded, %s pushed", sm.UploadedLayers, fmtBytes(sm.Uploaded))
+				v.Note = fmt.Sprintf("%d layers uploaded, %s pushed", sm.UploadedLayers, output.Bytes(sm.Uploaded))
 			}
 		}
 		out = append(out, v)
@@ -326,7 +328,7 @@ func judgeAcross(by map[Scenario]map[Path]Summary) []Verdict {
 	}
 	if synced > 0 {
 		met(&mc, content == 0)
-		mc.Note = fmt.Sprintf("%s: %s received, %s of it file content", strings.Join(seen, ", "), fmtBytes(synced), fmtBytes(content))
+		mc.Note = fmt.Sprintf("%s: %s received, %s of it file content", strings.Join(seen, ", "), output.Bytes(synced), output.Bytes(content))
 		out = append(out, mc)
 	}
 
@@ -370,7 +372,7 @@ func judgeAcross(by map[Scenario]map[Path]Summary) []Verdict {
 	}
 	if peak > 0 {
 		met(&mem, peak < PeakRSSMax)
-		mem.Note = fmt.Sprintf("%s at most (%s)", fmtBytes(peak), peakIn)
+		mem.Note = fmt.Sprintf("%s at most (%s)", output.Bytes(peak), peakIn)
 		out = append(out, mem)
 	}
 	return out
@@ -384,9 +386,9 @@ func firstTimeNote(s Summary) string {
 		case "module download":
 			parts = append(parts, "module download "+fmtDuration(p.Duration))
 		case "module sync":
-			parts = append(parts, fmt.Sprintf("module sync %s (%s)", fmtDuration(p.Duration), fmtBytes(s.ModuleSync)))
+			parts = append(parts, fmt.Sprintf("module sync %s (%s)", fmtDuration(p.Duration), output.Bytes(s.ModuleSync)))
 		case "builder pull":
-			parts = append(parts, fmt.Sprintf("builder pull %s (%s)", fmtDuration(p.Duration), fmtBytes(s.ImagePull)))
+			parts = append(parts, fmt.Sprintf("builder pull %s (%s)", fmtDuration(p.Duration), output.Bytes(s.ImagePull)))
 		}
 	}
 	return strings.Join(parts, ", ")

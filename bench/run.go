@@ -24,6 +24,7 @@ import (
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 )
@@ -448,7 +449,7 @@ func (e *env) pruneAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pruning BuildKit's cache: %w", err)
 	}
-	fmt.Fprintf(e.o.Progress, "bench:   pruned BuildKit's cache, all of it (%s)\n", fmtBytes(freed))
+	fmt.Fprintf(e.o.Progress, "bench:   pruned BuildKit's cache, all of it (%s)\n", output.Bytes(freed))
 	return nil
 }
 
@@ -551,7 +552,7 @@ func (e *env) pruneGoCache(ctx context.Context, p Path, g goCacheRecords) error 
 	if err != nil {
 		return fmt.Errorf("pruning the %s path's Go build cache: %w", p, err)
 	}
-	fmt.Fprintf(e.o.Progress, "bench:   pruned the %s path's Go build cache and make results (%d records, %s)\n", p, len(filters), fmtBytes(freed))
+	fmt.Fprintf(e.o.Progress, "bench:   pruned the %s path's Go build cache and make results (%d records, %s)\n", p, len(filters), output.Bytes(freed))
 	return nil
 }
 
@@ -674,10 +675,10 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 		}
 		sync := ""
 		if m.ModuleSync > 0 {
-			sync = fmt.Sprintf(", module cache %s in (%s content)", fmtBytes(m.ModuleSync), fmtBytes(m.ModuleContent))
+			sync = fmt.Sprintf(", module cache %s in (%s content)", output.Bytes(m.ModuleSync), output.Bytes(m.ModuleContent))
 		}
 		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s: %s, uploaded %s (%d layers), pulled %s%s\n",
-			sc, run, runs, r.path(), fmtDuration(m.Wall), fmtBytes(m.Traffic.Uploaded), m.UploadedLayers, fmtBytes(m.Traffic.Downloaded), sync)
+			sc, run, runs, r.path(), fmtDuration(m.Wall), output.Bytes(m.Traffic.Uploaded), m.UploadedLayers, output.Bytes(m.Traffic.Downloaded), sync)
 		res.Measurements = append(res.Measurements, *m)
 		return save()
 	}

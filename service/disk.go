@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/store"
 )
 
@@ -76,7 +77,7 @@ func (g *diskGuard) makeReserve() error {
 		return err
 	}
 	if free < uint64(2*g.size) {
-		return fmt.Errorf("%s free, not enough for the reserve (%s) and as much again", bytesIEC(free), bytesIEC(uint64(g.size)))
+		return fmt.Errorf("%s free, not enough for the reserve (%s) and as much again", output.Bytes(int64(free)), output.Bytes(g.size))
 	}
 	f, err := os.OpenFile(g.reservePath(), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -120,7 +121,7 @@ func (g *diskGuard) noteFull(what string, err error) {
 	g.mu.Unlock()
 	if first {
 		free, total, _ := g.free()
-		g.log.WithFields(logrus.Fields{"dir": g.dir, "free": bytesIEC(free), "size": bytesIEC(total), "failed": what}).WithError(err).
+		g.log.WithFields(logrus.Fields{"dir": g.dir, "free": output.Bytes(int64(free)), "size": output.Bytes(int64(total)), "failed": what}).WithError(err).
 			Error("the state directory's disk is full: builds fail and none is started until there is room")
 	}
 }
@@ -155,9 +156,9 @@ func (g *diskGuard) check(context.Context) error {
 	switch {
 	case full:
 		return fmt.Errorf("the state directory's disk is full (%s: %s free of %s) since %s: %s; free space there: builds wait in the queue until then",
-			g.dir, bytesIEC(free), bytesIEC(total), since.UTC().Format(time.RFC3339), cause)
+			g.dir, output.Bytes(int64(free)), output.Bytes(int64(total)), since.UTC().Format(time.RFC3339), cause)
 	case free < uint64(g.size):
-		return fmt.Errorf("the state directory's disk is nearly full (%s: %s free of %s): free space there", g.dir, bytesIEC(free), bytesIEC(total))
+		return fmt.Errorf("the state directory's disk is nearly full (%s: %s free of %s): free space there", g.dir, output.Bytes(int64(free)), output.Bytes(int64(total)))
 	}
 	return nil
 }
@@ -174,7 +175,7 @@ func (g *diskGuard) recover() bool {
 	room := reserved && free >= uint64(g.size)
 	if !room && !g.isFull() {
 		// Nearly full, though no write has failed yet: a build would.
-		g.noteFull("looking at its free space", fmt.Errorf("%s free of %s: not enough for a build and the %s reserve the service keeps to record builds' ends", bytesIEC(free), bytesIEC(total), bytesIEC(uint64(g.size))))
+		g.noteFull("looking at its free space", fmt.Errorf("%s free of %s: not enough for a build and the %s reserve the service keeps to record builds' ends", output.Bytes(int64(free)), output.Bytes(int64(total)), output.Bytes(g.size)))
 	}
 	if !room {
 		return false
@@ -184,23 +185,9 @@ func (g *diskGuard) recover() bool {
 	g.full = false
 	g.mu.Unlock()
 	if was {
-		g.log.WithFields(logrus.Fields{"dir": g.dir, "free": bytesIEC(free), "size": bytesIEC(total)}).Warn("the state directory's disk has room again: builds are taken from the queue again")
+		g.log.WithFields(logrus.Fields{"dir": g.dir, "free": output.Bytes(int64(free)), "size": output.Bytes(int64(total))}).Warn("the state directory's disk has room again: builds are taken from the queue again")
 	}
 	return true
-}
-
-// bytesIEC formats n as people read sizes.
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // saveRecord writes a change to a build's record that must not be lost

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/service"
 )
 
@@ -25,7 +26,7 @@ var funcs = template.FuncMap{
 	"seconds":   fmtSeconds,
 	"duration":  fmtDuration,
 	"short":     shortDigest,
-	"bytes":     fmtBytes,
+	"bytes":     output.Bytes,
 	"imageLink": imageLink,
 	"join":      strings.Join,
 	"abbrev":    abbrev,
@@ -227,19 +228,6 @@ func shortDigest(d string) string {
 		return alg + ":" + hex[:12]
 	}
 	return d
-}
-
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // abbrev is s cut to n characters.

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/sailmaker/sailmaker/api"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/registry"
 )
 
@@ -138,16 +139,8 @@ func imageFromPushed(name string, p registry.Pushed) api.Image {
 }
 
 func humanSize(n int64) string {
-	switch {
-	case n == 0:
+	if n == 0 {
 		return "-"
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%d B", n)
 	}
+	return output.Bytes(n)
 }

@@ -118,3 +118,20 @@ func TestWriteDocument(t *testing.T) {
 	assert.ErrorContains(t, err, `output format "table" does not apply here`)
 	assert.ErrorIs(t, output.Write(&b, "xml", v), output.ErrUnknownFormat)
 }
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{
+		0:              "0 B",
+		1023:           "1023 B",
+		1024:           "1.0 KiB",
+		1536:           "1.5 KiB",
+		96 << 20:       "96.0 MiB",
+		156_966_912:    "149.7 MiB",
+		25_232_932_864: "23.5 GiB",
+		3 << 40:        "3.0 TiB",
+	} {
+		if got := output.Bytes(n); got != want {
+			t.Errorf("output.Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
