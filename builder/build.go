@@ -319,7 +319,6 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 	spec.NoCache = true
 	defer func() {
 		run.removeCacheMount(ctx, spec.CacheID)
-		run.removeCacheMount(ctx, OutCacheID(spec.CacheID))
 		run.res.Timings.Check = time.Since(start)
 	}()
 	var t api.Timings
@@ -365,14 +364,17 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 const checkCacheIDPrefix = "sailmaker-gocache-check-"
 
 // cacheMountFilter is the BuildKit prune and disk-usage filter that selects
-// the records of the cache mount with the given id: BuildKit names a cache
-// mount's record `cached mount <dir> from exec with id "<id>"`.
+// the records of the Go build cache mount with the given id and of the
+// out/ tree kept beside it (OutCacheID): BuildKit names a cache mount's
+// record `cached mount <dir> from exec with id "<id>"`.
 func cacheMountFilter(id string) string {
+	ids := regexp.QuoteMeta(id) + "|" + regexp.QuoteMeta(OutCacheID(id))
 	return "type==" + string(client.UsageRecordTypeCacheMount) +
-		",description~=" + strconv.Quote(regexp.QuoteMeta(`with id "`+id+`"`)+"$")
+		",description~=" + strconv.Quote(regexp.QuoteMeta(`with id "`)+"("+ids+")"+`"$`)
 }
 
-// removeCacheMount removes the cache mount id from buildkitd. It runs after
+// removeCacheMount removes the Go build cache mount id, and the out/ tree
+// kept beside it, from buildkitd. It runs after
 // a build that may have failed or been cancelled, so it has a context of
 // its own; buildkitd may take a moment to release the mount of a
 // cancelled build, so it tries again until nothing with that id is left
@@ -400,7 +402,7 @@ func (run *buildRun) removeCacheMount(ctx context.Context, id string) {
 			var left []*client.UsageInfo
 			left, err = run.bk.DiskUsage(ctx, filter)
 			if err == nil && len(left) == 0 {
-				run.log.WithFields(logrus.Fields{"cacheID": id, "bytes": freed}).Debug("removed the second build's Go build cache")
+				run.log.WithFields(logrus.Fields{"cacheID": id, "bytes": freed}).Debug("removed the second build's Go build cache and out/ tree")
 				return
 			}
 			if err == nil {
@@ -409,7 +411,7 @@ func (run *buildRun) removeCacheMount(ctx context.Context, id string) {
 		}
 		select {
 		case <-ctx.Done():
-			run.log.WithError(err).WithField("cacheID", id).Warnf("could not remove the second build's Go build cache from buildkitd; remove it with: buildctl prune --all --filter '%s'", cacheMountFilter(id))
+			run.log.WithError(err).WithField("cacheID", id).Warnf("could not remove the second build's Go build cache and out/ tree from buildkitd; remove it with: buildctl prune --all --filter '%s'", cacheMountFilter(id))
 			return
 		case <-time.After(250 * time.Millisecond):
 		}

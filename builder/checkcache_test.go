@@ -22,8 +22,9 @@ func (u usage) Field(path []string) (string, bool) {
 	return "", false
 }
 
-// The filter that removes --check-reproducible's cache mount parses as
-// BuildKit parses it and selects that mount's record only: not a mount
+// The filter that removes --check-reproducible's cache mounts parses as
+// BuildKit parses it and selects the records of that Go build cache and
+// its out/ tree only: not a mount
 // whose id merely starts with the same digits, not the regular Go build
 // cache, not a record of another type.
 func TestCacheMountFilter(t *testing.T) {
@@ -34,6 +35,8 @@ func TestCacheMountFilter(t *testing.T) {
 		return usage{"exec.cachemount", `cached mount /root/.cache/go-build from exec /bin/sh -euc make with id "` + id + `"`}
 	}
 	assert.True(t, f.Match(mount(id)))
+	assert.True(t, f.Match(mount(OutCacheID(id))), "the out/ tree kept beside it")
+	assert.False(t, f.Match(mount(OutCacheID(id)+"2")))
 	assert.False(t, f.Match(mount(id+"2")))
 	assert.False(t, f.Match(mount("sailmaker-gocache-0123456789abcdef")))
 	assert.False(t, f.Match(usage{"regular", mount(id).desc}))

@@ -325,11 +325,8 @@ func noSpace(err error) bool {
 // away during the solve (gRPC Unavailable, or a stream cut at EOF), as
 // opposed to a solve that buildkitd ran and reported failed.
 func buildkitLost(err error) bool {
+	// FromError finds a status an error wraps, too.
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
-		return true
-	}
-	var coded interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &coded) && coded.GRPCStatus().Code() == codes.Unavailable {
 		return true
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), "error reading from server: EOF")
