@@ -198,6 +198,7 @@ func TestSailmakerColdRecords(t *testing.T) {
 		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "mount /out from exec /bin/sh -euc cd /src && make /src/out/linux_amd64/pilot-discovery"}, false, true},
 		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/amd64 build"}, false, true},
 		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/arm64/v8 build"}, false, true},
+		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "collect the linux/amd64, linux/arm64/v8 builds"}, false, true},
 		{client.UsageInfo{RecordType: client.UsageRecordTypeRegular, Description: "pulled from 127.0.0.1:5000/builder/go1.23.4@sha256:abc"}, false, false},
 		{client.UsageInfo{RecordType: client.UsageRecordTypeLocalSource, Description: "local source for gomodcache"}, false, false},
 	} {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
+
+	"github.com/sailmaker/sailmaker/builder"
 )
 
 // solveStats is what BuildKit's progress (`--progress rawjson`: one
@@ -28,6 +30,10 @@ type solveStats struct {
 	// (the local source named by moduleLocal) and ModuleSyncBytes what
 	// BuildKit received for it: every file's metadata, and the content of
 	// files its snapshot lacked.
+	// For sailmaker, whose module cache is an image layer in its input
+	// layer store, it is the step loading that layer (builder's
+	// ModuleCacheVertex) and the layer bytes BuildKit read: none when it
+	// has the layer.
 	ModuleSync      window
 	ModuleSyncBytes int64
 	// Pull is BuildKit downloading and unpacking image layers (the
@@ -108,6 +114,7 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 	var out solveStats
 	logs := map[string]*bytes.Buffer{}
 	pulled := map[string]int64{}
+	modLayers := map[string]int64{}
 	names := map[string]string{}
 	var failed []string
 	syncID := "transferring " + moduleLocal + ":"
@@ -118,7 +125,7 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 		if len(bytes.TrimSpace(line)) > 0 && line[0] == '{' {
 			var s client.SolveStatus
 			if jerr := json.Unmarshal(line, &s); jerr == nil {
-				out.add(&s, syncID, names, logs, pulled, &failed)
+				out.add(&s, syncID, names, logs, pulled, modLayers, &failed)
 			}
 		} else if m := validatedRE.FindSubmatch(line); m != nil {
 			if d, derr := time.ParseDuration(string(m[1])); derr == nil {
@@ -135,14 +142,19 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 	for _, n := range pulled {
 		out.PullBytes += n
 	}
+	for _, n := range modLayers {
+		out.ModuleSyncBytes += n
+	}
 	out.Failure = strings.Join(failed, "\n")
 	return out, err
 }
 
-func (out *solveStats) add(s *client.SolveStatus, syncID string, names map[string]string, logs map[string]*bytes.Buffer, pulled map[string]int64, failed *[]string) {
+func (out *solveStats) add(s *client.SolveStatus, syncID string, names map[string]string, logs map[string]*bytes.Buffer, pulled, modLayers map[string]int64, failed *[]string) {
 	for _, v := range s.Vertexes {
 		names[v.Digest.String()] = v.Name
 		switch {
+		case strings.HasPrefix(v.Name, builder.ModuleCacheVertex):
+			out.ModuleSync.widen(v.Started, v.Completed)
 		case strings.HasPrefix(v.Name, "exporting to "):
 			out.Export.widen(v.Started, v.Completed)
 		case isMakeStep(v.Name):
@@ -167,8 +179,13 @@ func (out *solveStats) add(s *client.SolveStatus, syncID string, names map[strin
 		case st.ID == syncID:
 			out.ModuleSync.widen(st.Started, st.Completed)
 			out.ModuleSyncBytes = max(out.ModuleSyncBytes, st.Current)
-		case isValidationLoad(names[st.Vertex.String()]):
-			// Validation (timed on its own), not a pull.
+		case strings.HasPrefix(names[st.Vertex.String()], builder.ModuleCacheVertex):
+			out.ModuleSync.widen(st.Started, st.Completed)
+			if strings.HasPrefix(st.ID, "sha256:") {
+				modLayers[st.ID] = max(modLayers[st.ID], st.Current)
+			}
+		case isValidationLoad(names[st.Vertex.String()]) || strings.HasPrefix(names[st.Vertex.String()], builder.SourceVertex):
+			// Validation (timed on its own), the source: not a pull.
 		case strings.HasPrefix(st.ID, "sha256:"):
 			// A layer being downloaded: Current counts its bytes.
 			out.Pull.widen(st.Started, st.Completed)

@@ -710,6 +710,11 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 			if err := e.pruneAll(ctx); err != nil {
 				return err
 			}
+			// sailmaker writes the module cache and the source as input
+			// layers once per go.sum and commit: in its fetch phase.
+			if err := builder.ForgetInputLayers(e.cfg.CacheDir(), e.in); err != nil {
+				return err
+			}
 			v := variant{name: "c0-first", series: 0, tag: "first"}
 			if err := measure(FirstTime, 1, 1, sm, v, func(m *Measurement) {
 				m.Wall += dl
@@ -824,16 +829,17 @@ func (s *sailmakerRunner) cold(ctx context.Context) error {
 		makeStep: func(args string) bool {
 			return strings.HasPrefix(args, "/bin/sh -euc ") && strings.Contains(args, target)
 		},
-		// builder.CompileState copies each platform's make results into
-		// one tree ("collect the linux/amd64 build").
+		// builder.CompileState merges the platforms' make results into
+		// one tree ("collect the linux/amd64, linux/arm64 builds"); one
+		// platform's is exported as it is.
 		downstream: isCollectStep,
 	})
 }
 
-// isCollectStep tells the records of builder.CompileState's copy of a
-// platform's make results, by description.
+// isCollectStep tells the records of builder.CompileState's merge of the
+// platforms' make results (or, before, its copy of each), by description.
 func isCollectStep(desc string) bool {
-	return strings.HasPrefix(desc, "collect the ") && strings.HasSuffix(desc, " build")
+	return strings.HasPrefix(desc, "collect the ") && (strings.HasSuffix(desc, " build") || strings.HasSuffix(desc, " builds"))
 }
 
 // mustMake says whether path p's build in scenario sc has to run make: a

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/uuid"
@@ -526,9 +527,14 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	} else {
 		p.Log = tail
 	}
+	layers, err := OpenLayerStore(run.cfg.CacheDir())
+	if err != nil {
+		return nil, nil, err
+	}
 	imports, exports := registryCache(run.cacheRef)
 	_, err = Solve(ctx, run.bk, CompileState(spec), client.SolveOpt{
 		LocalMounts:  mounts,
+		OCIStores:    map[string]content.Store{LayerStoreID: layers},
 		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
 		CacheImports: imports,
 		CacheExports: exports,

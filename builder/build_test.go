@@ -178,6 +178,24 @@ func TestPatches(t *testing.T) {
 	assert.True(t, strings.HasSuffix(string(b), "patched by sailmaker\n"), "patched")
 	_, err = os.Stat(filepath.Join(in.SourceDir, ".git"))
 	assert.NoError(t, err, "the checkout keeps .git for upstream's version stamping")
+
+	// The patched checkout is made of hard links to the commit's: patching
+	// it left the commit's checkout as it was.
+	f := filepath.Join(dir, "recipe.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(yaml), 0o644))
+	plain, err := recipes.Load(f, recipes.WithRegistry(s.env.Config.Registry.Address))
+	require.NoError(t, err)
+	pin, err := builder.FetchInputs(context.Background(), plain, builder.InputOptions{Config: s.env.Config})
+	require.NoError(t, err)
+	assert.NotEqual(t, pin.SourceDir, in.SourceDir)
+	b, err = os.ReadFile(filepath.Join(pin.SourceDir, "README.md"))
+	require.NoError(t, err)
+	assert.Equal(t, string(readme), string(b), "the commit's checkout is unpatched")
+	// The input layers: the patched source is the commit's layer and one
+	// of what the patch changed; the module cache is the same.
+	assert.Equal(t, pin.ModLayer, in.ModLayer)
+	assert.NotEqual(t, pin.SourceLayer.Manifest, in.SourceLayer.Manifest)
+	assert.Less(t, in.SourceLayer.Size-pin.SourceLayer.Size, int64(16<<10), "the patch layer holds only README.md")
 }
 
 func TestMergeEnv(t *testing.T) {

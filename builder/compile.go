@@ -78,26 +78,32 @@ func CompileState(s CompileSpec) llb.State {
 	if len(platforms) == 0 {
 		platforms = s.Recipe.Spec.PlatformList()
 	}
-	out := llb.Scratch()
+	var outs []llb.State
 	for _, p := range platforms {
-		arch := recipes.ArchOf(p)
-		run := compileRun(s, arch)
-		out = out.File(llb.Copy(run, "/", "/"+strings.ReplaceAll(p, "/", "_")+"/", &llb.CopyInfo{CreateDestPath: true, CopyDirContentsOnly: true}),
-			llb.WithCustomName("collect the "+p+" build"))
+		outs = append(outs, compileRun(s, p))
 	}
-	return out
+	if len(outs) == 1 {
+		return outs[0]
+	}
+	// Each run's /out holds only its own <os>_<arch> folder: merged, not
+	// copied.
+	return llb.Merge(outs, llb.WithCustomName("collect the "+strings.Join(platforms, ", ")+" builds"))
 }
 
-// compileRun is the make run for one architecture; its result is its /out.
-func compileRun(s CompileSpec, arch string) llb.State {
+// compileRun is the make run for one platform; its result is its /out,
+// which holds <os>_<arch>/ and in it what the images and packages take.
+func compileRun(s CompileSpec, p string) llb.State {
+	arch := recipes.ArchOf(p)
 	r := s.Recipe
 	var opts []llb.RunOption
 	opts = append(opts,
-		llb.Args([]string{"/bin/sh", "-euc", compileScript(r, s.Inputs, arch)}),
+		llb.Args([]string{"/bin/sh", "-euc", compileScript(r, s.Inputs, arch, path.Join(outDir, strings.ReplaceAll(p, "/", "_")))}),
 		llb.Dir(srcDir),
 		llb.Network(llb.NetModeNone),
 		llb.WithCustomName(fmt.Sprintf("make TARGET_ARCH=%s %s (no network)", arch, strings.Join(r.Spec.Make.TargetsFor(arch), " "))),
-		llb.AddMount(modDir, llb.Local("gomodcache", llb.SharedKeyHint("gomod-"+s.Inputs.GoSumSHA)), llb.Readonly),
+		// The input layers are content-addressed: their digest keys the
+		// step, BuildKit need not checksum every file in them.
+		llb.AddMount(modDir, s.Inputs.ModLayer.State(ModuleCacheVertex+" (go.mod and go.sum sha256 "+s.Inputs.GoSumSHA[:12]+")"), llb.Readonly, llb.ContentCache(llb.MountContentCacheOff)),
 		llb.AddMount(goCacheDir, llb.Scratch(), llb.AsPersistentCacheDir(s.CacheID, llb.CacheMountLocked)),
 		llb.AddMount(makeOutDir, llb.Scratch(), llb.AsPersistentCacheDir(OutCacheID(s.CacheID), llb.CacheMountLocked)),
 	)
@@ -111,10 +117,17 @@ func compileRun(s CompileSpec, arch string) llb.State {
 	if s.NoCache {
 		opts = append(opts, llb.IgnoreCache)
 	}
-	src := llb.Local("source", llb.SharedKeyHint("src-"+s.Inputs.Commit))
-	run := ImageState(s.Builder, nil).Run(append(opts, llb.AddMount(srcDir, src))...)
+	src := s.Inputs.SourceLayer.State(fmt.Sprintf("%s %s at %s with %d patch(es)", SourceVertex, r.Spec.Source.Tag, s.Inputs.Commit, len(r.Patches())))
+	run := ImageState(s.Builder, nil).Run(append(opts, llb.AddMount(srcDir, src, llb.ContentCache(llb.MountContentCacheOff)))...)
 	return run.AddMount(outDir, llb.Scratch())
 }
+
+// ModuleCacheVertex begins the name of the step that loads the Go module
+// cache into BuildKit (what the benchmark reports as module sync).
+const ModuleCacheVertex = "Go module cache"
+
+// SourceVertex begins the name of the step that loads the source.
+const SourceVertex = "upstream source"
 
 // envoyMount names the local directory of arch's Envoy.
 func envoyMount(arch string) string { return "envoy-" + arch }
@@ -183,8 +196,8 @@ func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'
 // compileScript places arch's Envoy where upstream's init script looks for
 // it, runs the make targets for arch as absolute paths with TARGET_ARCH
 // set, and copies what the images and the packages made from arch's build
-// need to /out.
-func compileScript(r *recipes.Recipe, in *Inputs, arch string) string {
+// need to dest (in /out).
+func compileScript(r *recipes.Recipe, in *Inputs, arch, dest string) string {
 	var b strings.Builder
 	// What an earlier build left in out/ (a cache mount) is never newer
 	// than anything make compares it with.
@@ -221,15 +234,16 @@ func compileScript(r *recipes.Recipe, in *Inputs, arch string) string {
 			continue
 		}
 		seen[kind+":"+p] = true
-		dst := path.Join(outDir, kind, p)
+		dst := path.Join(dest, kind, p)
 		fmt.Fprintf(&b, "mkdir -p %s && cp -L %s %s\n", shq(path.Dir(dst)), shq(path.Join(srcDir, p)), shq(dst))
 	}
 	return b.String()
 }
 
-// compileMounts are the local directories the compile step reads.
+// compileMounts are the local directories the compile step reads (the
+// module cache and the source come from the input layer store).
 func compileMounts(in *Inputs) (map[string]fsutil.FS, error) {
-	dirs := map[string]string{"source": in.SourceDir, "gomodcache": in.GoModCache}
+	dirs := map[string]string{}
 	for arch, e := range in.Envoy {
 		dirs[envoyMount(arch)] = e.Dir
 	}

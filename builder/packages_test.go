@@ -20,8 +20,8 @@ func TestPackagesFromOnePlatform(t *testing.T) {
 	require.NoError(t, err)
 	in := &Inputs{ProxySHA: "1ed7d44031746a2ad74707202464b4bfdcb38e82", Envoy: map[string]*EnvoyInput{"amd64": {}, "arm64": {}}}
 
-	amd64 := compileScript(r, in, "amd64")
-	arm64 := compileScript(r, in, "arm64")
+	amd64 := compileScript(r, in, "amd64", outDir)
+	arm64 := compileScript(r, in, "arm64", outDir)
 	for _, want := range []string{"'/src/out/linux_amd64/istioctl'", "'/src/out/linux_amd64/istio-cni'",
 		"cp -L '/src/out/linux_amd64/istioctl' '/out/build/out/linux_amd64/istioctl'",
 		"cp -L '/src/out/linux_amd64/istio-cni' '/out/build/out/linux_amd64/istio-cni'",
