@@ -285,11 +285,12 @@ func (c *check) verdict(want attest.ExpectedVersion, proxySHA string) string {
 	return ""
 }
 
-// runChecks runs every check in BuildKit, which reads the images through
-// the session from a validationStore (base layers fetched only if
-// BuildKit asks for them), a few at a time; each check's output is read
-// from its step's log. fetched is how many bytes of layers were fetched
-// from the registry (those of base layers BuildKit did not hold).
+// runChecks runs every check in BuildKit, two at a time (more at once
+// measured no faster), and reads each check's output from its step's log.
+// BuildKit reads the images through the session from a validationStore,
+// which fetches a base layer from the registry only if BuildKit asks for
+// it. It returns how many bytes of layers were fetched: those of the base
+// layers BuildKit did not hold.
 func (run *buildRun) runChecks(ctx context.Context, checks []*check) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, validationTimeout)
 	defer cancel()
