@@ -77,6 +77,10 @@ DEB_PACKAGES := runc mmdebstrap git make docker-registry skopeo ca-certificates 
 # Debian packages and the apt repository: dpkg-deb (dpkg), lintian, apt-get
 # (apt) and gpgv/gpg check what packaging/ and aptrepo/ make.
 DEB_PACKAGES += dpkg apt lintian gpg gpgv
+# isal's igzip: buildkitd (containerd's decompression) uses it when it is on
+# its PATH, about four times faster than Go's gzip for the layers it unpacks
+# (validation loads each built image's new layer).
+DEB_PACKAGES += isal
 BINFMT := /proc/sys/fs/binfmt_misc
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \

@@ -182,7 +182,9 @@ func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 	if err != nil {
 		return err
 	}
-	if in.SourceDir != in.pristineDir {
+	if l, ok := cachedInputImage(cache, "src-"+filepath.Base(in.SourceDir)); ok {
+		src = l
+	} else if in.SourceDir != in.pristineDir {
 		changed, deleted, err := changedFiles(ctx, in.SourceDir)
 		if err != nil {
 			return fmt.Errorf("listing what the patches changed: %w", err)

@@ -114,16 +114,11 @@ type treeLayer struct {
 // any) and then the given trees, every entry owned by root with the mtime
 // mtime, and returns it.
 func inputImage(cacheDir, key string, mtime time.Time, base *InputLayer, layers ...treeLayer) (InputLayer, error) {
+	if l, ok := cachedInputImage(cacheDir, key); ok {
+		return l, nil
+	}
 	root := LayerStoreDir(cacheDir)
 	keyFile := filepath.Join(root, "keys", key)
-	if b, err := os.ReadFile(keyFile); err == nil {
-		var l InputLayer
-		if json.Unmarshal(b, &l) == nil && blobExists(root, l.Manifest) {
-			if ok, _ := imageComplete(root, l.Manifest); ok {
-				return l, nil
-			}
-		}
-	}
 	for _, d := range []string{filepath.Join(root, "blobs", "sha256"), filepath.Dir(keyFile)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return InputLayer{}, err
@@ -179,6 +174,21 @@ func inputImage(cacheDir, key string, mtime time.Time, base *InputLayer, layers 
 	out.Manifest = md.Digest
 	kb, _ := json.Marshal(out)
 	return out, writeFileAtomic(keyFile, kb)
+}
+
+// cachedInputImage is the image written for key, if it is complete.
+func cachedInputImage(cacheDir, key string) (InputLayer, bool) {
+	root := LayerStoreDir(cacheDir)
+	b, err := os.ReadFile(filepath.Join(root, "keys", key))
+	if err != nil {
+		return InputLayer{}, false
+	}
+	var l InputLayer
+	if json.Unmarshal(b, &l) != nil || !blobExists(root, l.Manifest) {
+		return InputLayer{}, false
+	}
+	ok, _ := imageComplete(root, l.Manifest)
+	return l, ok
 }
 
 // imageComplete says whether the manifest's config and layers are all in
