@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -206,6 +207,8 @@ type poolEnv struct {
 	seq     int
 	daemons []*buildkitd.Daemon
 	cancels []context.CancelFunc
+	// inputs, while a service runs, are where its recipes' inputs are.
+	inputs *serviceInputs
 }
 
 func (e *poolEnv) stopAll() {
@@ -267,6 +270,9 @@ func (e *poolEnv) variant(prefix, v string) ([]byte, *recipes.Recipe, error) {
 		return nil, nil, err
 	}
 	rehome(&r, e.user)
+	if e.inputs != nil {
+		e.inputs.apply(&r)
+	}
 	r.Metadata.Version = v
 	if r.Spec.Make.Variables == nil {
 		r.Spec.Make.Variables = map[string]string{}
@@ -275,6 +281,11 @@ func (e *poolEnv) variant(prefix, v string) ([]byte, *recipes.Recipe, error) {
 	for i := range r.Spec.Images {
 		r.Spec.Images[i].Repository = "bench/" + e.o.RunID + "/" + prefix + "/" + r.Spec.Images[i].Name
 		r.Spec.Images[i].Tag = v
+	}
+	// Packages too: each pool size's builds publish their own (the
+	// provenance names the worker, so the digests differ).
+	for i := range r.Spec.Packages {
+		r.Spec.Packages[i].Repository = "bench/" + e.o.RunID + "/" + prefix + "/" + path.Base(r.Spec.Packages[i].Repository)
 	}
 	doc, err := yaml.Marshal(&r)
 	if err != nil {
@@ -301,6 +312,14 @@ func (e *poolEnv) throughput(ctx context.Context, k int) (*ThroughputRun, error)
 	// A cache of its own: the other pool size's exports would be hits.
 	cfg.BuildKit.Cache.Repository = "bench/" + e.o.RunID + fmt.Sprintf("/cache-%dw", k)
 	cfg.Server = config.ServerConfig{}
+	inputs, err := newServiceInputs(e.o.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	defer inputs.close()
+	cfg.Server.Inputs = inputs.policy
+	e.inputs = inputs
+	defer func() { e.inputs = nil }()
 	state := filepath.Join(e.o.Out, fmt.Sprintf("service-%dw", k))
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, err
