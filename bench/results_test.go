@@ -60,8 +60,14 @@ func TestSummarizeAndJudge(t *testing.T) {
 	assert.Equal(t, 9500*time.Millisecond, sums[5].Wall)
 
 	vs := Judge(sums)
-	require.Len(t, vs, 4)
+	require.Len(t, vs, 5)
 	cold, noop, incr, bump := vs[0], vs[1], vs[2], vs[3]
+	// No module cache received at all (a layer BuildKit holds) meets the
+	// module cache target.
+	assert.Equal(t, TargetModuleCache, vs[4].Name)
+	require.NotNil(t, vs[4].Met)
+	assert.True(t, *vs[4].Met)
+	assert.Equal(t, "incremental, base-bump: 0 B received, 0 B of it file content", vs[4].Note)
 	assert.InDelta(t, 1.2, cold.VsFloor, 1e-9)
 	require.NotNil(t, cold.Met)
 	assert.False(t, *cold.Met)
@@ -83,7 +89,8 @@ func TestSummarizeAndJudge(t *testing.T) {
 
 	// Without the floor, the incremental target cannot be judged.
 	vs = Judge(Summarize([]Measurement{ms(Incremental, Sailmaker, 1, s, 0)}))
-	require.Len(t, vs, 1)
+	require.Len(t, vs, 2)
+	assert.Equal(t, "incremental", vs[0].Name)
 	assert.Nil(t, vs[0].Met)
 }
 
@@ -134,10 +141,10 @@ func TestResultsTableAndJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, r.Summaries, back.Summaries)
 	assert.Equal(t, r.Measurements, back.Measurements)
-	require.Len(t, back.Verdicts, 3, "cold, incremental, memory")
-	assert.Equal(t, TargetMemory, back.Verdicts[2].Name)
-	require.NotNil(t, back.Verdicts[2].Met)
-	assert.True(t, *back.Verdicts[2].Met)
+	require.Len(t, back.Verdicts, 4, "cold, incremental, module cache, memory")
+	assert.Equal(t, TargetMemory, back.Verdicts[3].Name)
+	require.NotNil(t, back.Verdicts[3].Met)
+	assert.True(t, *back.Verdicts[3].Met)
 	assert.Contains(t, out, "| memory ")
 	assert.Contains(t, out, "sailmaker's peak RSS under 150 MB")
 	require.NotNil(t, back.Verdicts[0].Met)
