@@ -171,6 +171,9 @@ func FetchInputs(ctx context.Context, r *recipes.Recipe, o InputOptions) (*Input
 // layer store, once per go.sum, per commit and per set of patches.
 func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 	cache := o.Config.CacheDir()
+	if err := removeStaleTemps(cache); err != nil {
+		return fmt.Errorf("cleaning the input layer store: %w", err)
+	}
 	t := time.Now()
 	mod, err := inputImage(cache, "gomod-"+in.GoSumSHA[:32], time.Unix(0, 0).UTC(), nil, treeLayer{dir: in.GoModCache})
 	if err != nil {

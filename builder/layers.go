@@ -176,6 +176,25 @@ func inputImage(cacheDir, key string, mtime time.Time, base *InputLayer, layers 
 	return out, writeFileAtomic(keyFile, kb)
 }
 
+// removeStaleTemps removes what an interrupted write of an input layer left
+// in the store (a module cache's is hundreds of MiB). The caller holds the
+// input cache's lock, so no write is under way.
+func removeStaleTemps(cacheDir string) error {
+	root := LayerStoreDir(cacheDir)
+	for _, dir := range []string{filepath.Join(root, "blobs", "sha256"), filepath.Join(root, "keys")} {
+		tmps, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+		if err != nil {
+			return err
+		}
+		for _, t := range tmps {
+			if err := os.Remove(t); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // cachedInputImage is the image written for key, if it is complete.
 func cachedInputImage(cacheDir, key string) (InputLayer, bool) {
 	root := LayerStoreDir(cacheDir)

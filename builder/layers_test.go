@@ -140,3 +140,25 @@ func TestChangedFiles(t *testing.T) {
 	assert.ElementsMatch(t, []string{"a.txt", "sub/new.txt"}, changed)
 	assert.Equal(t, []string{"c.txt"}, deleted)
 }
+
+// What an interrupted write left in the store is removed; blobs and keys
+// stay.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir, cache := t.TempDir(), t.TempDir()
+	writeFiles(t, dir, map[string]string{"a": "a\n"})
+	l, err := inputImage(cache, "k", time.Unix(1234, 0), nil, treeLayer{dir: dir})
+	require.NoError(t, err)
+	root := LayerStoreDir(cache)
+	stale := []string{filepath.Join(root, "blobs", "sha256", ".tmp-layer-123"), filepath.Join(root, "keys", ".tmp-456")}
+	for _, p := range stale {
+		require.NoError(t, os.WriteFile(p, []byte("half a layer"), 0o644))
+	}
+	require.NoError(t, removeStaleTemps(cache))
+	for _, p := range stale {
+		assert.NoFileExists(t, p)
+	}
+	got, ok := cachedInputImage(cache, "k")
+	assert.True(t, ok, "the finished image is kept")
+	assert.Equal(t, l, got)
+	require.NoError(t, removeStaleTemps(t.TempDir()), "an empty cache directory is fine")
+}
