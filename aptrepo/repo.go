@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sailmaker/sailmaker/internal/atomicfile"
 	"github.com/sailmaker/sailmaker/packaging/deb"
 )
 
@@ -440,26 +441,7 @@ func gzipBytes(data []byte) ([]byte, error) {
 // writeFileAtomic writes data to p (0644) through a temporary file in the
 // same directory, so that a reader sees the old file or the new one.
 func writeFileAtomic(p string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if err := atomicfile.Write(p, data); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
@@ -472,25 +454,10 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copying %s into the pool: %w", src, err)
 	}
 	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("copying %s into the pool: %w", src, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
-	if err != nil {
-		return fmt.Errorf("copying %s into the pool: %w", src, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, in)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), dst)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFunc(dst, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	}); err != nil {
 		return fmt.Errorf("copying %s into the pool: %w", src, err)
 	}
 	return nil

@@ -79,8 +79,8 @@ func TestJudgeAcrossScenarios(t *testing.T) {
 	assert.False(t, *mem.Met, "one run peaked at 200 MiB")
 	assert.Equal(t, "200.0 MiB at most (incremental)", mem.Note)
 
-	// Without module cache transfers (the floor only), that target is not
-	// judged at all.
+	// Without sailmaker's incremental or base-bump runs (the floor only),
+	// that target is not judged at all.
 	vs = Judge(Summarize([]Measurement{{Scenario: Incremental, Path: Floor, Run: 1, Wall: s}}))
 	for _, v := range vs {
 		assert.NotEqual(t, TargetModuleCache, v.Name)

@@ -175,24 +175,25 @@ func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 		return fmt.Errorf("cleaning the input layer store: %w", err)
 	}
 	t := time.Now()
-	mod, err := inputImage(cache, "gomod-"+in.GoSumSHA[:32], time.Unix(0, 0).UTC(), nil, treeLayer{dir: in.GoModCache})
+	keys := in.layerKeys()
+	mod, err := inputImage(cache, keys.mod, time.Unix(0, 0).UTC(), nil, treeLayer{dir: in.GoModCache})
 	if err != nil {
 		return err
 	}
 	in.ModLayer = mod
 	mtime := time.Unix(in.CommitTime, 0).UTC()
-	src, err := inputImage(cache, "src-"+filepath.Base(in.pristineDir), mtime, nil, treeLayer{dir: in.pristineDir})
+	src, err := inputImage(cache, keys.commit, mtime, nil, treeLayer{dir: in.pristineDir})
 	if err != nil {
 		return err
 	}
-	if l, ok := cachedInputImage(cache, "src-"+filepath.Base(in.SourceDir)); ok {
+	if l, ok := cachedInputImage(cache, keys.source); ok {
 		src = l
 	} else if in.SourceDir != in.pristineDir {
 		changed, deleted, err := changedFiles(ctx, in.SourceDir)
 		if err != nil {
 			return fmt.Errorf("listing what the patches changed: %w", err)
 		}
-		if src, err = inputImage(cache, "src-"+filepath.Base(in.SourceDir), mtime, &src, treeLayer{dir: in.SourceDir, paths: changed, deleted: deleted}); err != nil {
+		if src, err = inputImage(cache, keys.source, mtime, &src, treeLayer{dir: in.SourceDir, paths: changed, deleted: deleted}); err != nil {
 			return err
 		}
 	}
@@ -203,12 +204,22 @@ func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 	return nil
 }
 
+// inputLayerKeys name in's images in the input layer store: the module
+// cache's (by go.mod and go.sum), the commit's checkout and the source
+// with the patches (the same as the commit's without patches), each after
+// its folder in the input cache.
+type inputLayerKeys struct{ mod, commit, source string }
+
+func (in *Inputs) layerKeys() inputLayerKeys {
+	return inputLayerKeys{mod: "gomod-" + in.GoSumSHA[:32], commit: "src-" + filepath.Base(in.pristineDir), source: "src-" + filepath.Base(in.SourceDir)}
+}
+
 // ForgetInputLayers makes the next build write in's input layers again,
 // as a new go.sum and commit would (the benchmark's first-time scenario):
 // their blobs are written over, never removed under a build reading them.
 func ForgetInputLayers(cacheDir string, in *Inputs) error {
-	keys := []string{"gomod-" + in.GoSumSHA[:32], "src-" + filepath.Base(in.pristineDir), "src-" + filepath.Base(in.SourceDir)}
-	for _, k := range keys {
+	keys := in.layerKeys()
+	for _, k := range []string{keys.mod, keys.commit, keys.source} {
 		if err := os.Remove(filepath.Join(LayerStoreDir(cacheDir), "keys", k)); err != nil && !os.IsNotExist(err) {
 			return err
 		}

@@ -23,6 +23,8 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/sailmaker/sailmaker/internal/atomicfile"
 )
 
 // The module cache and the source reach BuildKit as images of one or two
@@ -128,12 +130,8 @@ func inputImage(cacheDir, key string, mtime time.Time, base *InputLayer, layers 
 	var descs []ocispecs.Descriptor
 	var diffIDs []digest.Digest
 	if base != nil {
-		b, err := os.ReadFile(blobPath(root, base.Manifest))
+		man, err := readManifest(root, base.Manifest)
 		if err != nil {
-			return InputLayer{}, fmt.Errorf("reading the input layer %s: %w", base.Manifest, err)
-		}
-		var man ocispecs.Manifest
-		if err := json.Unmarshal(b, &man); err != nil {
 			return InputLayer{}, fmt.Errorf("reading the input layer %s: %w", base.Manifest, err)
 		}
 		for _, l := range man.Layers {
@@ -173,16 +171,18 @@ func inputImage(cacheDir, key string, mtime time.Time, base *InputLayer, layers 
 	}
 	out.Manifest = md.Digest
 	kb, _ := json.Marshal(out)
-	return out, writeFileAtomic(keyFile, kb)
+	return out, atomicfile.Write(keyFile, kb)
 }
 
 // removeStaleTemps removes what an interrupted write of an input layer left
-// in the store (a module cache's is hundreds of MiB). The caller holds the
-// input cache's lock, so no write is under way.
+// in the store (a module cache's is hundreds of MiB): the hidden temporary
+// files of writeTreeLayer and of atomicfile, the store's own files never
+// being hidden. The caller holds the input cache's lock, so no write is
+// under way.
 func removeStaleTemps(cacheDir string) error {
 	root := LayerStoreDir(cacheDir)
 	for _, dir := range []string{filepath.Join(root, "blobs", "sha256"), filepath.Join(root, "keys")} {
-		tmps, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+		tmps, err := filepath.Glob(filepath.Join(dir, ".*"))
 		if err != nil {
 			return err
 		}
@@ -213,12 +213,8 @@ func cachedInputImage(cacheDir, key string) (InputLayer, bool) {
 // imageComplete says whether the manifest's config and layers are all in
 // the store (a pruned cache directory makes them again).
 func imageComplete(root string, m digest.Digest) (bool, error) {
-	b, err := os.ReadFile(blobPath(root, m))
+	man, err := readManifest(root, m)
 	if err != nil {
-		return false, err
-	}
-	var man ocispecs.Manifest
-	if err := json.Unmarshal(b, &man); err != nil {
 		return false, err
 	}
 	for _, d := range append([]ocispecs.Descriptor{man.Config}, man.Layers...) {
@@ -227,6 +223,16 @@ func imageComplete(root string, m digest.Digest) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// readManifest reads the image manifest m from the store.
+func readManifest(root string, m digest.Digest) (ocispecs.Manifest, error) {
+	var man ocispecs.Manifest
+	b, err := os.ReadFile(blobPath(root, m))
+	if err != nil {
+		return man, err
+	}
+	return man, json.Unmarshal(b, &man)
 }
 
 func blobPath(root string, d digest.Digest) string {
@@ -247,23 +253,7 @@ func writeBlob(root string, b []byte, mediaType string) (ocispecs.Descriptor, er
 	if blobExists(root, d) {
 		return desc, nil
 	}
-	return desc, writeFileAtomic(blobPath(root, d), b)
-}
-
-func writeFileAtomic(p string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
+	return desc, atomicfile.Write(blobPath(root, d), b)
 }
 
 // writeTreeLayer writes tl as an uncompressed tar into the store, hashing

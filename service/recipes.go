@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sailmaker/sailmaker/builder"
+	"github.com/sailmaker/sailmaker/internal/atomicfile"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -180,7 +181,7 @@ func (s *Service) recipeFromTag(ctx context.Context, repoURL, tag string) (*reci
 	if err != nil {
 		return nil, nil, fmt.Errorf("the recipe made from %s at %s does not parse back: %w", repoURL, tag, err)
 	}
-	if err := writeFileAtomic(s.storedRecipePath(stored.ID()), data); err != nil {
+	if err := atomicfile.Write(s.storedRecipePath(stored.ID()), data); err != nil {
 		return nil, nil, fmt.Errorf("storing recipe %s: %w", stored.ID(), err)
 	}
 	return stored, data, nil
@@ -207,26 +208,4 @@ func (s *Service) withGo(r *recipes.Recipe, goVersion string) (*recipes.Recipe, 
 		return nil, fmt.Errorf("server.webhook.go %q: %w", goVersion, err)
 	}
 	return nr, nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
