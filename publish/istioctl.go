@@ -171,6 +171,15 @@ func (c *istioctlVersions) releases(ctx context.Context, repo name.Repository, c
 			continue
 		}
 		img, err := rc.Image(ctx, repo.Tag(tag))
+		if isNotFound(err) {
+			// Listed, but its manifest is not (or no longer) there:
+			// another build is writing the tag (the registry lists a tag
+			// before it links its manifest) or it was removed. That build
+			// makes the package again once its tag is written, after
+			// this one (composing is serialised per collection).
+			log.WithField("artifact", repo.Tag(tag).String()).Info("left out of the istioctl package: the tag is being written or was removed")
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
