@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sailmaker/sailmaker/builder"
 	"github.com/sailmaker/sailmaker/config"
 )
 
@@ -159,11 +160,11 @@ func TestParseProgress(t *testing.T) {
 	assert.Contains(t, got.Failure, "undefined: x")
 	assert.False(t, got.MakeRan, "make failed")
 
-	// sailmaker's validation: its log line gives its time; its loading
-	// of the built images is not an image pull.
+	// sailmaker's validation: its log line gives its time; what it pulls
+	// of the images' bases is not the builder image's pull.
 	b.Reset()
 	load := digest.FromString("load")
-	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: load, Name: "load pilot linux/amd64 (built, not yet published)", Started: at(20)}}}))
+	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: load, Name: builder.ValidationBaseVertex + "pilot linux/amd64", Started: at(20)}}}))
 	require.NoError(t, enc.Encode(client.SolveStatus{Statuses: []*client.VertexStatus{{ID: "sha256:ccc", Vertex: load, Current: 5000, Total: 5000, Started: at(20), Completed: at(21)}}}))
 	b.WriteString(`time="2026-11-30T16:18:59Z" level=info msg="validated: every binary reports the recipe's version and commit, Envoy is the verified input" recipe=fixture@1.0.0 took=1.426s` + "\n")
 	got, err = parseProgress(&b, "gomodcache")

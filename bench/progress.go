@@ -57,11 +57,11 @@ type solveStats struct {
 // validatedRE finds the duration in sailmaker's "validated" log line.
 var validatedRE = regexp.MustCompile(`msg="validated: .* took=([0-9.]+[a-zµ]+)`)
 
-// isValidationLoad tells the step of sailmaker's validation that loads a
-// built image into BuildKit (builder.checkState): its layers are not an
-// image pull.
+// isValidationLoad tells a step of sailmaker's validation that gives it
+// an image's base (builder.ValidationBaseVertex): validation is timed on
+// its own, so its pulls are not the builder image's.
 func isValidationLoad(name string) bool {
-	return strings.HasPrefix(name, "load ") && strings.HasSuffix(name, "(built, not yet published)")
+	return strings.HasPrefix(name, builder.ValidationBaseVertex)
 }
 
 // buildctlRun is what one buildctl build showed.

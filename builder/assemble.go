@@ -165,6 +165,13 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 	}
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: created}
+	setRuntime(cf, img)
+	return out, cf, nil
+}
+
+// setRuntime sets img's user, entrypoint, cmd, working directory and env
+// over the base's in cf.
+func setRuntime(cf *v1.ConfigFile, img recipes.Image) {
 	// As a Dockerfile without USER, an image without a user keeps its
 	// base's (proxyv2's on the distroless iptables base).
 	if img.User != "" {
@@ -176,7 +183,19 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 		cf.Config.WorkingDir = img.Workdir
 	}
 	cf.Config.Env = MergeEnv(cf.Config.Env, img.Env)
-	return out, cf, nil
+}
+
+// runtimeConfig is the config img has on base, as far as running its
+// programs goes (what setRuntime sets over the base's), without laying
+// out its files.
+func runtimeConfig(img recipes.Image, base v1.Image) (*v1.ConfigFile, error) {
+	cf, err := base.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	setRuntime(cf, img)
+	return cf, nil
 }
 
 // fileSource is where on this machine the file f of img comes from.

@@ -19,11 +19,15 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/uuid"
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
+	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 )
@@ -105,7 +109,10 @@ type buildRun struct {
 	// validation is what running the images' binaries found, per image
 	// and platform (validationKey).
 	validation map[string]*attest.Validation
-	work       string
+	// checking is the validation's run: its programs run during the
+	// compile, on the make results.
+	checking *validationRun
+	work     string
 }
 
 // baseKey is how bases are keyed: reference and platform.
@@ -279,7 +286,8 @@ func (run *buildRun) compile(ctx context.Context) error {
 	}
 	run.work = work
 	spec := run.compileSpec()
-	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings); err != nil {
+	run.checking = run.newValidation()
+	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings, run.checking); err != nil {
 		return err
 	}
 	if run.req.CheckReproducible {
@@ -323,7 +331,7 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 		run.res.Timings.Check = time.Since(start)
 	}()
 	var t api.Timings
-	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t)
+	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t, nil)
 	if err != nil {
 		return fmt.Errorf("second build: %w", err)
 	}
@@ -507,10 +515,13 @@ func (run *buildRun) provenance(p platform) Provenance {
 	return prov
 }
 
-// compileAndAssemble solves the compile step for every platform and lays
-// out the images (one per recipe image, each of every platform) and the
-// packages' artifacts in work, recording solve and assemble times in tm.
-func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings) ([]assembledImage, []assembled, error) {
+// compileAndAssemble solves the compile step for every platform, reads
+// its results into work and lays out there the images (one per recipe
+// image, each of every platform) and the packages' artifacts, recording
+// solve and assemble times in tm. With vr, the images' programs run in
+// BuildKit on the make results (validation) while the images are
+// assembled.
+func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings, vr *validationRun) ([]assembledImage, []assembled, error) {
 	outDir := filepath.Join(work, "out")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, nil, err
@@ -519,7 +530,14 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	if err != nil {
 		return nil, nil, err
 	}
-	t := time.Now()
+	layers, err := OpenLayerStore(run.cfg.CacheDir())
+	if err != nil {
+		return nil, nil, err
+	}
+	def, err := CompileState(spec).Marshal(ctx, llb.LinuxAmd64)
+	if err != nil {
+		return nil, nil, fmt.Errorf("marshalling build definition: %w", err)
+	}
 	tail := &logTail{max: 64 << 10}
 	p := run.progress
 	if p.Log != nil {
@@ -527,27 +545,87 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	} else {
 		p.Log = tail
 	}
-	layers, err := OpenLayerStore(run.cfg.CacheDir())
-	if err != nil {
-		return nil, nil, err
+	var collect func(*client.SolveStatus)
+	if vr != nil {
+		collect = vr.collect
 	}
+	var (
+		images []assembledImage
+		pkgs   []assembled
+		// ours is an error of sailmaker's own work in the build (reading
+		// the results, assembling, validating), not BuildKit's.
+		ours error
+	)
+	t := time.Now()
 	imports, exports := registryCache(run.cacheRef)
-	_, err = Solve(ctx, run.bk, CompileState(spec), client.SolveOpt{
+	err = buildWithStatus(ctx, run.bk, client.SolveOpt{
 		LocalMounts:  mounts,
 		OCIStores:    map[string]content.Store{LayerStoreID: layers},
-		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: outDir}},
 		CacheImports: imports,
 		CacheExports: exports,
-	}, p)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("build cancelled: %w", ctx.Err())
+	}, func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
+		// Evaluate: make runs here, so that its failure is BuildKit's,
+		// not the reading's.
+		res, err := gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), CacheImports: gatewayCacheImports(imports), Evaluate: true})
+		if err != nil {
+			return nil, err
 		}
+		ref, err := res.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		// Reading the results out, then assembling the images, while
+		// validation runs their programs on the results BuildKit holds.
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			read, err := readTree(gctx, ref, outDir)
+			if err != nil {
+				return err
+			}
+			run.log.WithFields(logrus.Fields{"files": read.Files, "bytes": output.Bytes(read.Bytes), "took": read.Took.Round(time.Millisecond)}).Debug("read the make results out of BuildKit")
+			tm.Solve = time.Since(t)
+			t = time.Now()
+			images, pkgs, err = run.assemble(gctx, outDir, work)
+			return err
+		})
+		if vr != nil {
+			g.Go(func() error {
+				if err := vr.plan(gctx, run, ref); err != nil {
+					return err
+				}
+				out, err := ref.ToState()
+				if err != nil {
+					return err
+				}
+				return vr.run(gctx, run, gc, out)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			ours = err
+			return nil, err
+		}
+		// From the results read to the images assembled and their
+		// programs run.
+		tm.Assemble = time.Since(t)
+		// The result is what the registry cache, when there is one,
+		// exports.
+		return res, nil
+	}, p, collect)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, nil, fmt.Errorf("build cancelled: %w", ctx.Err())
+	case ours != nil:
+		return nil, nil, ours
+	case err != nil:
 		return nil, nil, explainFailure(err, tail.String())
 	}
-	tm.Solve = time.Since(t)
+	return images, pkgs, nil
+}
 
-	t = time.Now()
+// assemble lays out in work the images (one per recipe image, each of
+// every platform) and the packages' artifacts from the make results in
+// outDir.
+func (run *buildRun) assemble(ctx context.Context, outDir, work string) ([]assembledImage, []assembled, error) {
 	var images []assembledImage
 	for _, img := range run.recipe.Spec.Images {
 		var ai assembledImage
@@ -576,6 +654,7 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 				layer: filepath.Join(pwork, pimg.Name+".tar.gz"), spec: pimg, outDir: pout, envoyDir: envoyDir})
 		}
 		if run.recipe.Spec.MultiPlatform() {
+			var err error
 			if ai.index, err = newIndex(ai.platforms); err != nil {
 				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
 			}
@@ -586,7 +665,6 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 	if err != nil {
 		return nil, nil, err
 	}
-	tm.Assemble = time.Since(t)
 	return images, pkgs, nil
 }
 

@@ -1,6 +1,9 @@
 package builder
 
-import "github.com/moby/buildkit/client"
+import (
+	"github.com/moby/buildkit/client"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+)
 
 // registryCache is BuildKit's registry cache at ref (type=registry,
 // mode=max: every step's result, not only the last), imported before the
@@ -17,4 +20,14 @@ func registryCache(ref string) (imports, exports []client.CacheOptionsEntry) {
 		"ref": ref, "mode": "max", "image-manifest": "true", "oci-mediatypes": "true", "ignore-error": "true",
 	}}}
 	return imports, exports
+}
+
+// gatewayCacheImports is imports as a gateway solve request takes them: a
+// gateway build's own solves import only what they are given.
+func gatewayCacheImports(imports []client.CacheOptionsEntry) []gateway.CacheOptionsEntry {
+	var out []gateway.CacheOptionsEntry
+	for _, im := range imports {
+		out = append(out, gateway.CacheOptionsEntry{Type: im.Type, Attrs: im.Attrs})
+	}
+	return out
 }

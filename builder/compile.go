@@ -112,7 +112,7 @@ func compileRun(s CompileSpec, p string) llb.State {
 		opts = append(opts, llb.AddEnv(k, v))
 	}
 	if e := s.Inputs.Envoy[arch]; e != nil {
-		opts = append(opts, llb.AddMount(envoyInDir, llb.Local(envoyMount(arch), llb.SharedKeyHint("envoy-"+e.SHA256)), llb.Readonly))
+		opts = append(opts, llb.AddMount(envoyInDir, envoyState(arch, e), llb.Readonly))
 	}
 	if s.NoCache {
 		opts = append(opts, llb.IgnoreCache)
@@ -131,6 +131,12 @@ const SourceVertex = "upstream source"
 
 // envoyMount names the local directory of arch's Envoy.
 func envoyMount(arch string) string { return "envoy-" + arch }
+
+// envoyState is the verified Envoy of arch (its folder, with the binary
+// as envoy), sent by the session.
+func envoyState(arch string, e *EnvoyInput) llb.State {
+	return llb.Local(envoyMount(arch), llb.SharedKeyHint("envoy-"+e.SHA256))
+}
 
 // ImageState is llb.Image(ref) with the image config's environment, working
 // directory and user applied, as a Dockerfile FROM would: plain LLB does not

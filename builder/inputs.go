@@ -230,7 +230,10 @@ func ForgetInputLayers(cacheDir string, in *Inputs) error {
 // changedFiles lists what differs in the checkout dir from its commit:
 // files changed or added, and files deleted.
 func changedFiles(ctx context.Context, dir string) (changed, deleted []string, err error) {
-	out, err := run(ctx, dir, []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C"}, "git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames")
+	// core.trustctime=false: the checkout is a copy made of hard links,
+	// whose ctimes the linking changed; trusting them would make git read
+	// every file again (0.1 s to 0.5 s for Istio's tree).
+	out, err := run(ctx, dir, []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C"}, "git", "-c", "core.trustctime=false", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames")
 	if err != nil {
 		return nil, nil, err
 	}

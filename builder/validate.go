@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/content"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
@@ -33,7 +32,6 @@ import (
 
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
-	"github.com/sailmaker/sailmaker/internal/output"
 	"github.com/sailmaker/sailmaker/recipes"
 	"github.com/sailmaker/sailmaker/registry"
 )
@@ -55,8 +53,9 @@ const validationTimeout = 15 * time.Minute
 // validationKey is how validations are keyed: image and platform.
 func validationKey(image string, p platform) string { return image + " " + p.name }
 
-// validate runs every image's programs, in the built image, in BuildKit,
-// with no network, before anything is published, as istio's
+// validate judges what the images' programs said when they ran (during
+// the compile, on the make results: validationRun) and checks in each
+// assembled image's layer that its Envoy is the verified binary, as
 // release-builder validates a release: each Go binary must report the
 // recipe's version and the pinned commit (with -dirty and Modified only
 // when the recipe has patches), and Envoy must be the verified input
@@ -66,30 +65,16 @@ func validationKey(image string, p platform) string { return image + " " + p.nam
 func (run *buildRun) validate(ctx context.Context) error {
 	t := time.Now()
 	defer func() { run.res.Timings.Assemble += time.Since(t) }()
-	want := run.expected()
-	var checks []*check
-	run.validation = map[string]*attest.Validation{}
-	var problems []string
-	native := run.nativeArch(ctx)
+	vr := run.checking
+	problems := append([]string(nil), vr.problems...)
 	for i, img := range run.recipe.Spec.Images {
 		for _, a := range run.assembled[i].platforms {
-			v := &attest.Validation{Platform: a.platform.name, Emulated: a.platform.arch != native, Expected: want, Binaries: []attest.BinaryCheck{}}
-			run.validation[validationKey(img.Name, a.platform)] = v
-			cs, errs := run.hostChecks(img.Name, a, v)
-			checks = append(checks, cs...)
-			problems = append(problems, errs...)
+			problems = append(problems, envoyInLayer(img.Name, a, run.validation[validationKey(img.Name, a.platform)])...)
 		}
 	}
-	var fetched int64
-	if len(problems) == 0 && len(checks) > 0 {
-		run.log.WithField("checks", len(checks)).Info("validating: running the images' programs in BuildKit (no network)")
-		n, err := run.runChecks(ctx, checks)
-		if err != nil {
-			return err
-		}
-		fetched = n
-		for _, c := range checks {
-			if msg := c.verdict(want, run.inputs.ProxySHA); msg != "" {
+	if vr.ran {
+		for _, c := range vr.checks {
+			if msg := c.verdict(vr.want, run.inputs.ProxySHA); msg != "" {
 				problems = append(problems, msg)
 			}
 		}
@@ -101,8 +86,25 @@ func (run *buildRun) validate(ctx context.Context) error {
 		sort.Strings(problems)
 		return fmt.Errorf("%w; nothing was tagged:\n  %s", ErrValidation, strings.Join(problems, "\n  "))
 	}
-	// fetched is what BuildKit did not hold of the base layers.
-	run.log.WithFields(logrus.Fields{"took": time.Since(t).Round(time.Millisecond), "fetched": output.Bytes(fetched)}).Info("validated: every binary reports the recipe's version and commit, Envoy is the verified input")
+	// took is the programs' run, which overlapped the assembly.
+	run.log.WithFields(logrus.Fields{"took": vr.took.Round(time.Millisecond), "checks": len(vr.checks)}).Info("validated: every binary reports the recipe's version and commit, Envoy is the verified input")
+	return nil
+}
+
+// envoyInLayer checks that the Envoy in a's layer is the verified binary
+// the validation ran, filling its record's SHA256.
+func envoyInLayer(image string, a assembled, v *attest.Validation) []string {
+	if v == nil || v.Envoy == nil {
+		return nil
+	}
+	sum, err := layerFileSHA256(a.layer, v.Envoy.Path)
+	if err != nil {
+		return []string{fmt.Sprintf("%s %s: reading %s from the image's layer: %v", image, a.platform.name, v.Envoy.Path, err)}
+	}
+	v.Envoy.SHA256 = sum
+	if sum != v.Envoy.Verified {
+		return []string{fmt.Sprintf("%s %s: %s in the image has sha256 %s, the binary of the verified Envoy tarball (sha256 %s) has %s", image, a.platform.name, v.Envoy.Path, sum, v.Envoy.TarballSHA256, v.Envoy.Verified)}
+	}
 	return nil
 }
 
@@ -127,12 +129,14 @@ func (run *buildRun) nativeArch(ctx context.Context) string {
 	return runtime.GOARCH
 }
 
-// check is one program run in an image.
+// check is one program run on an image's base with the image's files.
 type check struct {
 	image    string
 	platform platform
-	img      v1.Image
+	spec     recipes.Image // ${TARGET_ARCH} expanded
+	base     string        // the base image, by digest
 	cf       *v1.ConfigFile
+	mounts   []fileMount
 	args     []string
 	// binary is filled with what a Go binary reported, envoy with Envoy's.
 	binary *attest.BinaryCheck
@@ -146,65 +150,194 @@ func (c *check) name() string {
 	return fmt.Sprintf("validate %s %s: %s", c.image, c.platform.name, strings.Join(c.args, " "))
 }
 
-// hostChecks checks what can be read without running anything: every
-// build: and input: file is an executable for the platform, Envoy in the
-// layer is the verified binary. It returns the programs to run.
-func (run *buildRun) hostChecks(image string, a assembled, v *attest.Validation) ([]*check, []string) {
+// validationRun is one build's validation of its images: the programs to
+// run, planned once the make results are read, what planning found wrong
+// without running anything, and what the programs printed.
+type validationRun struct {
+	want     attest.ExpectedVersion
+	checks   []*check
+	problems []string
+	// ran is set once the programs have run; took is how long that took.
+	ran  bool
+	took time.Duration
+
+	mu     sync.Mutex
+	byName map[string]*check
+	vertex map[string]*check
+}
+
+// newValidation is an empty validation of run's images; it also resets
+// run's validation records.
+func (run *buildRun) newValidation() *validationRun {
+	run.validation = map[string]*attest.Validation{}
+	return &validationRun{want: run.expected(), byName: map[string]*check{}, vertex: map[string]*check{}}
+}
+
+// plan lists every image's programs to run, for every platform, and what
+// is wrong without running anything, from the make results as BuildKit
+// holds them (ref: only headers are read, so planning need not wait for
+// the results to be read out) and the verified Envoy.
+func (vr *validationRun) plan(ctx context.Context, run *buildRun, ref gateway.Reference) error {
+	native := run.nativeArch(ctx)
+	for _, img := range run.recipe.Spec.Images {
+		for _, pl := range run.platforms {
+			pimg := imageFor(img, pl.arch)
+			bi := run.bases[baseKey(img.Base, pl)]
+			bref, err := run.reg.ParseRef(bi.Ref)
+			if err != nil {
+				return fmt.Errorf("image %s: base: %w", img.Name, err)
+			}
+			cf, err := runtimeConfig(pimg, bi.Image)
+			if err != nil {
+				return fmt.Errorf("image %s %s: reading the base's config: %w", img.Name, pl.name, err)
+			}
+			files, err := probeFiles(ctx, run, pimg, pl, ref)
+			if err != nil {
+				return err
+			}
+			v := &attest.Validation{Platform: pl.name, Emulated: pl.arch != native, Expected: vr.want, Binaries: []attest.BinaryCheck{}}
+			run.validation[validationKey(img.Name, pl)] = v
+			at := &check{image: img.Name, platform: pl, spec: pimg, base: bref.Context().Digest(bi.Digest.String()).String(), cf: cf, mounts: imageMounts(pimg, pl, files)}
+			cs, errs := run.hostChecks(at, files, v)
+			vr.checks = append(vr.checks, cs...)
+			vr.problems = append(vr.problems, errs...)
+		}
+	}
+	for _, c := range vr.checks {
+		vr.byName[c.name()] = c
+	}
+	return nil
+}
+
+// probed is what validation knows of one of an image's files: its mode
+// and, for an ELF executable, its machine and whether Go built it (elfErr
+// says why it is not one).
+type probed struct {
+	mode     os.FileMode
+	machine  elf.Machine
+	elfErr   error
+	goBinary bool
+}
+
+// probeFiles probes img's files on platform pl: the make results' in ref,
+// Envoy in its verified folder.
+func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platform, ref gateway.Reference) (map[string]probed, error) {
+	out := map[string]probed{}
+	for _, f := range img.Files {
+		kind, rel := f.Source()
+		var ra io.ReaderAt
+		var p probed
+		switch kind {
+		case recipes.FromBuild, recipes.FromSource:
+			name := path.Join("/", pl.outDir(), kind, rel)
+			st, err := ref.StatFile(ctx, gateway.StatRequest{Path: name})
+			if err != nil {
+				return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
+			}
+			p.mode = os.FileMode(st.Mode)
+			ra = &refReaderAt{ctx: ctx, ref: ref, name: name, size: st.Size}
+		case recipes.FromInput:
+			e := run.inputs.Envoy[pl.arch]
+			if e == nil {
+				return nil, fmt.Errorf("image %s: %s: no verified Envoy for %s", img.Name, f.To, pl.arch)
+			}
+			src, err := fileSource(img, f, "", e.Dir)
+			if err != nil {
+				return nil, err
+			}
+			fh, err := os.Open(src)
+			if err != nil {
+				return nil, err
+			}
+			defer fh.Close()
+			fi, err := fh.Stat()
+			if err != nil {
+				return nil, err
+			}
+			p.mode, ra = fi.Mode(), fh
+		default:
+			return nil, fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
+		}
+		if kind != recipes.FromSource {
+			ef, err := elf.NewFile(ra)
+			if err != nil {
+				p.elfErr = err
+			} else {
+				p.machine = ef.Machine
+				_, err := buildinfo.Read(ra)
+				p.goBinary = err == nil
+			}
+		}
+		out[f.To] = p
+	}
+	return out, nil
+}
+
+// refReaderAt reads a file of a solved reference, range by range.
+type refReaderAt struct {
+	ctx  context.Context
+	ref  gateway.Reference
+	name string
+	size int64
+}
+
+func (r *refReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), r.size-off)
+	b, err := r.ref.ReadFile(r.ctx, gateway.ReadRequest{Filename: r.name, Range: &gateway.FileRange{Offset: int(off), Length: int(n)}})
+	if err != nil {
+		return 0, err
+	}
+	copy(p, b)
+	if len(b) < len(p) {
+		return len(b), io.EOF
+	}
+	return len(b), nil
+}
+
+// hostChecks checks what can be known without running anything: every
+// build: and input: file is an executable for the platform, Envoy is the
+// verified binary. It returns the programs to run, each a copy of at with
+// its arguments.
+func (run *buildRun) hostChecks(at *check, files map[string]probed, v *attest.Validation) ([]*check, []string) {
 	var out []*check
 	var problems []string
-	cf, err := a.image.ConfigFile()
-	if err != nil {
-		return nil, []string{fmt.Sprintf("%s %s: reading the config: %v", image, a.platform.name, err)}
-	}
-	want, _ := base.ELFMachine(a.platform.oci)
-	goBins := map[string]bool{}
-	for _, b := range a.binaries {
-		goBins[b.Path] = true
-	}
-	for _, f := range a.spec.Files {
+	image, pl := at.image, at.platform
+	want, _ := base.ELFMachine(pl.oci)
+	for _, f := range at.spec.Files {
 		kind, _ := f.Source()
 		if kind == recipes.FromSource {
 			continue
 		}
-		src, err := fileSource(a.spec, f, a.outDir, a.envoyDir)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		machine, err := elfMachine(src)
+		p := files[f.To]
+		machine := p.machine
 		switch {
-		case err != nil && kind == recipes.FromInput:
-			problems = append(problems, fmt.Sprintf("%s %s: %s (%s) is not an ELF executable: %v", image, a.platform.name, f.To, f.From, err))
+		case p.elfErr != nil && kind == recipes.FromInput:
+			problems = append(problems, fmt.Sprintf("%s %s: %s (%s) is not an ELF executable: %v", image, pl.name, f.To, f.From, p.elfErr))
 			continue
-		case err != nil:
+		case p.elfErr != nil:
 			continue // a script or data file a make target produced
 		case machine != want:
-			problems = append(problems, fmt.Sprintf("%s %s: %s (%s) is an ELF executable for %s, the platform's binaries are %s", image, a.platform.name, f.To, f.From, machineName(machine), machineName(want)))
+			problems = append(problems, fmt.Sprintf("%s %s: %s (%s) is an ELF executable for %s, the platform's binaries are %s", image, pl.name, f.To, f.From, machineName(machine), machineName(want)))
 			continue
 		}
+		c := *at
 		switch {
 		case kind == recipes.FromInput:
-			e := run.inputs.Envoy[a.platform.arch]
-			if e == nil {
-				problems = append(problems, fmt.Sprintf("%s %s: %s: no verified Envoy for %s", image, a.platform.name, f.To, a.platform.arch))
-				continue
-			}
-			sum, err := layerFileSHA256(a.layer, f.To)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s %s: reading %s from the image's layer: %v", image, a.platform.name, f.To, err))
-				continue
-			}
-			ec := &attest.EnvoyCheck{Path: f.To, SHA256: sum, Verified: e.BinarySHA256, TarballSHA256: e.SHA256, Machine: machineName(machine)}
+			e := run.inputs.Envoy[pl.arch]
+			// The layer's copy is checked once the image is assembled
+			// (envoyInLayer).
+			ec := &attest.EnvoyCheck{Path: f.To, Verified: e.BinarySHA256, TarballSHA256: e.SHA256, Machine: machineName(machine)}
 			v.Envoy = ec
-			if sum != e.BinarySHA256 {
-				problems = append(problems, fmt.Sprintf("%s %s: %s in the image has sha256 %s, the binary of the verified Envoy tarball (sha256 %s) has %s", image, a.platform.name, f.To, sum, e.SHA256, e.BinarySHA256))
-				continue
-			}
-			out = append(out, &check{image: image, platform: a.platform, img: a.image, cf: cf, args: []string{f.To, "--version"}, envoy: ec})
-		case goBins[f.To]:
+			c.args, c.envoy = []string{f.To, "--version"}, ec
+			out = append(out, &c)
+		case p.goBinary:
 			bc := attest.BinaryCheck{Path: f.To, Command: []string{f.To, "version", "-o", "json"}, Machine: machineName(machine)}
 			v.Binaries = append(v.Binaries, bc)
-			out = append(out, &check{image: image, platform: a.platform, img: a.image, cf: cf, args: bc.Command, binary: &v.Binaries[len(v.Binaries)-1]})
+			c.args, c.binary = bc.Command, &v.Binaries[len(v.Binaries)-1]
+			out = append(out, &c)
 		}
 	}
 	// v.Binaries may have grown after a check took a pointer into it.
@@ -285,98 +418,130 @@ func (c *check) verdict(want attest.ExpectedVersion, proxySHA string) string {
 	return ""
 }
 
-// runChecks runs every check in BuildKit, two at a time (more at once
-// measured no faster), and reads each check's output from its step's log.
-// BuildKit reads the images through the session from a validationStore,
-// which fetches a base layer from the registry only if BuildKit asks for
-// it. It returns how many bytes of layers were fetched: those of the base
-// layers BuildKit did not hold.
-func (run *buildRun) runChecks(ctx context.Context, checks []*check) (int64, error) {
+// run runs every planned program in BuildKit, in the gateway build that
+// compiled them, two at a time (more at once measured no faster); out is
+// the make results. Each runs on its image's base (by digest) with the
+// image's files mounted read-only where the image has them: the very
+// files its layer is made of (the make results sailmaker read, and the
+// verified Envoy), so validation needs no image loaded into BuildKit. A
+// program that fails is recorded, not an error. Nothing runs when
+// planning found a problem.
+func (vr *validationRun) run(ctx context.Context, run *buildRun, gc gateway.Client, out llb.State) error {
+	if len(vr.problems) > 0 || len(vr.checks) == 0 {
+		return nil
+	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, validationTimeout)
 	defer cancel()
-	dir := filepath.Join(run.work, "validate")
-	defer os.RemoveAll(dir)
-	store, err := newValidationStore(ctx, dir)
-	if err != nil {
-		return 0, fmt.Errorf("validating: making the content store: %w", err)
-	}
-	for _, c := range checks {
-		if err := store.add(c.img); err != nil {
-			return 0, fmt.Errorf("validating %s %s: %w", c.image, c.platform.name, err)
-		}
-	}
-	const storeID = "sailmaker-validate"
-
-	byName := map[string]*check{}
-	for _, c := range checks {
-		byName[c.name()] = c
-	}
-	var mu sync.Mutex
-	vertex := map[string]*check{}
-	collect := func(s *client.SolveStatus) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, v := range s.Vertexes {
-			if c, ok := byName[v.Name]; ok {
-				vertex[v.Digest.String()] = c
-			}
-		}
-		for _, l := range s.Logs {
-			c, ok := vertex[l.Vertex.String()]
-			if !ok {
-				continue
-			}
-			if l.Stream == 2 {
-				c.stderr = append(c.stderr, l.Data...)
-			} else {
-				c.stdout = append(c.stdout, l.Data...)
-			}
-		}
-	}
-	buildFn := func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
-		g, ctx := errgroup.WithContext(ctx)
-		g.SetLimit(2)
-		for _, c := range checks {
-			g.Go(func() error {
-				def, err := checkState(c, storeID).Marshal(ctx)
-				if err != nil {
-					return err
-				}
-				_, err = gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
-				if err != nil && ctx.Err() == nil {
-					c.err = err
-					return nil
-				}
+	run.log.WithField("checks", len(vr.checks)).Info("validating: running the images' programs in BuildKit (no network) while the images are assembled")
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for _, c := range vr.checks {
+		g.Go(func() error {
+			def, err := checkState(c, out, run.inputs).Marshal(ctx)
+			if err != nil {
 				return err
-			})
-		}
-		return gateway.NewResult(), g.Wait()
+			}
+			_, err = gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			if err != nil && ctx.Err() == nil {
+				c.err = err
+				return nil
+			}
+			return err
+		})
 	}
-	if err := buildWithStatus(ctx, run.bk, client.SolveOpt{OCIStores: map[string]content.Store{storeID: store}}, buildFn, run.progress, collect); err != nil {
-		if ctx.Err() != nil {
-			return 0, fmt.Errorf("validating: %w", ctx.Err())
-		}
-		return 0, fmt.Errorf("validating: running the images' programs in BuildKit: %w", err)
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("validating: running the images' programs in BuildKit: %w", err)
 	}
-	run.log.WithFields(logrus.Fields{"layers": store.layersRead(), "fetched": store.fetched.Load()}).Debug("validation: the layers BuildKit did not hold, read through the session")
-	return store.fetched.Load(), nil
+	vr.ran, vr.took = true, time.Since(start)
+	return nil
 }
 
-// checkState runs c's program in its image, as `docker run` would with
-// the image's environment, user and working directory, on the image's
-// platform (under emulation when that is not the host's), with no
-// network and nothing cached.
-func checkState(c *check, storeID string) llb.State {
-	d, _ := c.img.Digest()
+// collect reads each program's output from its step's log.
+func (vr *validationRun) collect(s *client.SolveStatus) {
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	for _, v := range s.Vertexes {
+		if c, ok := vr.byName[v.Name]; ok {
+			vr.vertex[v.Digest.String()] = c
+		}
+	}
+	for _, l := range s.Logs {
+		c, ok := vr.vertex[l.Vertex.String()]
+		if !ok {
+			continue
+		}
+		if l.Stream == 2 {
+			c.stderr = append(c.stderr, l.Data...)
+		} else {
+			c.stdout = append(c.stdout, l.Data...)
+		}
+	}
+}
+
+// ValidationBaseVertex starts the name of the step that gives validation
+// an image's base (pulled from the registry if BuildKit lacks it).
+const ValidationBaseVertex = "base of "
+
+// fileMount is one of an image's files as its programs see it when
+// validated: mounted at to from the make results (kind build or source)
+// or the verified Envoy (input), at path in them; copied first to give it
+// the image's mode when its own differs.
+type fileMount struct {
+	to, kind, path string
+	mode           os.FileMode
+	copy           bool
+}
+
+// imageMounts are img's files as its programs see them when validated,
+// on platform pl, from the make results and Envoy, probed as files.
+func imageMounts(img recipes.Image, pl platform, files map[string]probed) []fileMount {
+	var out []fileMount
+	for _, f := range img.Files {
+		kind, rel := f.Source()
+		m := fileMount{to: f.To, kind: kind, mode: os.FileMode(f.FileMode())}
+		m.copy = files[f.To].mode.Perm() != m.mode.Perm()
+		if kind == recipes.FromInput {
+			m.path = "/envoy"
+		} else {
+			m.path = path.Join("/", pl.outDir(), kind, rel)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// checkState runs c's program as `docker run` would in its image: on the
+// image's base, with the image's environment, user and working directory,
+// and the image's files mounted read-only at their places with their
+// modes (from out, the make results, and Envoy from its verified input),
+// on the image's platform (under emulation when that is not the host's),
+// with no network and nothing cached.
+func checkState(c *check, out llb.State, in *Inputs) llb.State {
 	plat := ocispecs.Platform{OS: c.platform.oci.OS, Architecture: c.platform.oci.Architecture, Variant: c.platform.oci.Variant}
-	st := llb.OCILayout("sailmaker.invalid/validate@"+d.String(), llb.OCIStore("", storeID), llb.Platform(plat),
-		llb.WithCustomName(fmt.Sprintf("load %s %s (built, not yet published)", c.image, c.platform.name)))
-	st = WithImageConfig(st, c.cf)
-	return st.Run(llb.Args(c.args), llb.Network(llb.NetModeNone), llb.IgnoreCache, llb.WithCustomName(c.name())).Root()
+	st := WithImageConfig(llb.Image(c.base, llb.Platform(plat), llb.WithCustomName(ValidationBaseVertex+c.image+" "+c.platform.name)), c.cf)
+	opts := []llb.RunOption{llb.Args(c.args), llb.Network(llb.NetModeNone), llb.IgnoreCache, llb.WithCustomName(c.name())}
+	for _, m := range c.mounts {
+		src, p := out, m.path
+		if m.kind == recipes.FromInput {
+			e := in.Envoy[c.platform.arch]
+			if e == nil {
+				continue // hostChecks found it missing
+			}
+			src = envoyState(c.platform.arch, e)
+		}
+		if m.copy {
+			src = llb.Scratch().File(llb.Copy(src, p, "/file", &llb.CopyInfo{Mode: &llb.ChmodOpt{Mode: m.mode.Perm()}}),
+				llb.WithCustomName(fmt.Sprintf("%s with the mode %s has in %s (%#o)", m.to, c.image, c.platform.name, m.mode.Perm())))
+			p = "/file"
+		}
+		opts = append(opts, llb.AddMount(m.to, src, llb.SourcePath(p), llb.Readonly))
+	}
+	return st.Run(opts...).Root()
 }
 
 // buildWithStatus runs a gateway build, drains its status into the
-// progress display and hands every status to collect.
+// progress display and hands every status to collect (when not nil).
 func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt, fn gateway.BuildFunc, p Progress, collect func(*client.SolveStatus)) error {
 	opt, err := withRegistryAuth(opt)
 	if err != nil {
@@ -389,7 +554,9 @@ func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	eg.Go(func() error {
 		defer close(display)
 		for s := range ch {
-			collect(s)
+			if collect != nil {
+				collect(s)
+			}
 			if p.Log != nil {
 				for _, l := range s.Logs {
 					_, _ = p.Log.Write(l.Data)
@@ -405,16 +572,6 @@ func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	})
 	eg.Go(func() error { return showProgress(ctx, p, display) })
 	return eg.Wait()
-}
-
-// elfMachine is the ELF machine of the executable at p.
-func elfMachine(p string) (elf.Machine, error) {
-	f, err := elf.Open(p)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return f.Machine, nil
 }
 
 // machineName names an ELF machine as the architectures do.

@@ -50,8 +50,7 @@ func fillDisk(t *testing.T, dir string) string {
 func TestServeDiskFull(t *testing.T) {
 	e := sharedFaultEnv(t)
 	state := t.TempDir()
-	// Room for a build of both platforms: validation writes each image,
-	// its base's layers too, into a temporary OCI layout here.
+	// Room for a build of both platforms: its make results and layers.
 	require.NoError(t, syscall.Mount("tmpfs", state, "tmpfs", 0, "size=768m,mode=0755"), "mounting a tmpfs needs root (make test runs as root)")
 	t.Cleanup(func() { _ = syscall.Unmount(state, syscall.MNT_DETACH) })
 	e.serveConfig(t, state, false, nil)
@@ -69,8 +68,8 @@ func TestServeDiskFull(t *testing.T) {
 		status, resp := a.do("POST", "/v1/builds/"+id+"/cancel", "", nil)
 		assert.Equal(t, http.StatusConflict, status, "cancel: %s", resp)
 
-		// The build's end removed its temporary files (its layers, the
-		// validation's layout), which gives room back: fill it too, so the
+		// The build's end removed its temporary files (its make results
+		// and layers), which gives room back: fill it too, so the
 		// disk stays full for what follows. The service finds it full again
 		// at its next look, if it had found room meanwhile.
 		fillDisk(t, state)

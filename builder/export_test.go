@@ -1,0 +1,170 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client/llb"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	fstypes "github.com/tonistiigi/fsutil/types"
+)
+
+// dirRef is a gateway.Reference over a folder of this machine, as
+// BuildKit answers for a solved result: ReadDir lists one level, names
+// relative to it; ReadFile honours ranges. reads counts ReadFile calls;
+// entries, when set for a folder, replaces what ReadDir lists there.
+type dirRef struct {
+	root    string
+	reads   int
+	entries map[string][]*fstypes.Stat
+}
+
+func (r *dirRef) ToState() (llb.State, error)      { return llb.Scratch(), nil }
+func (r *dirRef) Evaluate(ctx context.Context) error { return nil }
+
+func (r *dirRef) stat(p string) (*fstypes.Stat, error) {
+	fi, err := os.Lstat(filepath.Join(r.root, filepath.FromSlash(p)))
+	if err != nil {
+		return nil, err
+	}
+	st := &fstypes.Stat{Path: path.Base(p), Mode: uint32(fi.Mode()), Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		st.Linkname, _ = os.Readlink(filepath.Join(r.root, filepath.FromSlash(p)))
+	}
+	return st, nil
+}
+
+func (r *dirRef) ReadDir(ctx context.Context, req gateway.ReadDirRequest) ([]*fstypes.Stat, error) {
+	if e, ok := r.entries[req.Path]; ok {
+		return e, nil
+	}
+	des, err := os.ReadDir(filepath.Join(r.root, filepath.FromSlash(req.Path)))
+	if err != nil {
+		return nil, err
+	}
+	var out []*fstypes.Stat
+	for _, de := range des {
+		st, err := r.stat(path.Join(req.Path, de.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (r *dirRef) StatFile(ctx context.Context, req gateway.StatRequest) (*fstypes.Stat, error) {
+	return r.stat(req.Path)
+}
+
+func (r *dirRef) ReadFile(ctx context.Context, req gateway.ReadRequest) ([]byte, error) {
+	r.reads++
+	b, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(req.Filename)))
+	if err != nil {
+		return nil, err
+	}
+	if req.Range == nil {
+		return b, nil
+	}
+	end := min(req.Range.Offset+req.Range.Length, len(b))
+	if req.Range.Offset > len(b) {
+		return nil, errors.New("offset beyond the end")
+	}
+	return b[req.Range.Offset:end], nil
+}
+
+func TestReadTree(t *testing.T) {
+	src := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), (2*readChunk+12345)/16)
+	mtime := time.Unix(1734146883, 0)
+	write := func(p string, data []byte, mode os.FileMode) {
+		full := filepath.Join(src, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, data, mode))
+		require.NoError(t, os.Chmod(full, mode))
+		require.NoError(t, os.Chtimes(full, mtime, mtime))
+	}
+	write("linux_amd64/build/out/linux_amd64/pilot-discovery", big, 0o755)
+	write("linux_amd64/source/tools/envoy_bootstrap.json", []byte(`{"a": 1}`), 0o644)
+	write("linux_amd64/build/empty", nil, 0o600)
+	require.NoError(t, os.Symlink("pilot-discovery", filepath.Join(src, "linux_amd64/build/out/linux_amd64/link")))
+
+	ref := &dirRef{root: src}
+	dst := t.TempDir()
+	st, err := readTree(context.Background(), ref, dst)
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.Files)
+	assert.Equal(t, int64(len(big)+8), st.Bytes)
+	assert.Equal(t, 3+1, ref.reads, "the big file in %d MiB ranges, the small one at once, the empty one not at all", readChunk>>20)
+
+	got, err := os.ReadFile(filepath.Join(dst, "linux_amd64/build/out/linux_amd64/pilot-discovery"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got), "the file read in ranges is the file")
+	for p, mode := range map[string]os.FileMode{
+		"linux_amd64/build/out/linux_amd64/pilot-discovery": 0o755,
+		"linux_amd64/source/tools/envoy_bootstrap.json":     0o644,
+		"linux_amd64/build/empty":                           0o600,
+	} {
+		fi, err := os.Stat(filepath.Join(dst, p))
+		require.NoError(t, err)
+		assert.Equal(t, mode, fi.Mode().Perm(), p)
+		assert.True(t, fi.ModTime().Equal(mtime), "%s: mtime %s", p, fi.ModTime())
+	}
+	link, err := os.Readlink(filepath.Join(dst, "linux_amd64/build/out/linux_amd64/link"))
+	require.NoError(t, err)
+	assert.Equal(t, "pilot-discovery", link)
+
+	// What BuildKit lists is not trusted to stay in the folder, and only
+	// files, folders and links are read.
+	for name, e := range map[string]*fstypes.Stat{
+		"..":       {Path: "..", Mode: uint32(os.ModeDir | 0o755)},
+		"../x":     {Path: "../x", Mode: 0o644, Size: 1},
+		"a/b":      {Path: "a/b", Mode: 0o644, Size: 1},
+		"a device": {Path: "null", Mode: uint32(os.ModeDevice | os.ModeCharDevice | 0o666)},
+	} {
+		ref := &dirRef{root: src, entries: map[string][]*fstypes.Stat{"/": {e}}}
+		dst := t.TempDir()
+		_, err := readTree(context.Background(), ref, dst)
+		require.Error(t, err, name)
+		assert.True(t, strings.Contains(err.Error(), "not a file name under their folder") || strings.Contains(err.Error(), "neither a file"), "%s: %v", name, err)
+		left, _ := os.ReadDir(filepath.Dir(dst))
+		for _, l := range left {
+			assert.NotEqual(t, "x", l.Name(), "%s: wrote outside the folder", name)
+		}
+	}
+
+	// A file that shrinks while it is read is an error, not a short file.
+	ref = &dirRef{root: src, entries: map[string][]*fstypes.Stat{"/": {{Path: "short", Mode: 0o644, Size: 100}}}}
+	write("short", []byte("only 13 bytes"), 0o644)
+	_, err = readTree(context.Background(), ref, t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "did it change while being read?")
+}
+
+// refReaderAt reads a result's file as a ReaderAt, which debug/elf and
+// debug/buildinfo read headers through.
+func TestRefReaderAt(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte("0123456789"), 0o644))
+	ref := &dirRef{root: src}
+	r := &refReaderAt{ctx: context.Background(), ref: ref, name: "/f", size: 10}
+	b := make([]byte, 4)
+	n, err := r.ReadAt(b, 3)
+	require.NoError(t, err)
+	assert.Equal(t, "3456", string(b[:n]))
+	n, err = r.ReadAt(b, 8)
+	assert.Equal(t, io.EOF, err)
+	assert.Equal(t, "89", string(b[:n]))
+	_, err = r.ReadAt(b, 10)
+	assert.Equal(t, io.EOF, err)
+}
