@@ -29,7 +29,7 @@ type dirRef struct {
 	entries map[string][]*fstypes.Stat
 }
 
-func (r *dirRef) ToState() (llb.State, error)      { return llb.Scratch(), nil }
+func (r *dirRef) ToState() (llb.State, error)        { return llb.Scratch(), nil }
 func (r *dirRef) Evaluate(ctx context.Context) error { return nil }
 
 func (r *dirRef) stat(p string) (*fstypes.Stat, error) {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/sailmaker/sailmaker/config"
 	"github.com/sailmaker/sailmaker/recipes"
@@ -182,7 +183,12 @@ func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 	}
 	in.ModLayer = mod
 	mtime := time.Unix(in.CommitTime, 0).UTC()
-	src, err := inputImage(cache, keys.commit, mtime, nil, treeLayer{dir: in.pristineDir})
+	if _, ok := cachedInputImage(cache, keys.commit); !ok {
+		if err := stampIndex(ctx, in.pristineDir, mtime); err != nil {
+			return fmt.Errorf("preparing the checkout's git index for its layer: %w", err)
+		}
+	}
+	src, err := inputImage(cache, keys.commit, mtime, nil, treeLayer{dir: in.pristineDir, mtimes: map[string]time.Time{".git/index": mtime.Add(indexLater)}})
 	if err != nil {
 		return err
 	}
@@ -193,7 +199,10 @@ func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 		if err != nil {
 			return fmt.Errorf("listing what the patches changed: %w", err)
 		}
-		if src, err = inputImage(cache, keys.source, mtime, &src, treeLayer{dir: in.SourceDir, paths: changed, deleted: deleted}); err != nil {
+		// A second later than the commit's files, whose times the index
+		// holds: git reads what the patches changed, even at the same
+		// size.
+		if src, err = inputImage(cache, keys.source, mtime.Add(patchedLater), &src, treeLayer{dir: in.SourceDir, paths: changed, deleted: deleted}); err != nil {
 			return err
 		}
 	}
@@ -211,7 +220,49 @@ func makeInputLayers(ctx context.Context, o InputOptions, in *Inputs) error {
 type inputLayerKeys struct{ mod, commit, source string }
 
 func (in *Inputs) layerKeys() inputLayerKeys {
-	return inputLayerKeys{mod: "gomod-" + in.GoSumSHA[:32], commit: "src-" + filepath.Base(in.pristineDir), source: "src-" + filepath.Base(in.SourceDir)}
+	// src2: the source layers' git index matches the layer (stampIndex).
+	return inputLayerKeys{mod: "gomod-" + in.GoSumSHA[:32], commit: "src2-" + filepath.Base(in.pristineDir), source: "src2-" + filepath.Base(in.SourceDir)}
+}
+
+// The source layers' times: the commit's files have the commit time, what
+// the patches change a second more, and the git index two.
+const (
+	patchedLater = time.Second
+	indexLater   = 2 * time.Second
+)
+
+// stampIndex makes the git index of the checkout in dir hold what git will
+// find in the layer made of it, so that upstream's version stamping (its
+// `git status` and `git diff-index`, in the build container) does not read
+// every file of the tree again (0.15 s to 0.2 s for Istio's, on every
+// build): git compares only sizes and whole-second mtimes
+// (core.checkStat=minimal, core.trustctime=false: the layer's inodes,
+// owners and ctimes are never the checkout's), every tracked file gets the
+// commit time the layer gives it, and the index is refreshed. The layer
+// dates the index itself later than the files (indexLater), or git would
+// take every entry as racily clean and read the file anyway; what the
+// patches change is dated in between (patchedLater), so git reads it.
+func stampIndex(ctx context.Context, dir string, mtime time.Time) error {
+	for _, kv := range [][2]string{{"core.checkStat", "minimal"}, {"core.trustctime", "false"}} {
+		if _, err := git(ctx, dir, "config", kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	files, err := run(ctx, dir, nil, "git", "ls-files", "-z")
+	if err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	for _, f := range strings.Split(string(files), "\x00") {
+		if f == "" {
+			continue
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dir, f), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	_, err = git(ctx, dir, "update-index", "-q", "--refresh")
+	return err
 }
 
 // ForgetInputLayers makes the next build write in's input layers again,

@@ -110,6 +110,9 @@ type treeLayer struct {
 	dir     string
 	paths   []string
 	deleted []string
+	// mtimes are the entries (by slash name) whose mtime is not the
+	// layer's.
+	mtimes map[string]time.Time
 }
 
 // inputImage writes (once per key) an image whose layers are base's (if
@@ -343,7 +346,11 @@ func writeTree(w io.Writer, tl treeLayer, mtime time.Time) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := writeEntry(tw, tl.dir, name, mtime); err != nil {
+		mt := mtime
+		if t, ok := tl.mtimes[name]; ok {
+			mt = t
+		}
+		if err := writeEntry(tw, tl.dir, name, mt); err != nil {
 			return err
 		}
 	}

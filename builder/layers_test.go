@@ -162,3 +162,64 @@ func TestRemoveStaleTemps(t *testing.T) {
 	assert.Equal(t, l, got)
 	require.NoError(t, removeStaleTemps(t.TempDir()), "an empty cache directory is fine")
 }
+
+// The source layers carry a git index that matches them: in a tree made
+// of the commit's layer, git takes every file as unchanged from its size
+// and mtime without reading it (as upstream's version stamping does in
+// the build container), and a file the patches changed, even to the same
+// size, is read and found modified.
+func TestSourceLayersKeepGitClean(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "pristine")
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n", "sub/c.txt": "c\n"})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"}} {
+		_, err := git(ctx, dir, args...)
+		require.NoError(t, err)
+	}
+	commitTime := time.Unix(1734146883, 0).UTC()
+	require.NoError(t, stampIndex(ctx, dir, commitTime))
+	cache := t.TempDir()
+	commit, err := inputImage(cache, "src2-commit", commitTime, nil, treeLayer{dir: dir, mtimes: map[string]time.Time{".git/index": commitTime.Add(indexLater)}})
+	require.NoError(t, err)
+
+	// A patch changes b.txt to the same size, as git apply does: a new
+	// file renamed into place.
+	patched := filepath.Join(t.TempDir(), "patched")
+	_, err = run(ctx, "", nil, "cp", "-a", "-l", dir, patched)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(patched, "b.tmp"), []byte("B\n"), 0o644))
+	require.NoError(t, os.Rename(filepath.Join(patched, "b.tmp"), filepath.Join(patched, "b.txt")))
+	changed, deleted, err := changedFiles(ctx, patched)
+	require.NoError(t, err)
+	require.Equal(t, []string{"b.txt"}, changed)
+	source, err := inputImage(cache, "src2-patched", commitTime.Add(patchedLater), &commit, treeLayer{dir: patched, paths: changed, deleted: deleted})
+	require.NoError(t, err)
+
+	root := LayerStoreDir(cache)
+	extract := func(layers []ocispecs.Descriptor) string {
+		out := t.TempDir()
+		for _, l := range layers {
+			_, err := run(ctx, "", nil, "tar", "-xf", blobPath(root, l.Digest), "-C", out)
+			require.NoError(t, err)
+		}
+		return out
+	}
+	status := func(dir string) string {
+		out, err := run(ctx, dir, []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*"}, "git", "status", "--porcelain")
+		require.NoError(t, err)
+		return string(out)
+	}
+
+	// Before git first looks at the tree (it rewrites the index then): a
+	// file of the same size and mtime with other content. git finding
+	// nothing shows it did not read the file, which is what spares reading
+	// the whole tree.
+	tree := extract(manifestOf(t, root, commit).Layers)
+	p := filepath.Join(tree, "a.txt")
+	require.NoError(t, os.WriteFile(p, []byte("X\n"), 0o644))
+	require.NoError(t, os.Chtimes(p, commitTime, commitTime))
+	assert.Empty(t, status(tree), "git trusts the index for an unchanged size and mtime")
+
+	tree = extract(manifestOf(t, root, source).Layers)
+	assert.Equal(t, " M b.txt\n", status(tree), "the patched file is read and found modified")
+}
