@@ -547,6 +547,12 @@ func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	if err != nil {
 		return err
 	}
+	if opt.FrontendAttrs == nil {
+		// The client copies the cache imports into a clone of these
+		// attributes, and a clone of nil is nil: with a registry cache
+		// it panics without them.
+		opt.FrontendAttrs = map[string]string{}
+	}
 	p = p.withDefaults()
 	ch := make(chan *client.SolveStatus)
 	display := make(chan *client.SolveStatus)
