@@ -167,9 +167,11 @@ func TestParseProgress(t *testing.T) {
 	require.NoError(t, enc.Encode(client.SolveStatus{Vertexes: []*client.Vertex{{Digest: load, Name: builder.ValidationBaseVertex + "pilot linux/amd64", Started: at(20)}}}))
 	require.NoError(t, enc.Encode(client.SolveStatus{Statuses: []*client.VertexStatus{{ID: "sha256:ccc", Vertex: load, Current: 5000, Total: 5000, Started: at(20), Completed: at(21)}}}))
 	b.WriteString(`time="2026-11-30T16:18:59Z" level=info msg="validated: every binary reports the recipe's version and commit, Envoy is the verified input" recipe=fixture@1.0.0 took=1.426s` + "\n")
+	b.WriteString(`time="2026-11-30T16:18:59Z" level=info msg="assembled: the images and packages are laid out" recipe=fixture@1.0.0 took=512ms` + "\n")
 	got, err = parseProgress(&b, "gomodcache")
 	require.NoError(t, err)
 	assert.Equal(t, 1426*time.Millisecond, got.Validate)
+	assert.Equal(t, 512*time.Millisecond, got.Assembly)
 	assert.Zero(t, got.PullBytes)
 	assert.True(t, got.Pull.empty())
 

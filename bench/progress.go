@@ -52,7 +52,15 @@ type solveStats struct {
 	// their programs in BuildKit), from its log line "validated: ..."
 	// (took=...); sailmaker counts it in its assemble timing.
 	Validate time.Duration
+	// Assembly is how long sailmaker took to lay out the images and
+	// packages, from its log line "assembled: ..." (took=...); validation
+	// runs beside it, and sailmaker's assemble timing lasts until both
+	// are done.
+	Assembly time.Duration
 }
+
+// assembledRE finds the duration in sailmaker's "assembled" log line.
+var assembledRE = regexp.MustCompile(`msg="assembled: .* took=([0-9.]+[a-zµ]+)`)
 
 // validatedRE finds the duration in sailmaker's "validated" log line.
 var validatedRE = regexp.MustCompile(`msg="validated: .* took=([0-9.]+[a-zµ]+)`)
@@ -130,6 +138,10 @@ func parseProgress(r io.Reader, moduleLocal string) (solveStats, error) {
 		} else if m := validatedRE.FindSubmatch(line); m != nil {
 			if d, derr := time.ParseDuration(string(m[1])); derr == nil {
 				out.Validate += d
+			}
+		} else if m := assembledRE.FindSubmatch(line); m != nil {
+			if d, derr := time.ParseDuration(string(m[1])); derr == nil {
+				out.Assembly += d
 			}
 		}
 		if rerr != nil {

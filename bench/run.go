@@ -898,7 +898,8 @@ func (s *sailmakerRunner) build(ctx context.Context, v variant) (*Measurement, e
 	m := &Measurement{Wall: run.Wall, Push: t.Push, PeakRSS: run.PeakRSS, UpToDate: run.Result.UpToDate, Log: logFile, MakeRan: st.MakeRan,
 		ModuleSync: st.ModuleSyncBytes, ModuleContent: e.modules.contentOf(st.ModuleSyncBytes), ImagePull: st.PullBytes}
 	m.Phases = append([]Phase{{Name: "fetch", Duration: t.Fetch}, {Name: "solve", Duration: t.Solve}}, st.solvePhases("builder pull")...)
-	m.Phases = append(m.Phases, Phase{Name: "assemble", Duration: t.Assemble}, Phase{Name: "validate", Duration: st.Validate, Within: "assemble"}, Phase{Name: "push", Duration: t.Push},
+	m.Phases = append(m.Phases, Phase{Name: "assemble", Duration: t.Assemble}, Phase{Name: "images", Duration: st.Assembly, Within: "assemble"},
+		Phase{Name: "validate", Duration: st.Validate, Within: "assemble"}, Phase{Name: "push", Duration: t.Push},
 		Phase{Name: "other", Duration: max(0, run.Wall-t.Fetch-t.Solve-t.Assemble-t.Push)})
 	for _, im := range run.Result.Images {
 		m.Images = append(m.Images, Image{Name: im.Name, Ref: im.Repository + ":" + im.Tag, Digest: im.Digest})

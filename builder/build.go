@@ -585,8 +585,11 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 			run.log.WithFields(logrus.Fields{"files": read.Files, "bytes": output.Bytes(read.Bytes), "took": read.Took.Round(time.Millisecond)}).Debug("read the make results out of BuildKit")
 			tm.Solve = time.Since(t)
 			t = time.Now()
-			images, pkgs, err = run.assemble(gctx, outDir, work)
-			return err
+			if images, pkgs, err = run.assemble(gctx, outDir, work); err != nil {
+				return err
+			}
+			run.log.WithField("took", time.Since(t).Round(time.Millisecond)).Info("assembled: the images and packages are laid out")
+			return nil
 		})
 		if vr != nil {
 			g.Go(func() error {
