@@ -118,7 +118,7 @@ func TestBuildPullsBuilderImageWithDockerConfigCredentials(t *testing.T) {
 	require.NoError(t, err)
 	defer bk.Close()
 	byDigest := authReg + "/" + builderRepo + "@" + builderSrc.Digest.String()
-	_, err = builder.Solve(ctx, bk, llb.Image(byDigest).Run(llb.Args([]string{"true"})).Root(), client.SolveOpt{}, builder.Progress{})
+	err = builder.Solve(ctx, bk, llb.Image(byDigest).Run(llb.Args([]string{"true"})).Root(), client.SolveOpt{}, builder.Progress{})
 	checkRefusal(t, err)
 	assert.Contains(t, err.Error(), "/v2/"+builderRepo+"/manifests/", "BuildKit's own error names the image")
 	assert.Zero(t, buildKitPulls(regLog.String(), builderRepo), "no authenticated pull by buildkitd yet")

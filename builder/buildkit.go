@@ -12,6 +12,7 @@ import (
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -60,41 +61,57 @@ type Progress struct {
 	Log io.Writer
 }
 
-// Solve marshals st and solves it, draining progress into the display, all
-// under one errgroup so that cancelling ctx reaches BuildKit.
-func Solve(ctx context.Context, c *client.Client, st llb.State, opt client.SolveOpt, p Progress) (*client.SolveResponse, error) {
+// Solve marshals st and solves it (the result exported as opt says),
+// draining progress into the display, all under one errgroup so that
+// cancelling ctx reaches BuildKit.
+func Solve(ctx context.Context, c *client.Client, st llb.State, opt client.SolveOpt, p Progress) error {
 	def, err := st.Marshal(ctx, llb.LinuxAmd64)
 	if err != nil {
-		return nil, fmt.Errorf("marshalling build definition: %w", err)
+		return fmt.Errorf("marshalling build definition: %w", err)
 	}
-	return SolveDef(ctx, c, def, opt, p)
+	return buildWithStatus(ctx, c, opt, func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
+		return gc.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+	}, p, nil)
 }
 
-// SolveDef is Solve for a marshalled definition.
-func SolveDef(ctx context.Context, c *client.Client, def *llb.Definition, opt client.SolveOpt, p Progress) (*client.SolveResponse, error) {
+// buildWithStatus runs a gateway build, drains its status into the
+// progress display and hands every status to collect (when not nil).
+func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt, fn gateway.BuildFunc, p Progress, collect func(*client.SolveStatus)) error {
 	opt, err := withRegistryAuth(opt)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if opt.FrontendAttrs == nil {
+		// The client copies the cache imports into a clone of these
+		// attributes, and a clone of nil is nil: with a registry cache
+		// it panics without them.
+		opt.FrontendAttrs = map[string]string{}
 	}
 	p = p.withDefaults()
 	ch := make(chan *client.SolveStatus)
-	display := ch
+	display := make(chan *client.SolveStatus)
 	eg, ctx := errgroup.WithContext(ctx)
-	if p.Log != nil {
-		display = make(chan *client.SolveStatus)
-		eg.Go(func() error { teeLogs(ch, display, p.Log); return nil })
-	}
-	var resp *client.SolveResponse
 	eg.Go(func() error {
-		var err error
-		resp, err = c.Solve(ctx, def, opt, ch)
+		defer close(display)
+		for s := range ch {
+			if collect != nil {
+				collect(s)
+			}
+			if p.Log != nil {
+				for _, l := range s.Logs {
+					_, _ = p.Log.Write(l.Data)
+				}
+			}
+			display <- s
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		_, err := c.Build(ctx, opt, "", fn, ch)
 		return registry.ExplainBuildKitAuth(err)
 	})
 	eg.Go(func() error { return showProgress(ctx, p, display) })
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return eg.Wait()
 }
 
 // withRegistryAuth adds BuildKit's docker auth provider to opt's session:

@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/tonistiigi/fsutil"
 	"google.golang.org/grpc/codes"
@@ -288,18 +287,6 @@ func (l *logTail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
-}
-
-// teeLogs copies vertex logs from a status stream into w and forwards every
-// status to out.
-func teeLogs(in <-chan *client.SolveStatus, out chan<- *client.SolveStatus, w io.Writer) {
-	defer close(out)
-	for s := range in {
-		for _, l := range s.Logs {
-			_, _ = w.Write(l.Data)
-		}
-		out <- s
-	}
 }
 
 // networkHints are phrases a build prints when it tries to reach the network.

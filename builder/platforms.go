@@ -2,6 +2,7 @@ package builder
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -109,3 +110,7 @@ type platform struct {
 
 // outDir is the platform's directory in the compile output.
 func (p platform) outDir() string { return strings.ReplaceAll(p.name, "/", "_") }
+
+// resultPath is where the compile result holds the platform's file rel of
+// kind (build or source), as BuildKit names it.
+func (p platform) resultPath(kind, rel string) string { return path.Join("/", p.outDir(), kind, rel) }

@@ -33,7 +33,6 @@ import (
 	"github.com/sailmaker/sailmaker/attest"
 	"github.com/sailmaker/sailmaker/builder/base"
 	"github.com/sailmaker/sailmaker/recipes"
-	"github.com/sailmaker/sailmaker/registry"
 )
 
 // ErrValidation is wrapped when a built image's programs do not say what
@@ -229,7 +228,7 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 		var p probed
 		switch kind {
 		case recipes.FromBuild, recipes.FromSource:
-			name := path.Join("/", pl.outDir(), kind, rel)
+			name := pl.resultPath(kind, rel)
 			st, err := ref.StatFile(ctx, gateway.StatRequest{Path: name})
 			if err != nil {
 				return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
@@ -504,7 +503,7 @@ func imageMounts(img recipes.Image, pl platform, files map[string]probed) []file
 		if kind == recipes.FromInput {
 			m.path = "/envoy"
 		} else {
-			m.path = path.Join("/", pl.outDir(), kind, rel)
+			m.path = pl.resultPath(kind, rel)
 		}
 		out = append(out, m)
 	}
@@ -538,46 +537,6 @@ func checkState(c *check, out llb.State, in *Inputs) llb.State {
 		opts = append(opts, llb.AddMount(m.to, src, llb.SourcePath(p), llb.Readonly))
 	}
 	return st.Run(opts...).Root()
-}
-
-// buildWithStatus runs a gateway build, drains its status into the
-// progress display and hands every status to collect (when not nil).
-func buildWithStatus(ctx context.Context, c *client.Client, opt client.SolveOpt, fn gateway.BuildFunc, p Progress, collect func(*client.SolveStatus)) error {
-	opt, err := withRegistryAuth(opt)
-	if err != nil {
-		return err
-	}
-	if opt.FrontendAttrs == nil {
-		// The client copies the cache imports into a clone of these
-		// attributes, and a clone of nil is nil: with a registry cache
-		// it panics without them.
-		opt.FrontendAttrs = map[string]string{}
-	}
-	p = p.withDefaults()
-	ch := make(chan *client.SolveStatus)
-	display := make(chan *client.SolveStatus)
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		defer close(display)
-		for s := range ch {
-			if collect != nil {
-				collect(s)
-			}
-			if p.Log != nil {
-				for _, l := range s.Logs {
-					_, _ = p.Log.Write(l.Data)
-				}
-			}
-			display <- s
-		}
-		return nil
-	})
-	eg.Go(func() error {
-		_, err := c.Build(ctx, opt, "", fn, ch)
-		return registry.ExplainBuildKitAuth(err)
-	})
-	eg.Go(func() error { return showProgress(ctx, p, display) })
-	return eg.Wait()
 }
 
 // machineName names an ELF machine as the architectures do.

@@ -140,7 +140,7 @@ test -f /etc/ssl/certs/ca-certificates.crt && echo ok > /result/certs`
 	bk, err := builder.Connect(ctx, e.Config)
 	require.NoError(t, err)
 	defer bk.Close()
-	_, err = builder.Solve(ctx, bk, llb.Scratch().File(llb.Copy(goResult, "/", "/")), client.SolveOpt{
+	err = builder.Solve(ctx, bk, llb.Scratch().File(llb.Copy(goResult, "/", "/")), client.SolveOpt{
 		Exports: []client.ExportEntry{{Type: client.ExporterImage, Attrs: map[string]string{"name": out, "push": "true"}}},
 	}, builder.Progress{})
 	require.NoError(t, err)
@@ -173,7 +173,7 @@ test -f /etc/ssl/certs/ca-certificates.crt && echo ok > /result/certs`
 		steps = append(steps, ipt.Run(llb.Args(c), llb.Network(llb.NetModeNone), llb.IgnoreCache).Root())
 	}
 	var log bytes.Buffer
-	_, err = builder.Solve(ctx, bk, llb.Merge(steps), client.SolveOpt{}, builder.Progress{Log: &log})
+	err = builder.Solve(ctx, bk, llb.Merge(steps), client.SolveOpt{}, builder.Progress{Log: &log})
 	require.NoError(t, err, log.String())
 	assert.Contains(t, log.String(), "iptables v1.8.9 (legacy)")
 	assert.Contains(t, log.String(), "ip6tables v1.8.9 (nf_tables)")
