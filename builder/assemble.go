@@ -3,6 +3,7 @@ package builder
 import (
 	"archive/tar"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -84,15 +85,16 @@ type BaseImage struct {
 
 // Assemble lays the recipe's files for one image on its base, the way
 // upstream's Dockerfile does, in one reproducible layer. outDir is the
-// exported compile result; envoyDir holds the verified Envoy.
-func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir, workDir string) (v1.Image, error) {
+// exported compile result; envoyDir holds the verified Envoy; open opens
+// the files found there.
+func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir, workDir string, open Opener) (v1.Image, error) {
 	var names []string
 	for _, f := range img.Files {
 		names = append(names, f.To)
 	}
-	out, cf, err := Layer(img, base.Image, func(f recipes.File) (string, error) {
+	out, cf, err := layerFrom(img, base.Image, func(f recipes.File) (string, error) {
 		return fileSource(img, f, outDir, envoyDir)
-	}, filepath.Join(workDir, img.Name+".tar.gz"), v1.History{
+	}, open, filepath.Join(workDir, img.Name+".tar.gz"), v1.History{
 		Created:   v1.Time{Time: p.Created},
 		CreatedBy: "sailmaker: COPY " + strings.Join(names, " "),
 		Comment:   p.RecipeID,
@@ -125,8 +127,31 @@ func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir,
 // the base's. It returns the image and a copy of its config for the caller
 // to add to (labels) before mutate.ConfigFile.
 func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, error), layerPath string, history v1.History) (v1.Image, *v1.ConfigFile, error) {
+	return layerFrom(img, base, source, OpenFile, layerPath, history)
+}
+
+// Opener opens a file an image takes, by its path on this machine, and
+// says its size.
+type Opener func(path string) (io.ReadCloser, int64, error)
+
+// OpenFile opens a file that is whole on disk.
+func OpenFile(p string) (io.ReadCloser, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// layerFrom is Layer with the files opened by open.
+func layerFrom(img recipes.Image, base v1.Image, source func(recipes.File) (string, error), open Opener, layerPath string, history v1.History) (v1.Image, *v1.ConfigFile, error) {
 	var files []layer.File
-	var closers []*os.File
+	var closers []io.Closer
 	defer func() {
 		for _, f := range closers {
 			f.Close()
@@ -137,16 +162,12 @@ func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, 
 		if err != nil {
 			return nil, nil, err
 		}
-		fh, err := os.Open(src)
+		r, size, err := open(src)
 		if err != nil {
 			return nil, nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
 		}
-		closers = append(closers, fh)
-		fi, err := fh.Stat()
-		if err != nil {
-			return nil, nil, err
-		}
-		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: fh, Size: fi.Size()})
+		closers = append(closers, r)
+		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: r, Size: size})
 	}
 	created := history.Created.Time
 	l, err := layer.Write(layerPath, func(tw *tar.Writer) error {

@@ -52,7 +52,7 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 	ok := false
 	defer func() {
 		if !ok {
-			run.removeWork()
+			run.releaseWork()
 		}
 	}()
 	for _, phase := range []func(context.Context) error{
@@ -72,10 +72,10 @@ func (b *Builder) Build(ctx context.Context, r *recipes.Recipe, req Request) (*R
 		}
 	}
 	run.res.Timings.Total = time.Since(run.start)
-	// The images' layers are files in the work directory: the caller
-	// removes it with Result.Close once they are published.
-	work := run.work
-	run.res.cleanup = func() { os.RemoveAll(work) }
+	// The images' layers are files in the work folder: the caller gives
+	// it back with Result.Close once they are published.
+	w := run.workDir
+	run.res.cleanup = w.release
 	ok = true
 	return run.res, nil
 }
@@ -112,7 +112,10 @@ type buildRun struct {
 	// checking is the validation's run: its programs run during the
 	// compile, on the make results.
 	checking *validationRun
-	work     string
+	// workDir is the build's work folder (work), held until the result
+	// is closed.
+	workDir *workDir
+	work    string
 }
 
 // baseKey is how bases are keyed: reference and platform.
@@ -137,10 +140,10 @@ func (run *buildRun) close() {
 	}
 }
 
-func (run *buildRun) removeWork() {
-	if run.work != "" {
-		os.RemoveAll(run.work)
-	}
+// releaseWork lets another build take the work folder of a build that
+// failed.
+func (run *buildRun) releaseWork() {
+	run.workDir.release()
 }
 
 // failed returns err, keeping the reproducibility verdict of a result that
@@ -276,15 +279,12 @@ func (run *buildRun) lookup(ctx context.Context) error {
 
 func (run *buildRun) compile(ctx context.Context) error {
 	run.phase(api.PhaseBuilding)
-	tmp := filepath.Join(run.cfg.StateDir, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp(tmp, "build-")
+	w, err := acquireWork(run.cfg.StateDir)
 	if err != nil {
 		return err
 	}
-	run.work = work
+	run.workDir, run.work = w, w.dir
+	work := w.dir
 	spec := run.compileSpec()
 	run.checking = run.newValidation()
 	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings, run.checking); err != nil {
@@ -574,21 +574,31 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 		if err != nil {
 			return nil, err
 		}
-		// Reading the results out, then assembling the images, while
-		// validation runs their programs on the results BuildKit holds.
+		// Reading the make results out and, as their bytes come, assembling
+		// the images, while validation runs their programs on the results
+		// BuildKit holds.
+		tree, err := listTree(ctx, ref, outDir)
+		if err != nil {
+			ours = err
+			return nil, err
+		}
+		var readAt time.Time
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error {
-			read, err := readTree(gctx, ref, outDir)
-			if err != nil {
+			if err := tree.read(gctx, ref); err != nil {
 				return err
 			}
-			run.log.WithFields(logrus.Fields{"files": read.Files, "bytes": output.Bytes(read.Bytes), "took": read.Took.Round(time.Millisecond)}).Debug("read the make results out of BuildKit")
-			tm.Solve = time.Since(t)
-			t = time.Now()
-			if images, pkgs, err = run.assemble(gctx, outDir, work); err != nil {
+			readAt = time.Now()
+			tm.Solve = readAt.Sub(t)
+			run.log.WithFields(logrus.Fields{"files": tree.stats.Files, "bytes": output.Bytes(tree.stats.Bytes), "took": tree.stats.Took.Round(time.Millisecond)}).Debug("read the make results out of BuildKit")
+			return nil
+		})
+		g.Go(func() error {
+			start := time.Now()
+			if images, pkgs, err = run.assemble(gctx, outDir, work, tree.open, tree.wait); err != nil {
 				return err
 			}
-			run.log.WithField("took", time.Since(t).Round(time.Millisecond)).Info("assembled: the images and packages are laid out")
+			run.log.WithField("took", time.Since(start).Round(time.Millisecond)).Info("assembled: the images and packages are laid out")
 			return nil
 		})
 		if vr != nil {
@@ -609,7 +619,7 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 		}
 		// From the results read to the images assembled and their
 		// programs run.
-		tm.Assemble = time.Since(t)
+		tm.Assemble = time.Since(readAt)
 		// The result is what the registry cache, when there is one,
 		// exports.
 		return res, nil
@@ -627,34 +637,36 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 
 // assemble lays out in work the images (one per recipe image, each of
 // every platform) and the packages' artifacts from the make results in
-// outDir.
-func (run *buildRun) assemble(ctx context.Context, outDir, work string) ([]assembledImage, []assembled, error) {
-	var images []assembledImage
-	for _, img := range run.recipe.Spec.Images {
-		var ai assembledImage
-		for _, pl := range run.platforms {
-			pimg := imageFor(img, pl.arch)
-			bi := run.bases[baseKey(img.Base, pl)]
-			pout := filepath.Join(outDir, pl.outDir())
-			envoyDir := ""
-			if e := run.inputs.Envoy[pl.arch]; e != nil {
-				envoyDir = e.Dir
-			}
-			pwork := filepath.Join(work, pl.outDir())
-			if err := os.MkdirAll(pwork, 0o755); err != nil {
-				return nil, nil, err
-			}
-			prov := run.provenance(pl)
-			out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork)
+// outDir. The images are assembled at once, each as its files' bytes
+// come (open); what reads the results whole waits for them (wait).
+func (run *buildRun) assemble(ctx context.Context, outDir, work string, open Opener, wait func() error) ([]assembledImage, []assembled, error) {
+	images := make([]assembledImage, len(run.recipe.Spec.Images))
+	var g errgroup.Group
+	for i, img := range run.recipe.Spec.Images {
+		images[i].platforms = make([]assembled, len(run.platforms))
+		for j, pl := range run.platforms {
+			g.Go(func() error {
+				a, err := run.assembleOne(img, pl, outDir, work, open)
+				images[i].platforms[j] = a
+				return err
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	if err := wait(); err != nil {
+		return nil, nil, err
+	}
+	for i, img := range run.recipe.Spec.Images {
+		ai := &images[i]
+		for j := range ai.platforms {
+			a := &ai.platforms[j]
+			bins, err := goBinaries(a.spec, a.outDir, a.envoyDir, versionOf(run.recipe))
 			if err != nil {
 				return nil, nil, err
 			}
-			bins, err := goBinaries(pimg, pout, envoyDir, versionOf(run.recipe))
-			if err != nil {
-				return nil, nil, err
-			}
-			ai.platforms = append(ai.platforms, assembled{image: out, binaries: bins, platform: pl, base: bi, prov: prov,
-				layer: filepath.Join(pwork, pimg.Name+".tar.gz"), spec: pimg, outDir: pout, envoyDir: envoyDir})
+			a.binaries = bins
 		}
 		if run.recipe.Spec.MultiPlatform() {
 			var err error
@@ -662,13 +674,34 @@ func (run *buildRun) assemble(ctx context.Context, outDir, work string) ([]assem
 				return nil, nil, fmt.Errorf("image %s: %w", img.Name, err)
 			}
 		}
-		images = append(images, ai)
 	}
 	pkgs, err := run.makePackages(ctx, outDir, work)
 	if err != nil {
 		return nil, nil, err
 	}
 	return images, pkgs, nil
+}
+
+// assembleOne lays out img for pl from the make results in outDir.
+func (run *buildRun) assembleOne(img recipes.Image, pl platform, outDir, work string, open Opener) (assembled, error) {
+	pimg := imageFor(img, pl.arch)
+	bi := run.bases[baseKey(img.Base, pl)]
+	pout := filepath.Join(outDir, pl.outDir())
+	envoyDir := ""
+	if e := run.inputs.Envoy[pl.arch]; e != nil {
+		envoyDir = e.Dir
+	}
+	pwork := filepath.Join(work, pl.outDir())
+	if err := os.MkdirAll(pwork, 0o755); err != nil {
+		return assembled{}, err
+	}
+	prov := run.provenance(pl)
+	out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork, open)
+	if err != nil {
+		return assembled{}, err
+	}
+	return assembled{image: out, platform: pl, base: bi, prov: prov,
+		layer: filepath.Join(pwork, pimg.Name+".tar.gz"), spec: pimg, outDir: pout, envoyDir: envoyDir}, nil
 }
 
 // imageFor is img with ${TARGET_ARCH} expanded in its files for arch.

@@ -157,12 +157,13 @@ type Result struct {
 	// Timings has fetch, solve and assemble; publishers add the rest.
 	Timings api.Timings
 
-	// cleanup removes the files the images' layers are read from.
+	// cleanup lets another build write over the files the images'
+	// layers are read from.
 	cleanup func()
 }
 
-// Close removes the files the images' layers are read from: call it once
-// the result is published.
+// Close gives the work folder the images' layers are read from back to
+// the next build: call it once the result is published.
 func (r *Result) Close() {
 	if r != nil && r.cleanup != nil {
 		r.cleanup()

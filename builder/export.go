@@ -1,13 +1,19 @@
 package builder
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
@@ -43,9 +49,52 @@ type treeStats struct {
 // symbolic links. A name that would leave dir, or a file of another kind
 // (a device, a socket), is an error naming it.
 func readTree(ctx context.Context, ref gateway.Reference, dir string) (treeStats, error) {
-	start := time.Now()
-	var st treeStats
-	var files []*fstypes.Stat
+	t, err := listTree(ctx, ref, dir)
+	if err != nil {
+		return treeStats{}, err
+	}
+	err = t.read(ctx, ref)
+	return t.stats, err
+}
+
+// resultTree is the make results being read out of BuildKit into dir.
+// Its files can be read (open) while they are copied: a reader gets the
+// bytes from the start of a file as soon as they are on disk, so the
+// images are assembled while the results are still being read.
+type resultTree struct {
+	dir   string
+	start time.Time
+	files []*resultFile
+	// byPath are the files by their path on this machine.
+	byPath map[string]*resultFile
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	done bool
+	err  error
+	// stats is what was copied, once done.
+	stats treeStats
+}
+
+// resultFile is one regular file of a resultTree.
+type resultFile struct {
+	stat  *fstypes.Stat
+	local string
+	out   *os.File
+	// written marks the ranges (of readChunk) on disk; ready is how many
+	// bytes from the start are.
+	written []bool
+	ready   int64
+}
+
+// listTree lists the tree of ref and makes it in dir: folders and links
+// at once, every regular file at its size, to be filled by read. What dir
+// holds from an earlier build is written over (a file) or replaced (an
+// entry of another kind), and what the results lack is removed.
+func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTree, error) {
+	t := &resultTree{dir: dir, start: time.Now(), byPath: map[string]*resultFile{}}
+	t.cond = sync.NewCond(&t.mu)
+	listed := map[string]bool{}
 	var walk func(rel string) error
 	walk = func(rel string) error {
 		entries, err := ref.ReadDir(ctx, gateway.ReadDirRequest{Path: "/" + rel})
@@ -61,8 +110,12 @@ func readTree(ctx context.Context, ref gateway.Reference, dir string) (treeStats
 			name := path.Join(rel, e.Path)
 			local := filepath.Join(dir, filepath.FromSlash(name))
 			mode := os.FileMode(e.Mode)
+			listed[name] = true
 			switch {
 			case mode.IsDir():
+				if err := replaceUnless(local, os.FileMode.IsDir); err != nil {
+					return err
+				}
 				if err := os.Mkdir(local, mode.Perm()|0o700); err != nil && !os.IsExist(err) {
 					return err
 				}
@@ -70,75 +123,237 @@ func readTree(ctx context.Context, ref gateway.Reference, dir string) (treeStats
 					return err
 				}
 			case mode&os.ModeSymlink != 0:
+				if err := os.RemoveAll(local); err != nil {
+					return err
+				}
 				if err := os.Symlink(e.Linkname, local); err != nil {
 					return err
 				}
 			case mode.IsRegular():
-				f := &fstypes.Stat{Path: name, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime}
-				files = append(files, f)
+				// Written over the last build's file, if it has one:
+				// only the bytes of this build are ever read from it.
+				if err := replaceUnless(local, os.FileMode.IsRegular); err != nil {
+					return err
+				}
+				out, err := os.OpenFile(local, os.O_CREATE|os.O_WRONLY|syscall.O_NOFOLLOW, mode.Perm()|0o600)
+				if err != nil {
+					return err
+				}
+				if err := out.Truncate(e.Size); err != nil {
+					out.Close()
+					return err
+				}
+				f := &resultFile{stat: &fstypes.Stat{Path: name, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime}, local: local, out: out,
+					written: make([]bool, (e.Size+readChunk-1)/readChunk)}
+				t.files = append(t.files, f)
+				t.byPath[local] = f
+				listed[name] = true
 			default:
 				return fmt.Errorf("the make results hold /%s, which is neither a file, a folder nor a symbolic link (mode %s)", name, mode)
 			}
 		}
 		return nil
 	}
-	if err := walk(""); err != nil {
-		return st, err
+	err := walk("")
+	if err == nil {
+		err = removeUnlisted(dir, listed)
 	}
+	if err != nil {
+		t.closeFiles()
+		return nil, err
+	}
+	return t, nil
+}
 
+// replaceUnless removes what is at p (a link is removed, not followed)
+// unless it is of the kind is wants.
+func replaceUnless(p string, is func(os.FileMode) bool) error {
+	fi, err := os.Lstat(p)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if is(fi.Mode()) {
+		return nil
+	}
+	return os.RemoveAll(p)
+}
+
+// removeUnlisted removes from dir what an earlier build left there that
+// the results (listed, by slash name) lack, so that nothing but this
+// build's results can be taken from it.
+func removeUnlisted(dir string, listed map[string]bool) error {
+	var stale []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if !listed[filepath.ToSlash(rel)] {
+			stale = append(stale, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range stale {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *resultTree) closeFiles() {
+	for _, f := range t.files {
+		if f.out != nil {
+			f.out.Close()
+			f.out = nil
+		}
+	}
+}
+
+// read copies every file of the tree from ref, readsInFlight ranges at a
+// time, then gives each its mode and modification time. Readers waiting
+// on the tree are woken when it is done or has failed.
+func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error) {
+	defer func() {
+		t.closeFiles()
+		t.mu.Lock()
+		t.done, t.err = true, err
+		t.cond.Broadcast()
+		t.mu.Unlock()
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(readsInFlight)
 	var read atomic.Int64
-	opened := make([]*os.File, len(files))
-	defer func() {
-		for _, f := range opened {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}()
-	for i, f := range files {
-		out, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(f.Path)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(f.Mode).Perm()|0o600)
-		if err != nil {
-			g.Wait()
-			return st, err
-		}
-		opened[i] = out
-		for off := int64(0); off < f.Size; off += readChunk {
-			n := min(int64(readChunk), f.Size-off)
+	// The small files first: a layer that takes one waits for it whole.
+	files := slices.Clone(t.files)
+	slices.SortStableFunc(files, func(a, b *resultFile) int { return cmp.Compare(a.stat.Size, b.stat.Size) })
+	for _, f := range files {
+		for i := range f.written {
+			off := int64(i) * readChunk
+			n := min(int64(readChunk), f.stat.Size-off)
 			g.Go(func() error {
-				b, err := ref.ReadFile(gctx, gateway.ReadRequest{Filename: "/" + f.Path, Range: &gateway.FileRange{Offset: int(off), Length: int(n)}})
+				b, err := ref.ReadFile(gctx, gateway.ReadRequest{Filename: "/" + f.stat.Path, Range: &gateway.FileRange{Offset: int(off), Length: int(n)}})
 				if err != nil {
-					return fmt.Errorf("reading /%s of the make results: %w", f.Path, err)
+					return fmt.Errorf("reading /%s of the make results: %w", f.stat.Path, err)
 				}
 				if int64(len(b)) != n {
-					return fmt.Errorf("reading /%s of the make results: %d bytes at %d, expected %d (did it change while being read?)", f.Path, len(b), off, n)
+					return fmt.Errorf("reading /%s of the make results: %d bytes at %d, expected %d (did it change while being read?)", f.stat.Path, len(b), off, n)
 				}
-				if _, err := out.WriteAt(b, off); err != nil {
+				if _, err := f.out.WriteAt(b, off); err != nil {
 					return err
 				}
 				read.Add(n)
+				t.wrote(f, i)
 				return nil
 			})
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return st, err
+		return err
 	}
-	for i, f := range files {
-		if err := opened[i].Close(); err != nil {
-			return st, err
+	for _, f := range t.files {
+		if err := f.out.Close(); err != nil {
+			return err
 		}
-		opened[i] = nil
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := os.Chmod(p, os.FileMode(f.Mode).Perm()); err != nil {
-			return st, err
+		f.out = nil
+		if err := os.Chmod(f.local, os.FileMode(f.stat.Mode).Perm()); err != nil {
+			return err
 		}
-		mt := time.Unix(0, f.ModTime)
-		if err := os.Chtimes(p, mt, mt); err != nil {
-			return st, err
+		mt := time.Unix(0, f.stat.ModTime)
+		if err := os.Chtimes(f.local, mt, mt); err != nil {
+			return err
 		}
 	}
-	st.Files, st.Bytes, st.Took = len(files), read.Load(), time.Since(start)
-	return st, nil
+	t.stats = treeStats{Files: len(t.files), Bytes: read.Load(), Took: time.Since(t.start)}
+	return nil
 }
+
+// wrote records that range i of f is on disk.
+func (t *resultTree) wrote(f *resultFile, i int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f.written[i] = true
+	for k := int(f.ready / readChunk); k < len(f.written) && f.written[k]; k++ {
+		f.ready = min(int64(k+1)*readChunk, f.stat.Size)
+	}
+	t.cond.Broadcast()
+}
+
+// wait waits until the whole tree is read, and says whether it was.
+func (t *resultTree) wait() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for !t.done {
+		t.cond.Wait()
+	}
+	return t.err
+}
+
+// open opens the file at p (a path on this machine) and says its size:
+// one of the tree's files at once, its bytes given as they are read out;
+// anything else in the tree's folder (a link, a file the results lack)
+// once the whole tree is read; a file elsewhere at once.
+func (t *resultTree) open(p string) (io.ReadCloser, int64, error) {
+	if rel, err := filepath.Rel(t.dir, p); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return OpenFile(p)
+	}
+	f, ok := t.byPath[p]
+	if !ok {
+		if err := t.wait(); err != nil {
+			return nil, 0, err
+		}
+		return OpenFile(p)
+	}
+	r, err := os.Open(f.local)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &growingReader{t: t, f: f, r: r}, f.stat.Size, nil
+}
+
+// growingReader reads a resultFile from the start, waiting for each byte
+// to be on disk.
+type growingReader struct {
+	t   *resultTree
+	f   *resultFile
+	r   *os.File
+	off int64
+}
+
+func (g *growingReader) Read(p []byte) (int, error) {
+	if g.off >= g.f.stat.Size {
+		return 0, io.EOF
+	}
+	g.t.mu.Lock()
+	for g.f.ready <= g.off && !g.t.done {
+		g.t.cond.Wait()
+	}
+	ready, err := g.f.ready, g.t.err
+	g.t.mu.Unlock()
+	if ready <= g.off {
+		if err == nil {
+			err = fmt.Errorf("reading %s: the make results were read without it", g.f.stat.Path)
+		}
+		return 0, err
+	}
+	n, err := g.r.ReadAt(p[:min(int64(len(p)), ready-g.off)], g.off)
+	g.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (g *growingReader) Close() error { return g.r.Close() }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -149,6 +150,93 @@ func TestReadTree(t *testing.T) {
 	_, err = readTree(context.Background(), ref, t.TempDir())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "did it change while being read?")
+}
+
+// A work folder is reused: the next build's results are written over the
+// last build's, and nothing of the last build's is left to be taken for
+// this one's, nor written through.
+func TestReadTreeOverLastBuild(t *testing.T) {
+	dst := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "outside")
+	require.NoError(t, os.WriteFile(outside, []byte("not ours"), 0o644))
+
+	last := t.TempDir()
+	for p, data := range map[string]string{
+		"a/pilot-discovery": strings.Repeat("old binary ", 1000),
+		"a/stale":           "only the last build made this",
+		"a/became-a-folder": "a file then",
+		"gone/x":            "a whole folder the results lack now",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Join(last, filepath.Dir(p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(last, p), []byte(data), 0o644))
+	}
+	_, err := readTree(context.Background(), &dirRef{root: last}, dst)
+	require.NoError(t, err)
+	// What another hand left in the folder: a link where the next results
+	// have a file.
+	require.NoError(t, os.Symlink(outside, filepath.Join(dst, "a/linked")))
+
+	next := t.TempDir()
+	for p, data := range map[string]string{
+		"a/pilot-discovery":        "new, shorter",
+		"a/became-a-folder/inside": "a file in it",
+		"a/linked":                 "written to the work folder",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Join(next, filepath.Dir(p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(next, p), []byte(data), 0o644))
+	}
+	tree, err := listTree(context.Background(), &dirRef{root: next}, dst)
+	require.NoError(t, err)
+	// A reader opened before the bytes come waits for this build's.
+	r, size, err := tree.open(filepath.Join(dst, "a/pilot-discovery"))
+	require.NoError(t, err)
+	defer r.Close()
+	assert.Equal(t, int64(len("new, shorter")), size)
+	got := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(r); got <- b }()
+	require.NoError(t, tree.read(context.Background(), &dirRef{root: next}))
+	assert.Equal(t, "new, shorter", string(<-got))
+
+	var files []string
+	require.NoError(t, filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dst, p)
+			b, _ := os.ReadFile(p)
+			files = append(files, filepath.ToSlash(rel)+": "+string(b))
+		}
+		return err
+	}))
+	assert.ElementsMatch(t, []string{
+		"a/pilot-discovery: new, shorter",
+		"a/became-a-folder/inside: a file in it",
+		"a/linked: written to the work folder",
+	}, files)
+	b, err := os.ReadFile(outside)
+	require.NoError(t, err)
+	assert.Equal(t, "not ours", string(b), "written through a link")
+	fi, err := os.Lstat(filepath.Join(dst, "a/linked"))
+	require.NoError(t, err)
+	assert.True(t, fi.Mode().IsRegular())
+}
+
+// A reader waiting for bytes that never come gets the read's error.
+func TestResultTreeReaderGetsReadError(t *testing.T) {
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), bytes.Repeat([]byte("x"), 3*readChunk), 0o644))
+	ref := &dirRef{root: src}
+	dst := t.TempDir()
+	tree, err := listTree(context.Background(), ref, dst)
+	require.NoError(t, err)
+	r, _, err := tree.open(filepath.Join(dst, "f"))
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, os.Remove(filepath.Join(src, "f")))
+	readErr := tree.read(context.Background(), ref)
+	require.Error(t, readErr)
+	_, err = io.ReadAll(r)
+	assert.ErrorIs(t, err, readErr)
+	_, _, err = tree.open(filepath.Join(dst, "missing"))
+	assert.ErrorIs(t, err, readErr, "a file the results lack waits for the read")
 }
 
 // refReaderAt reads a result's file as a ReaderAt, which debug/elf and

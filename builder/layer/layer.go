@@ -63,7 +63,10 @@ func Write(path string, fill func(tw *tar.Writer) error, opts ...Option) (v1.Lay
 	for _, opt := range opts {
 		opt(&o)
 	}
-	f, err := os.Create(path)
+	// Written over what the file holds, if anything, and cut to its new
+	// length: a build's work folder is the last build's (see the builder),
+	// whose pages the page cache keeps.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +98,9 @@ func Write(path string, fill func(tw *tar.Writer) error, opts ...Option) (v1.Lay
 	}
 	if err == nil {
 		err = gz.Close()
+	}
+	if err == nil {
+		err = f.Truncate(counted.n)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,6 +42,15 @@ func TestWriteIsReproducible(t *testing.T) {
 	d1, raw := write(t.TempDir())
 	d2, _ := write(t.TempDir())
 	assert.Equal(t, d1, d2)
+	// Over a longer file an earlier build left: the same bytes, no tail.
+	reused := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(reused, "l.tar.gz"), bytes.Repeat([]byte("old layer "), 100000), 0o644))
+	d3, raw3 := write(reused)
+	assert.Equal(t, d1, d3)
+	assert.Equal(t, raw, raw3)
+	fileBytes, err := os.ReadFile(filepath.Join(reused, "l.tar.gz"))
+	require.NoError(t, err)
+	assert.Equal(t, d1, "sha256:"+fmt.Sprintf("%x", sha256.Sum256(fileBytes)), "the file is the layer, without the old tail")
 
 	tr := tar.NewReader(bytes.NewReader(raw))
 	var names []string
