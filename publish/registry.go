@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailmaker/sailmaker/api"
 	"github.com/sailmaker/sailmaker/attest"
@@ -229,7 +230,8 @@ type pushing struct {
 
 // Publish pushes res's images. Phases: check every tag (refuse moved ones),
 // settle intents earlier runs left, push content by digest (an index's
-// images, then the index), attach, sign, then write the tags.
+// images, then the index), attach, sign (the images at once), then write
+// the tags.
 func (r *Registry) Publish(ctx context.Context, res *builder.Result) ([]api.Image, error) {
 	imgs := make([]*pushing, len(res.Images))
 	for i, im := range res.Images {
@@ -245,12 +247,21 @@ func (r *Registry) Publish(ctx context.Context, res *builder.Result) ([]api.Imag
 	if _, err := r.Reconcile(ctx); err != nil {
 		r.log.WithError(err).Warn("could not settle tag writes an earlier run left unconfirmed in the ledger")
 	}
-	for _, step := range []func(context.Context, *pushing) error{r.pushContent, r.attach, r.writeTagged} {
-		for _, p := range imgs {
-			if err := step(ctx, p); err != nil {
-				return nil, err
+	// Each image's content, attachments and signature at once: none of
+	// them is tagged until every image is there.
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range imgs {
+		g.Go(func() error {
+			for _, step := range []func(context.Context, *pushing) error{r.pushContent, r.attach, r.writeTagged} {
+				if err := step(gctx, p); err != nil {
+					return err
+				}
 			}
-		}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	var done []api.Image
 	for _, p := range imgs {
