@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 // entries, when set for a folder, replaces what ReadDir lists there.
 type dirRef struct {
 	root    string
-	reads   int
+	reads   atomic.Int64
 	entries map[string][]*fstypes.Stat
 }
 
@@ -69,7 +70,7 @@ func (r *dirRef) StatFile(ctx context.Context, req gateway.StatRequest) (*fstype
 }
 
 func (r *dirRef) ReadFile(ctx context.Context, req gateway.ReadRequest) ([]byte, error) {
-	r.reads++
+	r.reads.Add(1)
 	b, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(req.Filename)))
 	if err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func TestReadTree(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.Files)
 	assert.Equal(t, int64(len(big)+8), st.Bytes)
-	assert.Equal(t, 3+1, ref.reads, "the big file in %d MiB ranges, the small one at once, the empty one not at all", readChunk>>20)
+	assert.Equal(t, int64(3+1), ref.reads.Load(), "the big file in %d MiB ranges, the small one at once, the empty one not at all", readChunk>>20)
 
 	got, err := os.ReadFile(filepath.Join(dst, "linux_amd64/build/out/linux_amd64/pilot-discovery"))
 	require.NoError(t, err)
