@@ -196,6 +196,10 @@ type BinaryCheck struct {
 	GolangVersion string   `json:"golangVersion,omitempty"`
 	Status        string   `json:"status"`
 	Tag           string   `json:"tag,omitempty"`
+	// Reused: the program was not run again; what it printed is from an
+	// earlier build's run of the same bytes on the same base, with the
+	// same user, environment, arguments and files.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // EnvoyCheck is the Envoy binary in the image: its sha256 read from the
@@ -208,6 +212,8 @@ type EnvoyCheck struct {
 	TarballSHA256 string `json:"tarballSha256"`
 	Machine       string `json:"machine"`
 	Version       string `json:"version"`
+	// Reused: as BinaryCheck's.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // ResourceDescriptor is SLSA's reference to an artifact, by URI and digest.

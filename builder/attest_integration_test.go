@@ -305,6 +305,20 @@ func TestBuildAttestsAndSigns(t *testing.T) {
 		prov := readAttachment(t, ref, provDesc, opts, publicKey(t, pub))
 		assert.Equal(t, "alice", field(t, prov, "predicate.buildDefinition.internalParameters.trigger.actor"))
 		assert.Equal(t, "cli-1", field(t, prov, "predicate.runDetails.metadata.invocationId"))
+		if im.Package == nil && im.Name != "istioctl-versions" {
+			// The same bytes on the same bases: validation took what the
+			// programs printed in the first build, and says so.
+			v := field(t, prov, "predicate.buildDefinition.internalParameters.validation")
+			assert.Equal(t, true, field(t, v, "passed"), im.Name)
+			bins := field(t, v, "binaries").([]any)
+			require.NotEmpty(t, bins, im.Name)
+			for _, b := range bins {
+				assert.Equal(t, true, field(t, b, "reused"), "%s: %v", im.Name, b)
+			}
+			if e, ok := v.(map[string]any)["envoy"]; ok {
+				assert.Equal(t, true, field(t, e, "reused"), im.Name)
+			}
+		}
 		st := readAttachment(t, ref, sbomDesc, opts, publicKey(t, pub))
 		assert.Equal(t, "https://spdx.dev/Document", field(t, st, "predicateType"))
 		assert.Equal(t, im.Digest[len("sha256:"):], field(t, field(t, st, "subject").([]any)[0], "digest.sha256"))

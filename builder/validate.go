@@ -71,11 +71,15 @@ func (run *buildRun) validate(ctx context.Context) error {
 			problems = append(problems, envoyInLayer(img.Name, a, run.validation[validationKey(img.Name, a.platform)])...)
 		}
 	}
+	passed := map[*check]bool{}
 	if vr.ran {
 		for _, c := range vr.checks {
-			if msg := c.verdict(vr.want, run.inputs.ProxySHA); msg != "" {
+			msg := c.verdict(vr.want, run.inputs.ProxySHA)
+			if msg != "" {
 				problems = append(problems, msg)
 			}
+			passed[c] = msg == ""
+			c.record()
 		}
 	}
 	for _, v := range run.validation {
@@ -85,9 +89,45 @@ func (run *buildRun) validate(ctx context.Context) error {
 		sort.Strings(problems)
 		return fmt.Errorf("%w; nothing was tagged:\n  %s", ErrValidation, strings.Join(problems, "\n  "))
 	}
+	reused := 0
+	for _, c := range vr.checks {
+		if c.reused {
+			reused++
+		} else if passed[c] {
+			if err := vr.remember(c); err != nil {
+				run.log.WithError(err).Warn("could not keep what a validated program printed: it will run again next time")
+			}
+		}
+	}
 	// took is the programs' run, which overlapped the assembly.
-	run.log.WithFields(logrus.Fields{"took": vr.took.Round(time.Millisecond), "checks": len(vr.checks)}).Info("validated: every binary reports the recipe's version and commit, Envoy is the verified input")
+	run.log.WithFields(logrus.Fields{"took": vr.took.Round(time.Millisecond), "checks": len(vr.checks), "reused": reused}).Info("validated: every binary reports the recipe's version and commit, Envoy is the verified input")
 	return nil
+}
+
+// memo is c's memo, if validation keeps memos and c has one.
+func (vr *validationRun) memo(c *check) (memo, bool) {
+	if vr.memos == "" || c.key == "" {
+		return memo{}, false
+	}
+	return loadMemo(vr.memos, c.key)
+}
+
+// remember keeps what c's program printed as its memo.
+func (vr *validationRun) remember(c *check) error {
+	if vr.memos == "" || c.key == "" || c.err != nil {
+		return nil
+	}
+	return saveMemo(vr.memos, c.key, memo{Stdout: c.stdout, Stderr: c.stderr})
+}
+
+// record marks c's record as reused when its output is a memo's.
+func (c *check) record() {
+	switch {
+	case c.binary != nil:
+		c.binary.Reused = c.reused
+	case c.envoy != nil:
+		c.envoy.Reused = c.reused
+	}
 }
 
 // envoyInLayer checks that the Envoy in a's layer is the verified binary
@@ -143,6 +183,10 @@ type check struct {
 	stdout []byte
 	stderr []byte
 	err    error
+	// key is the check's memo key ("" for none); reused is set when the
+	// output is its memo's, the program not run again.
+	key    string
+	reused bool
 }
 
 func (c *check) name() string {
@@ -159,6 +203,8 @@ type validationRun struct {
 	// ran is set once the programs have run; took is how long that took.
 	ran  bool
 	took time.Duration
+	// memos is where memos are kept, "" to run every program.
+	memos string
 
 	mu     sync.Mutex
 	byName map[string]*check
@@ -169,7 +215,11 @@ type validationRun struct {
 // run's validation records.
 func (run *buildRun) newValidation() *validationRun {
 	run.validation = map[string]*attest.Validation{}
-	return &validationRun{want: run.expected(), byName: map[string]*check{}, vertex: map[string]*check{}}
+	vr := &validationRun{want: run.expected(), byName: map[string]*check{}, vertex: map[string]*check{}}
+	if !run.req.NoCache {
+		vr.memos = memoDir(run.cfg.CacheDir())
+	}
+	return vr
 }
 
 // plan lists every image's programs to run, for every platform, and what
@@ -198,6 +248,9 @@ func (vr *validationRun) plan(ctx context.Context, run *buildRun, ref gateway.Re
 			run.validation[validationKey(img.Name, pl)] = v
 			at := &check{image: img.Name, platform: pl, spec: pimg, base: bref.Context().Digest(bi.Digest.String()).String(), cf: cf, mounts: imageMounts(pimg, pl, files)}
 			cs, errs := run.hostChecks(at, files, v)
+			for _, c := range cs {
+				c.key = c.memoKey(files)
+			}
 			vr.checks = append(vr.checks, cs...)
 			vr.problems = append(vr.problems, errs...)
 		}
@@ -216,6 +269,10 @@ type probed struct {
 	machine  elf.Machine
 	elfErr   error
 	goBinary bool
+	// size and content identify the file for validation's memos: content
+	// is "go:<build ID>", "sha256:<hex>", or "" when not known.
+	size    int64
+	content string
 }
 
 // probeFiles probes img's files on platform pl: the make results' in ref,
@@ -233,7 +290,7 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 			if err != nil {
 				return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
 			}
-			p.mode = os.FileMode(st.Mode)
+			p.mode, p.size = os.FileMode(st.Mode), st.Size
 			ra = &refReaderAt{ctx: ctx, ref: ref, name: name, size: st.Size}
 		case recipes.FromInput:
 			e := run.inputs.Envoy[pl.arch]
@@ -253,7 +310,8 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 			if err != nil {
 				return nil, err
 			}
-			p.mode, ra = fi.Mode(), fh
+			p.mode, p.size, ra = fi.Mode(), fi.Size(), fh
+			p.content = "sha256:" + e.BinarySHA256
 		default:
 			return nil, fmt.Errorf("image %s: unknown file source %q", img.Name, f.From)
 		}
@@ -265,6 +323,19 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 				p.machine = ef.Machine
 				_, err := buildinfo.Read(ra)
 				p.goBinary = err == nil
+				if id := goBuildID(ef); p.goBinary && id != "" {
+					p.content = "go:" + id
+				}
+			}
+		}
+		if p.content == "" && kind != recipes.FromInput && p.size <= memoMaxHashed {
+			b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: pl.resultPath(kind, rel)})
+			if err != nil {
+				return nil, fmt.Errorf("image %s: reading %s: %w", img.Name, f.From, err)
+			}
+			if int64(len(b)) == p.size {
+				sum := sha256.Sum256(b)
+				p.content = "sha256:" + hex.EncodeToString(sum[:])
 			}
 		}
 		out[f.To] = p
@@ -432,10 +503,14 @@ func (vr *validationRun) run(ctx context.Context, run *buildRun, gc gateway.Clie
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, validationTimeout)
 	defer cancel()
-	run.log.WithField("checks", len(vr.checks)).Info("validating: running the images' programs in BuildKit (no network) while the images are assembled")
+	run.log.WithField("checks", len(vr.checks)).Info("validating: running the images' programs in BuildKit (no network) while the images are assembled, but for those that ran on the same bytes before")
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	for _, c := range vr.checks {
+		if m, ok := vr.memo(c); ok {
+			c.stdout, c.stderr, c.reused = m.Stdout, m.Stderr, true
+			continue
+		}
 		g.Go(func() error {
 			def, err := checkState(c, out, run.inputs).Marshal(ctx)
 			if err != nil {
