@@ -147,7 +147,6 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTr
 					written: make([]bool, (e.Size+readChunk-1)/readChunk)}
 				t.files = append(t.files, f)
 				t.byPath[local] = f
-				listed[name] = true
 			default:
 				return fmt.Errorf("the make results hold /%s, which is neither a file, a folder nor a symbolic link (mode %s)", name, mode)
 			}
@@ -166,7 +165,8 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTr
 }
 
 // replaceUnless removes what is at p (a link is removed, not followed)
-// unless it is of the kind is wants.
+// unless it is of the kind is wants; a file with other names (hard
+// links) is removed too, so that writing over it writes nothing else.
 func replaceUnless(p string, is func(os.FileMode) bool) error {
 	fi, err := os.Lstat(p)
 	if os.IsNotExist(err) {
@@ -175,7 +175,8 @@ func replaceUnless(p string, is func(os.FileMode) bool) error {
 	if err != nil {
 		return err
 	}
-	if is(fi.Mode()) {
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if is(fi.Mode()) && (fi.IsDir() || st == nil || st.Nlink == 1) {
 		return nil
 	}
 	return os.RemoveAll(p)

@@ -174,8 +174,10 @@ func TestReadTreeOverLastBuild(t *testing.T) {
 	_, err := readTree(context.Background(), &dirRef{root: last}, dst)
 	require.NoError(t, err)
 	// What another hand left in the folder: a link where the next results
-	// have a file.
+	// have a file, and a file with a second name outside.
 	require.NoError(t, os.Symlink(outside, filepath.Join(dst, "a/linked")))
+	outsideLink := filepath.Join(filepath.Dir(outside), "hard")
+	require.NoError(t, os.Link(filepath.Join(dst, "a/pilot-discovery"), outsideLink))
 
 	next := t.TempDir()
 	for p, data := range map[string]string{
@@ -215,6 +217,9 @@ func TestReadTreeOverLastBuild(t *testing.T) {
 	b, err := os.ReadFile(outside)
 	require.NoError(t, err)
 	assert.Equal(t, "not ours", string(b), "written through a link")
+	b, err = os.ReadFile(outsideLink)
+	require.NoError(t, err)
+	assert.Equal(t, strings.Repeat("old binary ", 1000), string(b), "written through a hard link")
 	fi, err := os.Lstat(filepath.Join(dst, "a/linked"))
 	require.NoError(t, err)
 	assert.True(t, fi.Mode().IsRegular())

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -66,7 +67,7 @@ func Write(path string, fill func(tw *tar.Writer) error, opts ...Option) (v1.Lay
 	// Written over what the file holds, if anything, and cut to its new
 	// length: a build's work folder is the last build's (see the builder),
 	// whose pages the page cache keeps.
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, err
 	}
