@@ -112,10 +112,9 @@ type buildRun struct {
 	// checking is the validation's run: its programs run during the
 	// compile, on the make results.
 	checking *validationRun
-	// workDir is the build's work folder (work), held until the result
-	// is closed.
+	// workDir is the build's work folder, held until the result is
+	// closed.
 	workDir *workDir
-	work    string
 }
 
 // baseKey is how bases are keyed: reference and platform.
@@ -283,11 +282,10 @@ func (run *buildRun) compile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	run.workDir, run.work = w, w.dir
-	work := w.dir
+	run.workDir = w
 	spec := run.compileSpec()
 	run.checking = run.newValidation()
-	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(work, "a"), &run.res.Timings, run.checking); err != nil {
+	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(w.dir, "a"), &run.res.Timings, run.checking); err != nil {
 		return err
 	}
 	if run.req.CheckReproducible {
@@ -331,7 +329,7 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 		run.res.Timings.Check = time.Since(start)
 	}()
 	var t api.Timings
-	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.work, "b"), &t, nil)
+	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.workDir.dir, "b"), &t, nil)
 	if err != nil {
 		return fmt.Errorf("second build: %w", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,24 +36,11 @@ const (
 	readsInFlight = 4
 )
 
-// treeStats is what readTree copied.
+// treeStats is what a resultTree copied.
 type treeStats struct {
 	Files int
 	Bytes int64
 	Took  time.Duration
-}
-
-// readTree copies the tree of ref into dir (which must exist): folders,
-// regular files with their permission bits and modification times, and
-// symbolic links. A name that would leave dir, or a file of another kind
-// (a device, a socket), is an error naming it.
-func readTree(ctx context.Context, ref gateway.Reference, dir string) (treeStats, error) {
-	t, err := listTree(ctx, ref, dir)
-	if err != nil {
-		return treeStats{}, err
-	}
-	err = t.read(ctx, ref)
-	return t.stats, err
 }
 
 // resultTree is the make results being read out of BuildKit into dir.
@@ -236,7 +222,6 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(readsInFlight)
-	var read atomic.Int64
 	// The small files first: a layer that takes one waits for it whole.
 	files := slices.Clone(t.files)
 	slices.SortStableFunc(files, func(a, b *resultFile) int { return cmp.Compare(a.stat.Size, b.stat.Size) })
@@ -255,7 +240,6 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 				if _, err := f.out.WriteAt(b, off); err != nil {
 					return err
 				}
-				read.Add(n)
 				t.wrote(f, i)
 				return nil
 			})
@@ -264,7 +248,9 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	var bytes int64
 	for _, f := range t.files {
+		bytes += f.stat.Size
 		if err := f.out.Close(); err != nil {
 			return err
 		}
@@ -277,7 +263,7 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 			return err
 		}
 	}
-	t.stats = treeStats{Files: len(t.files), Bytes: read.Load(), Took: time.Since(t.start)}
+	t.stats = treeStats{Files: len(t.files), Bytes: bytes, Took: time.Since(t.start)}
 	return nil
 }
 

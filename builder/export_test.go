@@ -85,6 +85,18 @@ func (r *dirRef) ReadFile(ctx context.Context, req gateway.ReadRequest) ([]byte,
 	return b[req.Range.Offset:end], nil
 }
 
+// readTree copies the tree of ref into dir (which must exist): folders,
+// regular files with their permission bits and modification times, and
+// symbolic links, as the build reads the make results.
+func readTree(ctx context.Context, ref gateway.Reference, dir string) (treeStats, error) {
+	t, err := listTree(ctx, ref, dir)
+	if err != nil {
+		return treeStats{}, err
+	}
+	err = t.read(ctx, ref)
+	return t.stats, err
+}
+
 func TestReadTree(t *testing.T) {
 	src := t.TempDir()
 	big := bytes.Repeat([]byte("0123456789abcdef"), (2*readChunk+12345)/16)
@@ -162,15 +174,12 @@ func TestReadTreeOverLastBuild(t *testing.T) {
 	require.NoError(t, os.WriteFile(outside, []byte("not ours"), 0o644))
 
 	last := t.TempDir()
-	for p, data := range map[string]string{
+	writeFiles(t, last, map[string]string{
 		"a/pilot-discovery": strings.Repeat("old binary ", 1000),
 		"a/stale":           "only the last build made this",
 		"a/became-a-folder": "a file then",
 		"gone/x":            "a whole folder the results lack now",
-	} {
-		require.NoError(t, os.MkdirAll(filepath.Join(last, filepath.Dir(p)), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(last, p), []byte(data), 0o644))
-	}
+	})
 	_, err := readTree(context.Background(), &dirRef{root: last}, dst)
 	require.NoError(t, err)
 	// What another hand left in the folder: a link where the next results
@@ -180,14 +189,11 @@ func TestReadTreeOverLastBuild(t *testing.T) {
 	require.NoError(t, os.Link(filepath.Join(dst, "a/pilot-discovery"), outsideLink))
 
 	next := t.TempDir()
-	for p, data := range map[string]string{
+	writeFiles(t, next, map[string]string{
 		"a/pilot-discovery":        "new, shorter",
 		"a/became-a-folder/inside": "a file in it",
 		"a/linked":                 "written to the work folder",
-	} {
-		require.NoError(t, os.MkdirAll(filepath.Join(next, filepath.Dir(p)), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(next, p), []byte(data), 0o644))
-	}
+	})
 	tree, err := listTree(context.Background(), &dirRef{root: next}, dst)
 	require.NoError(t, err)
 	// A reader opened before the bytes come waits for this build's.

@@ -281,11 +281,11 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 	out := map[string]probed{}
 	for _, f := range img.Files {
 		kind, rel := f.Source()
+		name := pl.resultPath(kind, rel)
 		var ra io.ReaderAt
 		var p probed
 		switch kind {
 		case recipes.FromBuild, recipes.FromSource:
-			name := pl.resultPath(kind, rel)
 			st, err := ref.StatFile(ctx, gateway.StatRequest{Path: name})
 			if err != nil {
 				return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
@@ -329,13 +329,12 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 			}
 		}
 		if p.content == "" && kind != recipes.FromInput && p.size <= memoMaxHashed {
-			b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: pl.resultPath(kind, rel)})
+			b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: name})
 			if err != nil {
 				return nil, fmt.Errorf("image %s: reading %s: %w", img.Name, f.From, err)
 			}
 			if int64(len(b)) == p.size {
-				sum := sha256.Sum256(b)
-				p.content = "sha256:" + hex.EncodeToString(sum[:])
+				p.content = "sha256:" + sha256Hex(b)
 			}
 		}
 		out[f.To] = p

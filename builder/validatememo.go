@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sailmaker/sailmaker/internal/atomicfile"
 )
 
 // Validation's memos. A program is run again only if something it runs
@@ -87,28 +89,11 @@ func loadMemo(dir, key string) (memo, bool) {
 
 // saveMemo writes m as the memo of key in dir.
 func saveMemo(dir, key string, m memo) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, key+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, key+".json"))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.Write(filepath.Join(dir, key+".json"), b)
 }
 
 // goBuildID is the Go build ID in an ELF executable's .note.go.buildid,
