@@ -2,7 +2,11 @@ package builder
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sailmaker/sailmaker/builder/layer"
+	"github.com/sailmaker/sailmaker/internal/atomicfile"
 	"github.com/sailmaker/sailmaker/recipes"
 )
 
@@ -87,14 +92,18 @@ type BaseImage struct {
 // upstream's Dockerfile does, in one reproducible layer. outDir is the
 // exported compile result; envoyDir holds the verified Envoy; open opens
 // the files found there.
-func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir, workDir string, open Opener) (v1.Image, error) {
+//
+// With known, the layer is kept for the next build (a memo beside it
+// records what it holds), and the last build's is taken again when its
+// files are the same bytes (see reuseLayer).
+func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir, workDir string, open Opener, known Known) (v1.Image, error) {
 	var names []string
 	for _, f := range img.Files {
 		names = append(names, f.To)
 	}
 	out, cf, err := layerFrom(img, base.Image, func(f recipes.File) (string, error) {
 		return fileSource(img, f, outDir, envoyDir)
-	}, open, filepath.Join(workDir, img.Name+".tar.gz"), v1.History{
+	}, open, known, filepath.Join(workDir, img.Name+".tar.gz"), v1.History{
 		Created:   v1.Time{Time: p.Created},
 		CreatedBy: "sailmaker: COPY " + strings.Join(names, " "),
 		Comment:   p.RecipeID,
@@ -127,7 +136,7 @@ func Assemble(img recipes.Image, base BaseImage, p Provenance, outDir, envoyDir,
 // the base's. It returns the image and a copy of its config for the caller
 // to add to (labels) before mutate.ConfigFile.
 func Layer(img recipes.Image, base v1.Image, source func(recipes.File) (string, error), layerPath string, history v1.History) (v1.Image, *v1.ConfigFile, error) {
-	return layerFrom(img, base, source, OpenFile, layerPath, history)
+	return layerFrom(img, base, source, OpenFile, nil, layerPath, history)
 }
 
 // Opener opens a file an image takes, by its path on this machine, and
@@ -148,33 +157,30 @@ func OpenFile(p string) (io.ReadCloser, int64, error) {
 	return f, fi.Size(), nil
 }
 
-// layerFrom is Layer with the files opened by open.
-func layerFrom(img recipes.Image, base v1.Image, source func(recipes.File) (string, error), open Opener, layerPath string, history v1.History) (v1.Image, *v1.ConfigFile, error) {
-	var files []layer.File
-	var closers []io.Closer
-	defer func() {
-		for _, f := range closers {
-			f.Close()
-		}
-	}()
-	for _, f := range img.Files {
+// layerFrom is Layer with the files opened by open and, with known, the
+// layer kept for the next build and the last build's taken again.
+func layerFrom(img recipes.Image, base v1.Image, source func(recipes.File) (string, error), open Opener, known Known, layerPath string, history v1.History) (v1.Image, *v1.ConfigFile, error) {
+	srcs := make([]string, len(img.Files))
+	for i, f := range img.Files {
 		src, err := source(f)
 		if err != nil {
 			return nil, nil, err
 		}
-		r, size, err := open(src)
-		if err != nil {
-			return nil, nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
-		}
-		closers = append(closers, r)
-		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: r, Size: size})
+		srcs[i] = src
 	}
 	created := history.Created.Time
-	l, err := layer.Write(layerPath, func(tw *tar.Writer) error {
-		return layer.WriteFiles(tw, files, created)
-	}, layer.Parallel())
-	if err != nil {
-		return nil, nil, err
+	var l v1.Layer
+	if known != nil {
+		var err error
+		if l, err = reuseLayer(img, srcs, known, created, layerPath); err != nil {
+			return nil, nil, err
+		}
+	}
+	if l == nil {
+		var err error
+		if l, err = writeLayer(img, srcs, open, known != nil, created, layerPath); err != nil {
+			return nil, nil, err
+		}
 	}
 	out, err := mutate.Append(base, mutate.Addendum{Layer: l, MediaType: types.OCILayer, History: history})
 	if err != nil {
@@ -188,6 +194,70 @@ func layerFrom(img recipes.Image, base v1.Image, source func(recipes.File) (stri
 	cf.Created = v1.Time{Time: created}
 	setRuntime(cf, img)
 	return out, cf, nil
+}
+
+// writeLayer writes img's layer from its files (at srcs, opened by open)
+// to layerPath; with memo, it records what the layer holds beside it for
+// the next build (layerMemo), from the bytes it wrote.
+func writeLayer(img recipes.Image, srcs []string, open Opener, memo bool, created time.Time, layerPath string) (v1.Layer, error) {
+	memoPath := layerPath + layerMemoSuffix
+	// The memo goes first: a layer written halfway has none.
+	if err := os.Remove(memoPath); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	var files []layer.File
+	var sums []hash.Hash
+	defer func() {
+		for _, f := range files {
+			f.Data.(io.Closer).Close()
+		}
+	}()
+	for i, f := range img.Files {
+		r, size, err := open(srcs[i])
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
+		}
+		var data io.Reader = r
+		if memo {
+			h := sha256.New()
+			sums = append(sums, h)
+			data = io.TeeReader(r, h)
+		}
+		files = append(files, layer.File{Path: f.To, Mode: int64(f.FileMode()), Data: readCloser{data, r}, Size: size})
+	}
+	l, err := layer.Write(layerPath, func(tw *tar.Writer) error {
+		return layer.WriteFiles(tw, files, created)
+	}, layer.Parallel())
+	if err != nil || !memo {
+		return l, err
+	}
+	lf := make([]layerMemoFile, len(files))
+	for i, f := range files {
+		lf[i] = layerMemoFile{Path: f.Path, Mode: f.Mode, UID: f.UID, GID: f.GID, Size: f.Size, SHA256: hex.EncodeToString(sums[i].Sum(nil))}
+	}
+	key := layerKey(created, lf)
+	if key == "" {
+		return l, nil
+	}
+	m := layerMemo{Key: key}
+	if m.Digest, err = l.Digest(); err == nil {
+		if m.DiffID, err = l.DiffID(); err == nil {
+			m.Size, err = l.Size()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return l, atomicfile.Write(memoPath, b)
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // setRuntime sets img's user, entrypoint, cmd, working directory and env

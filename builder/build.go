@@ -285,7 +285,7 @@ func (run *buildRun) compile(ctx context.Context) error {
 	run.workDir = w
 	spec := run.compileSpec()
 	run.checking = run.newValidation()
-	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(w.dir, "a"), &run.res.Timings, run.checking); err != nil {
+	if run.assembled, run.packages, err = run.compileAndAssemble(ctx, spec, filepath.Join(w.dir, "a"), &run.res.Timings, run.checking, !run.req.NoCache); err != nil {
 		return err
 	}
 	if run.req.CheckReproducible {
@@ -329,7 +329,7 @@ func (run *buildRun) checkReproducible(ctx context.Context, spec CompileSpec) er
 		run.res.Timings.Check = time.Since(start)
 	}()
 	var t api.Timings
-	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.workDir.dir, "b"), &t, nil)
+	second, secondPkgs, err := run.compileAndAssemble(ctx, spec, filepath.Join(run.workDir.dir, "b"), &t, nil, false)
 	if err != nil {
 		return fmt.Errorf("second build: %w", err)
 	}
@@ -518,8 +518,10 @@ func (run *buildRun) provenance(p platform) Provenance {
 // image, each of every platform) and the packages' artifacts, recording
 // solve and assemble times in tm. With vr, the images' programs run in
 // BuildKit on the make results (validation) while the images are
-// assembled.
-func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings, vr *validationRun) ([]assembledImage, []assembled, error) {
+// assembled. With reuse, what the last build left in work is taken again
+// where it is the same bytes: its Go binaries (not read again, see keep)
+// and its layers (not written again, see reuseLayer).
+func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, work string, tm *api.Timings, vr *validationRun, reuse bool) ([]assembledImage, []assembled, error) {
 	outDir := filepath.Join(work, "out")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, nil, err
@@ -575,7 +577,7 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 		// Reading the make results out and, as their bytes come, assembling
 		// the images, while validation runs their programs on the results
 		// BuildKit holds.
-		tree, err := listTree(ctx, ref, outDir)
+		tree, err := listTree(ctx, ref, outDir, reuse)
 		if err != nil {
 			ours = err
 			return nil, err
@@ -588,15 +590,19 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 			}
 			readAt = time.Now()
 			tm.Solve = readAt.Sub(t)
-			run.log.WithFields(logrus.Fields{"files": tree.stats.Files, "bytes": output.Bytes(tree.stats.Bytes), "took": tree.stats.Took.Round(time.Millisecond)}).Debug("read the make results out of BuildKit")
+			run.log.WithFields(logrus.Fields{"files": tree.stats.Files, "bytes": output.Bytes(tree.stats.Bytes), "kept": tree.stats.Kept, "keptBytes": output.Bytes(tree.stats.KeptBytes), "took": tree.stats.Took.Round(time.Millisecond)}).Debug("read the make results out of BuildKit")
 			return nil
 		})
 		g.Go(func() error {
 			start := time.Now()
-			if images, pkgs, err = run.assemble(gctx, outDir, work, tree.open, tree.wait); err != nil {
+			var known Known
+			if reuse {
+				known = tree.known
+			}
+			if images, pkgs, err = run.assemble(gctx, outDir, work, tree.open, known, tree.wait); err != nil {
 				return err
 			}
-			run.log.WithField("took", time.Since(start).Round(time.Millisecond)).Info("assembled: the images and packages are laid out")
+			run.log.WithFields(logrus.Fields{"took": time.Since(start).Round(time.Millisecond), "kept": tree.stats.Kept}).Info("assembled: the images and packages are laid out")
 			return nil
 		})
 		if vr != nil {
@@ -637,14 +643,14 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 // every platform) and the packages' artifacts from the make results in
 // outDir. The images are assembled at once, each as its files' bytes
 // come (open); what reads the results whole waits for them (wait).
-func (run *buildRun) assemble(ctx context.Context, outDir, work string, open Opener, wait func() error) ([]assembledImage, []assembled, error) {
+func (run *buildRun) assemble(ctx context.Context, outDir, work string, open Opener, known Known, wait func() error) ([]assembledImage, []assembled, error) {
 	images := make([]assembledImage, len(run.recipe.Spec.Images))
 	var g errgroup.Group
 	for i, img := range run.recipe.Spec.Images {
 		images[i].platforms = make([]assembled, len(run.platforms))
 		for j, pl := range run.platforms {
 			g.Go(func() error {
-				a, err := run.assembleOne(img, pl, outDir, work, open)
+				a, err := run.assembleOne(img, pl, outDir, work, open, known)
 				images[i].platforms[j] = a
 				return err
 			})
@@ -681,20 +687,31 @@ func (run *buildRun) assemble(ctx context.Context, outDir, work string, open Ope
 }
 
 // assembleOne lays out img for pl from the make results in outDir.
-func (run *buildRun) assembleOne(img recipes.Image, pl platform, outDir, work string, open Opener) (assembled, error) {
+// known says the sha256 of the make results' files that is known without
+// reading them; Envoy's is the verified binary's.
+func (run *buildRun) assembleOne(img recipes.Image, pl platform, outDir, work string, open Opener, known Known) (assembled, error) {
 	pimg := imageFor(img, pl.arch)
 	bi := run.bases[baseKey(img.Base, pl)]
 	pout := filepath.Join(outDir, pl.outDir())
 	envoyDir := ""
 	if e := run.inputs.Envoy[pl.arch]; e != nil {
 		envoyDir = e.Dir
+		if known != nil {
+			results, envoy := known, filepath.Join(e.Dir, "envoy")
+			known = func(p string) (string, bool) {
+				if p == envoy {
+					return e.BinarySHA256, true
+				}
+				return results(p)
+			}
+		}
 	}
 	pwork := filepath.Join(work, pl.outDir())
 	if err := os.MkdirAll(pwork, 0o755); err != nil {
 		return assembled{}, err
 	}
 	prov := run.provenance(pl)
-	out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork, open)
+	out, err := Assemble(pimg, bi, prov, pout, envoyDir, pwork, open, known)
 	if err != nil {
 		return assembled{}, err
 	}

@@ -3,6 +3,7 @@ package builder
 import (
 	"cmp"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"io/fs"
@@ -36,11 +37,19 @@ const (
 	readsInFlight = 4
 )
 
-// treeStats is what a resultTree copied.
+// keptMin is the size from which a result file the last build left in
+// the work folder is kept, when it is the same Go binary, rather than
+// read again: a smaller file costs less to read than to check.
+const keptMin = 1 << 20
+
+// treeStats is what a resultTree copied, and what it kept.
 type treeStats struct {
 	Files int
 	Bytes int64
-	Took  time.Duration
+	// Kept files were not read: the work folder held them already.
+	Kept      int
+	KeptBytes int64
+	Took      time.Duration
 }
 
 // resultTree is the make results being read out of BuildKit into dir.
@@ -71,13 +80,20 @@ type resultFile struct {
 	// bytes from the start are.
 	written []bool
 	ready   int64
+	// kept says the work folder held the file already (see keep); sha256
+	// is then its digest.
+	kept   bool
+	sha256 string
 }
 
-// listTree lists the tree of ref and makes it in dir: folders and links
-// at once, every regular file at its size, to be filled by read. What dir
+// listTree lists the tree of ref and makes it in dir: folders at once,
+// every regular file at its size, to be filled by read (a symbolic link
+// is an error). What dir
 // holds from an earlier build is written over (a file) or replaced (an
-// entry of another kind), and what the results lack is removed.
-func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTree, error) {
+// entry of another kind), and what the results lack is removed; a Go
+// binary that is already there, the same as the result's, is kept (see
+// keep) and not read, with reuse.
+func listTree(ctx context.Context, ref gateway.Reference, dir string, reuse bool) (*resultTree, error) {
 	t := &resultTree{dir: dir, start: time.Now(), byPath: map[string]*resultFile{}}
 	t.cond = sync.NewCond(&t.mu)
 	listed := map[string]bool{}
@@ -109,13 +125,21 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTr
 					return err
 				}
 			case mode&os.ModeSymlink != 0:
-				if err := os.RemoveAll(local); err != nil {
-					return err
-				}
-				if err := os.Symlink(e.Linkname, local); err != nil {
-					return err
-				}
+				// The compile copies what the images take with cp -L: a
+				// link here was put in /out by the make itself, and
+				// taken here it could lead the assembly to a file of
+				// this machine.
+				return fmt.Errorf("the make results hold /%s, a symbolic link (to %s): the make wrote it into %s itself, and links are not taken from the results; make the recipe's files regular files in the source or the build", name, e.Linkname, outDir)
 			case mode.IsRegular():
+				st := &fstypes.Stat{Path: name, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime}
+				if reuse {
+					if sum, ok := keep(ctx, ref, st, local); ok {
+						f := &resultFile{stat: st, local: local, kept: true, sha256: sum, ready: e.Size}
+						t.files = append(t.files, f)
+						t.byPath[local] = f
+						continue
+					}
+				}
 				// Written over the last build's file, if it has one:
 				// only the bytes of this build are ever read from it.
 				if err := replaceUnless(local, os.FileMode.IsRegular); err != nil {
@@ -129,12 +153,11 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTr
 					out.Close()
 					return err
 				}
-				f := &resultFile{stat: &fstypes.Stat{Path: name, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime}, local: local, out: out,
-					written: make([]bool, (e.Size+readChunk-1)/readChunk)}
+				f := &resultFile{stat: st, local: local, out: out, written: make([]bool, (e.Size+readChunk-1)/readChunk)}
 				t.files = append(t.files, f)
 				t.byPath[local] = f
 			default:
-				return fmt.Errorf("the make results hold /%s, which is neither a file, a folder nor a symbolic link (mode %s)", name, mode)
+				return fmt.Errorf("the make results hold /%s, which is neither a file nor a folder (mode %s)", name, mode)
 			}
 		}
 		return nil
@@ -148,6 +171,46 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string) (*resultTr
 		return nil, err
 	}
 	return t, nil
+}
+
+// keep says whether the file at local, which the last build to use the
+// work folder left there, can stand for the result st without reading it:
+// a regular file with one name and st's size, a Go binary with the same
+// build ID as the result's, whose content is what that ID's last part
+// says (goContent: the bytes are checked, not the ID taken on trust). A
+// result that claimed a build ID it does not have would get a file that
+// hashes to that ID: an earlier result's, from a make that could read it
+// too (the make's out/ tree is kept between builds, see OutCacheID). It
+// also returns the file's sha256.
+func keep(ctx context.Context, ref gateway.Reference, st *fstypes.Stat, local string) (string, bool) {
+	if st.Size < keptMin {
+		return "", false
+	}
+	fi, err := os.Lstat(local)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != st.Size {
+		return "", false
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); !ok || sys.Nlink != 1 {
+		return "", false
+	}
+	lf, err := elf.Open(local)
+	if err != nil {
+		return "", false
+	}
+	localID := goBuildID(lf)
+	lf.Close()
+	if localID == "" {
+		return "", false
+	}
+	rf, err := elf.NewFile(&refReaderAt{ctx: ctx, ref: ref, name: "/" + st.Path, size: st.Size})
+	if err != nil || goBuildID(rf) != localID {
+		return "", false
+	}
+	id, sum, ok, err := goContent(local)
+	if err != nil || !ok || id != localID {
+		return "", false
+	}
+	return sum, true
 }
 
 // replaceUnless removes what is at p (a link is removed, not followed)
@@ -226,6 +289,9 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 	files := slices.Clone(t.files)
 	slices.SortStableFunc(files, func(a, b *resultFile) int { return cmp.Compare(a.stat.Size, b.stat.Size) })
 	for _, f := range files {
+		if f.kept {
+			continue
+		}
 		for i := range f.written {
 			off := int64(i) * readChunk
 			n := min(int64(readChunk), f.stat.Size-off)
@@ -248,13 +314,19 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	var bytes int64
+	var st treeStats
 	for _, f := range t.files {
-		bytes += f.stat.Size
-		if err := f.out.Close(); err != nil {
-			return err
+		if f.kept {
+			st.Kept++
+			st.KeptBytes += f.stat.Size
+		} else {
+			st.Files++
+			st.Bytes += f.stat.Size
+			if err := f.out.Close(); err != nil {
+				return err
+			}
+			f.out = nil
 		}
-		f.out = nil
 		if err := os.Chmod(f.local, os.FileMode(f.stat.Mode).Perm()); err != nil {
 			return err
 		}
@@ -263,7 +335,8 @@ func (t *resultTree) read(ctx context.Context, ref gateway.Reference) (err error
 			return err
 		}
 	}
-	t.stats = treeStats{Files: len(t.files), Bytes: bytes, Took: time.Since(t.start)}
+	st.Took = time.Since(t.start)
+	t.stats = st
 	return nil
 }
 
@@ -290,7 +363,7 @@ func (t *resultTree) wait() error {
 
 // open opens the file at p (a path on this machine) and says its size:
 // one of the tree's files at once, its bytes given as they are read out;
-// anything else in the tree's folder (a link, a file the results lack)
+// anything else in the tree's folder (a file the results lack)
 // once the whole tree is read; a file elsewhere at once.
 func (t *resultTree) open(p string) (io.ReadCloser, int64, error) {
 	if rel, err := filepath.Rel(t.dir, p); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
@@ -308,6 +381,36 @@ func (t *resultTree) open(p string) (io.ReadCloser, int64, error) {
 		return nil, 0, err
 	}
 	return &growingReader{t: t, f: f, r: r}, f.stat.Size, nil
+}
+
+// known says the sha256 of the tree's file at p (a path on this machine):
+// of a kept file at once, of a small one (keptMin at most) once it is
+// read; a larger file read in this build is not known.
+func (t *resultTree) known(p string) (string, bool) {
+	f, ok := t.byPath[p]
+	if !ok {
+		return "", false
+	}
+	if f.kept {
+		return f.sha256, true
+	}
+	if f.stat.Size > keptMin {
+		return "", false
+	}
+	t.mu.Lock()
+	for f.ready < f.stat.Size && !t.done {
+		t.cond.Wait()
+	}
+	whole := f.ready == f.stat.Size
+	t.mu.Unlock()
+	if !whole {
+		return "", false
+	}
+	b, err := os.ReadFile(f.local)
+	if err != nil || int64(len(b)) != f.stat.Size {
+		return "", false
+	}
+	return sha256Hex(b), true
 }
 
 // growingReader reads a resultFile from the start, waiting for each byte

@@ -117,6 +117,30 @@ func Write(path string, fill func(tw *tar.Writer) error, opts ...Option) (v1.Lay
 	}, nil
 }
 
+// Reuse returns the layer in the file at path, written earlier by Write,
+// if the file's sha256 and size are digest and size (its uncompressed
+// digest is taken as diffID): the file is read once to check it, not
+// decompressed. It returns nil if the file is not that layer.
+func Reuse(path string, digest, diffID v1.Hash, size int64) (v1.Layer, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, err
+	}
+	if n != size || digest.Algorithm != "sha256" || hex.EncodeToString(h.Sum(nil)) != digest.Hex {
+		return nil, nil
+	}
+	return &fileLayer{path: path, digest: digest, diffID: diffID, size: size}, nil
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64
