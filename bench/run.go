@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -650,6 +651,12 @@ func (e *env) runAll(ctx context.Context, res *Results, save func() error) error
 		want[sc] = true
 	}
 	measure := func(sc Scenario, run, runs int, r runner, v variant, adjust func(*Measurement)) error {
+		// What the run before wrote goes to disk first: BuildKit
+		// unmounts a container's overlay root with a sync of the whole
+		// filesystem, so a run in BuildKit would otherwise also wait
+		// for the previous run's writes (the floor's, a few hundred MB),
+		// and a run on the host never does.
+		syscall.Sync()
 		load := loadAverage()
 		fmt.Fprintf(o.Progress, "bench: %s %d/%d: %s (load average %s)...\n", sc, run, runs, r.path(), load)
 		m, err := r.build(ctx, v)

@@ -608,7 +608,10 @@ func checkState(c *check, out llb.State, in *Inputs) llb.State {
 				llb.WithCustomName(fmt.Sprintf("%s with the mode %s has in %s (%#o)", m.to, c.image, c.platform.name, m.mode.Perm())))
 			p = "/file"
 		}
-		opts = append(opts, llb.AddMount(m.to, src, llb.SourcePath(p), llb.Readonly))
+		// Nothing is cached (IgnoreCache): BuildKit need not hash the
+		// file's content for a cache key (Envoy and pilot-discovery are
+		// 100 MB and more).
+		opts = append(opts, llb.AddMount(m.to, src, llb.SourcePath(p), llb.Readonly, llb.ContentCache(llb.MountContentCacheOff)))
 	}
 	return st.Run(opts...).Root()
 }
