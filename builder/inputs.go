@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sailmaker/sailmaker/config"
+	"github.com/sailmaker/sailmaker/internal/atomicfile"
 	"github.com/sailmaker/sailmaker/recipes"
 
 	"github.com/sailmaker/sailmaker/internal/output"
@@ -62,8 +63,10 @@ type Inputs struct {
 	// as images in the input layer store (see InputLayer).
 	ModLayer    InputLayer
 	SourceLayer InputLayer
-	// pristineDir is the checkout of the commit without the patches.
+	// pristineDir is the checkout of the commit without the patches;
+	// sourceID names SourceDir's tree (the commit and the patches).
 	pristineDir string
+	sourceID    string
 }
 
 // EnvoyInput is the verified Envoy of one architecture.
@@ -221,7 +224,7 @@ type inputLayerKeys struct{ mod, commit, source string }
 
 func (in *Inputs) layerKeys() inputLayerKeys {
 	// src2: the source layers' git index matches the layer (stampIndex).
-	return inputLayerKeys{mod: "gomod-" + in.GoSumSHA[:32], commit: "src2-" + filepath.Base(in.pristineDir), source: "src2-" + filepath.Base(in.SourceDir)}
+	return inputLayerKeys{mod: "gomod-" + in.GoSumSHA[:32], commit: "src2-" + filepath.Base(in.pristineDir), source: "src2-" + in.sourceID}
 }
 
 // The source layers' times: the commit's files have the commit time, what
@@ -347,19 +350,130 @@ func fetchSource(ctx context.Context, r *recipes.Recipe, o InputOptions, in *Inp
 	in.CommitTime, _ = strconv.ParseInt(ct, 10, 64)
 
 	pristine := checkoutDir(cache, got, nil)
-	if err := checkout(ctx, o, mirror, got, nil, pristine, "", ""); err != nil {
+	if err := checkout(ctx, mirror, got, pristine); err != nil {
 		return err
 	}
 	in.pristineDir = pristine
 	in.SourceDir = pristine
+	in.sourceID = filepath.Base(pristine)
 	if len(r.Patches()) == 0 {
 		return nil
 	}
-	in.SourceDir = checkoutDir(cache, got, r.Patches())
-	return checkout(ctx, o, mirror, got, r.Patches(), in.SourceDir, src.Git+" at "+got, pristine)
+	in.sourceID = filepath.Base(checkoutDir(cache, got, r.Patches()))
+	in.SourceDir = pristine + patchedSuffix
+	return patchedCheckout(ctx, o, r.Patches(), in.SourceDir, in.sourceID, src.Git+" at "+got, pristine)
 }
 
-// checkoutDir is where the checkout of commit with patches is kept.
+// patchedSuffix names the checkout of a commit with patches: one per
+// commit, beside the commit's own (see patchedCheckout).
+const patchedSuffix = "-patched"
+
+// patchedCheckout makes dir the checkout pristine with patches applied,
+// id naming the patches. There is one such folder per commit, whichever
+// patches it has: dir.patches says which, and holds only when they were
+// applied whole. For other patches, what the last ones changed is put
+// back as the commit has it (each file linked again to pristine's) before
+// the new ones are applied: a build with a new patch changes a few files,
+// not a copy of the whole tree (which is what a folder per set of patches
+// cost, and kept forever). A folder in any other state is made again from
+// pristine, as a copy made of hard links: git apply, like every git
+// command, writes a changed file as a new file renamed into place, so
+// pristine's files are never written through their links.
+func patchedCheckout(ctx context.Context, o InputOptions, patches []recipes.Patch, dir, id, where, pristine string) error {
+	marker := dir + ".patches"
+	if b, err := os.ReadFile(marker); err == nil && string(b) == id {
+		return nil
+	} else if err == nil {
+		// Off first: a folder left halfway has no marker, and is made
+		// again.
+		if err := os.Remove(marker); err != nil {
+			return err
+		}
+		if err := unpatch(ctx, dir, pristine); err != nil {
+			o.Log.WithError(err).Warn("the patched checkout could not be put back as the commit has it; making it again")
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+		}
+	} else if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		tmp := dir + ".tmp"
+		_ = os.RemoveAll(tmp)
+		if _, err := run(ctx, "", nil, "cp", "-a", "-l", pristine, tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return err
+		}
+	}
+	if err := applyPatches(ctx, o, patches, dir, where); err != nil {
+		return err
+	}
+	return atomicfile.Write(marker, []byte(id))
+}
+
+// unpatch puts back in dir, a checkout of pristine's commit with patches
+// applied, every file the patches changed, added or deleted, as pristine
+// has it: linked to pristine's file, or removed.
+func unpatch(ctx context.Context, dir, pristine string) error {
+	// pristine's git index knows its files' sizes and times (see
+	// stampIndex), which the files linked back share: git reads only
+	// what the patches changed. git writes an index as a new file, never
+	// through the link.
+	index := filepath.Join(".git", "index")
+	if err := os.Remove(filepath.Join(dir, index)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if err := os.Link(filepath.Join(pristine, index), filepath.Join(dir, index)); err != nil {
+		return err
+	}
+	changed, deleted, err := changedFiles(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range append(changed, deleted...) {
+		if !filepath.IsLocal(p) {
+			return fmt.Errorf("git status names %q, outside the checkout", p)
+		}
+		at := filepath.Join(dir, p)
+		if err := os.RemoveAll(at); err != nil {
+			return err
+		}
+		from := filepath.Join(pristine, p)
+		fi, err := os.Lstat(from)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(at), 0o755); err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			// A folder git ignores, named whole.
+			_, err = run(ctx, "", nil, "cp", "-a", "-l", from, at)
+		} else {
+			err = os.Link(from, at)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// What git tracks, and what it does not but would see, is the
+	// commit's again (what it ignores is pristine's, linked above).
+	out, err := run(ctx, dir, []string{"GIT_TERMINAL_PROMPT=0", "LC_ALL=C"}, "git", "-c", "core.trustctime=false", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+	if err == nil && len(out) > 0 {
+		err = fmt.Errorf("files still differ from the commit: %q", strings.ReplaceAll(strings.TrimRight(string(out), "\x00"), "\x00", ", "))
+	}
+	return err
+}
+
+// checkoutDir names the checkout of commit with patches (with none: the
+// commit's own checkout, kept in that folder; with some, the name of the
+// source layer they give, see patchedCheckout).
 func checkoutDir(cache, commit string, patches []recipes.Patch) string {
 	h := sha256.New()
 	fmt.Fprintln(h, commit)
@@ -369,50 +483,44 @@ func checkoutDir(cache, commit string, patches []recipes.Patch) string {
 	return filepath.Join(cache, "src", hex.EncodeToString(h.Sum(nil))[:32])
 }
 
-// checkout checks commit out of mirror, with .git, into dir and applies
-// patches, once: dir.ready marks a finished one. With pristine (a
-// finished checkout of the same commit without patches), dir starts as a
-// copy of it made of hard links, which is much faster than a checkout:
-// git apply, like every git command, writes a changed file as a new file
-// renamed into place, so the pristine files are never written through
-// their links.
-func checkout(ctx context.Context, o InputOptions, mirror, commit string, patches []recipes.Patch, dir, where, pristine string) error {
+// checkout checks commit out of mirror, with .git, into dir, once:
+// dir.ready marks a finished one.
+func checkout(ctx context.Context, mirror, commit, dir string) error {
 	if _, err := os.Stat(dir + ".ready"); err == nil {
 		return nil
 	}
 	_ = os.RemoveAll(dir)
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
-	if pristine != "" {
-		if _, err := run(ctx, "", nil, "cp", "-a", "-l", pristine, tmp); err != nil {
-			return err
-		}
-	} else {
-		if _, err := git(ctx, "", "clone", "-q", "--no-checkout", mirror, tmp); err != nil {
-			return err
-		}
-		if _, err := git(ctx, tmp, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, ".git", "info", "exclude"), []byte("/out/\n"), 0o644); err != nil {
-			return err
-		}
+	if _, err := git(ctx, "", "clone", "-q", "--no-checkout", mirror, tmp); err != nil {
+		return err
 	}
-	for _, p := range patches {
-		pf := filepath.Join(tmp, ".git", "sailmaker-"+path.Base(p.Path))
-		if err := os.WriteFile(pf, p.Data, 0o644); err != nil {
-			return err
-		}
-		if _, err := git(ctx, tmp, "apply", "--whitespace=nowarn", pf); err != nil {
-			return fmt.Errorf("patch %s does not apply to %s: %w", p.Path, where, err)
-		}
-		_ = os.Remove(pf)
-		o.Log.WithField("patch", p.Path).Info("applied patch")
+	if _, err := git(ctx, tmp, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", commit); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".git", "info", "exclude"), []byte("/out/\n"), 0o644); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
 	return os.WriteFile(dir+".ready", nil, 0o644)
+}
+
+// applyPatches applies patches, in order, to the checkout dir (of where).
+func applyPatches(ctx context.Context, o InputOptions, patches []recipes.Patch, dir, where string) error {
+	for _, p := range patches {
+		pf := filepath.Join(dir, ".git", "sailmaker-"+path.Base(p.Path))
+		if err := os.WriteFile(pf, p.Data, 0o644); err != nil {
+			return err
+		}
+		if _, err := git(ctx, dir, "apply", "--whitespace=nowarn", pf); err != nil {
+			return fmt.Errorf("patch %s does not apply to %s: %w", p.Path, where, err)
+		}
+		_ = os.Remove(pf)
+		o.Log.WithField("patch", p.Path).Info("applied patch")
+	}
+	return nil
 }
 
 // fetchModules downloads every module the source needs through the
