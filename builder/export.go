@@ -80,10 +80,11 @@ type resultFile struct {
 	// bytes from the start are.
 	written []bool
 	ready   int64
-	// kept says the work folder held the file already (see keep); sha256
-	// is then its digest.
-	kept   bool
-	sha256 string
+	// kept says the work folder held the file already (see keep); its
+	// sha256 is hashed when asked for (known).
+	kept    bool
+	sumOnce sync.Once
+	sha256  string
 }
 
 // listTree lists the tree of ref and makes it in dir: folders at once,
@@ -133,8 +134,8 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string, reuse bool
 			case mode.IsRegular():
 				st := &fstypes.Stat{Path: name, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime}
 				if reuse {
-					if sum, ok := keep(ctx, ref, st, local); ok {
-						f := &resultFile{stat: st, local: local, kept: true, sha256: sum, ready: e.Size}
+					if keep(ctx, ref, st, local) {
+						f := &resultFile{stat: st, local: local, kept: true, ready: e.Size}
 						t.files = append(t.files, f)
 						t.byPath[local] = f
 						continue
@@ -180,37 +181,33 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string, reuse bool
 // says (goContent: the bytes are checked, not the ID taken on trust). A
 // result that claimed a build ID it does not have would get a file that
 // hashes to that ID: an earlier result's, from a make that could read it
-// too (the make's out/ tree is kept between builds, see OutCacheID). It
-// also returns the file's sha256.
-func keep(ctx context.Context, ref gateway.Reference, st *fstypes.Stat, local string) (string, bool) {
+// too (the make's out/ tree is kept between builds, see OutCacheID).
+func keep(ctx context.Context, ref gateway.Reference, st *fstypes.Stat, local string) bool {
 	if st.Size < keptMin {
-		return "", false
+		return false
 	}
 	fi, err := os.Lstat(local)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != st.Size {
-		return "", false
+		return false
 	}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); !ok || sys.Nlink != 1 {
-		return "", false
+		return false
 	}
 	lf, err := elf.Open(local)
 	if err != nil {
-		return "", false
+		return false
 	}
 	localID := goBuildID(lf)
 	lf.Close()
 	if localID == "" {
-		return "", false
+		return false
 	}
 	rf, err := elf.NewFile(&refReaderAt{ctx: ctx, ref: ref, name: "/" + st.Path, size: st.Size})
 	if err != nil || goBuildID(rf) != localID {
-		return "", false
+		return false
 	}
-	id, sum, ok, err := goContent(local)
-	if err != nil || !ok || id != localID {
-		return "", false
-	}
-	return sum, true
+	id, ok, err := goContent(local)
+	return err == nil && ok && id == localID
 }
 
 // replaceUnless removes what is at p (a link is removed, not followed)
@@ -392,7 +389,12 @@ func (t *resultTree) known(p string) (string, bool) {
 		return "", false
 	}
 	if f.kept {
-		return f.sha256, true
+		f.sumOnce.Do(func() {
+			if sum, err := fileSHA256(f.local); err == nil {
+				f.sha256 = sum
+			}
+		})
+		return f.sha256, f.sha256 != ""
 	}
 	if f.stat.Size > keptMin {
 		return "", false

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -25,42 +24,41 @@ import (
 // goContentBuf is how much of a file goContent reads at a time.
 const goContentBuf = 1 << 20
 
-// goContent reads the ELF file at p and returns its Go build ID, its
-// sha256 and whether its content is what the ID's last part says. A file
-// that is not a Go ELF binary, or has no build ID, gives "" and false.
-func goContent(p string) (id, sum string, ok bool, err error) {
+// goContent reads the ELF file at p and returns its Go build ID and
+// whether its content is what the ID's last part says. A file that is not
+// a Go ELF binary, or has no build ID, gives "" and false.
+func goContent(p string) (id string, ok bool, err error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return "", "", false, err
+		return "", false, err
 	}
 	defer f.Close()
 	ef, err := elf.NewFile(f)
 	if err != nil {
-		return "", "", false, nil
+		return "", false, nil
 	}
 	if id = goBuildID(ef); id == "" {
-		return "", "", false, nil
+		return "", false, nil
 	}
 	var skip [2]int64
 	if s := ef.Section(".note.gnu.build-id"); s != nil && s.Size > 16 {
 		skip = [2]int64{int64(s.Offset) + 16, int64(s.Offset + s.Size)}
 	}
-	raw, content, err := hashGoContent(f, id, skip)
+	content, err := hashGoContent(f, id, skip)
 	if err != nil {
-		return "", "", false, err
+		return "", false, err
 	}
 	want := id[strings.LastIndexByte(id, '/')+1:]
-	return id, hex.EncodeToString(raw[:]), base64.RawURLEncoding.EncodeToString(content[:15]) == want, nil
+	return id, base64.RawURLEncoding.EncodeToString(content[:15]) == want, nil
 }
 
-// hashGoContent returns the sha256 of r's bytes and the sha256 the go
-// command gives its content: the bytes in skip (from, to) read as zeros,
-// then every occurrence of id, from the left and not overlapping, read as
-// zeros.
-func hashGoContent(r io.Reader, id string, skip [2]int64) (raw, content [32]byte, err error) {
+// hashGoContent returns the sha256 the go command gives r's content: the
+// bytes in skip (from, to) read as zeros, then every occurrence of id,
+// from the left and not overlapping, read as zeros.
+func hashGoContent(r io.Reader, id string, skip [2]int64) (content [32]byte, err error) {
 	idb := []byte(id)
 	zeros := make([]byte, len(idb))
-	hr, hc := sha256.New(), sha256.New()
+	hc := sha256.New()
 	// buf[:pending] was read but not yet hashed for content: it may hold
 	// the start of an occurrence that the next read completes.
 	buf := make([]byte, len(idb)+goContentBuf)
@@ -69,10 +67,9 @@ func hashGoContent(r io.Reader, id string, skip [2]int64) (raw, content [32]byte
 	for {
 		n, rerr := io.ReadFull(r, buf[pending:])
 		if rerr != nil && rerr != io.EOF && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-			return raw, content, rerr
+			return content, rerr
 		}
 		chunk := buf[pending : pending+n]
-		hr.Write(chunk)
 		// Zero what falls in skip.
 		if from, to := max(skip[0], off), min(skip[1], off+int64(n)); from < to {
 			clear(chunk[from-off : to-off])
@@ -102,7 +99,6 @@ func hashGoContent(r io.Reader, id string, skip [2]int64) (raw, content [32]byte
 			break
 		}
 	}
-	hr.Sum(raw[:0])
 	hc.Sum(content[:0])
-	return raw, content, nil
+	return content, nil
 }

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,22 +34,22 @@ func copyExecutable(t *testing.T, dst string) []byte {
 func TestGoContent(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bin")
 	b := copyExecutable(t, p)
-	id, sum, ok, err := goContent(p)
+	id, ok, err := goContent(p)
 	require.NoError(t, err)
 	assert.True(t, ok, "the go command's own hash")
-	assert.Equal(t, buildIDOf(t, p), id)
-	s := sha256.Sum256(b)
-	assert.Equal(t, hex.EncodeToString(s[:]), sum)
+	out, err := exec.Command("go", "tool", "buildid", p).Output()
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(string(out)), id)
 
 	b[len(b)/2] ^= 1
 	require.NoError(t, os.WriteFile(p, b, 0o755))
-	id2, _, ok, err := goContent(p)
+	id2, ok, err := goContent(p)
 	require.NoError(t, err)
 	assert.Equal(t, id, id2)
 	assert.False(t, ok, "a changed byte with the same build ID")
 
 	require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755))
-	_, _, ok, err = goContent(p)
+	_, ok, err = goContent(p)
 	require.NoError(t, err)
 	assert.False(t, ok, "not an ELF file")
 }
@@ -67,18 +69,9 @@ func TestHashGoContentAcrossReads(t *testing.T) {
 	clear(want[skip[0]:skip[1]])
 	want = bytes.ReplaceAll(want, []byte(id), make([]byte, len(id)))
 
-	raw, content, err := hashGoContent(bytes.NewReader(data), id, skip)
+	content, err := hashGoContent(bytes.NewReader(data), id, skip)
 	require.NoError(t, err)
-	assert.Equal(t, sha256.Sum256(data), raw)
 	assert.Equal(t, sha256.Sum256(want), content)
-}
-
-func buildIDOf(t *testing.T, p string) string {
-	t.Helper()
-	id, _, _, err := goContent(p)
-	require.NoError(t, err)
-	require.NotEmpty(t, id)
-	return id
 }
 
 // A Go binary the last build left in the work folder is kept when the
