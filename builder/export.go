@@ -89,11 +89,10 @@ type resultFile struct {
 
 // listTree lists the tree of ref and makes it in dir: folders at once,
 // every regular file at its size, to be filled by read (a symbolic link
-// is an error). What dir
-// holds from an earlier build is written over (a file) or replaced (an
-// entry of another kind), and what the results lack is removed; a Go
-// binary that is already there, the same as the result's, is kept (see
-// keep) and not read, with reuse.
+// is an error). What dir holds from an earlier build is written over (a
+// file) or replaced (an entry of another kind), and what the results lack
+// is removed; with reuse, a Go binary that is already there, the same as
+// the result's, is kept (see keep) and not read.
 func listTree(ctx context.Context, ref gateway.Reference, dir string, reuse bool) (*resultTree, error) {
 	t := &resultTree{dir: dir, start: time.Now(), byPath: map[string]*resultFile{}}
 	t.cond = sync.NewCond(&t.mu)
@@ -130,7 +129,7 @@ func listTree(ctx context.Context, ref gateway.Reference, dir string, reuse bool
 				// link here was put in /out by the make itself, and
 				// taken here it could lead the assembly to a file of
 				// this machine.
-				return fmt.Errorf("the make results hold /%s, a symbolic link (to %s): the make wrote it into %s itself, and links are not taken from the results; make the recipe's files regular files in the source or the build", name, e.Linkname, outDir)
+				return fmt.Errorf("the make results hold /%s, a symbolic link to %s: sailmaker copies the recipe's files into %s as regular files (cp -L), so the make targets wrote it there themselves, and a link is never taken from the results; check what the recipe's make targets write to %s", name, e.Linkname, outDir, outDir)
 			case mode.IsRegular():
 				st := &fstypes.Stat{Path: name, Mode: e.Mode, Size: e.Size, ModTime: e.ModTime}
 				if reuse {
@@ -193,11 +192,14 @@ func keep(ctx context.Context, ref gateway.Reference, st *fstypes.Stat, local st
 	if sys, ok := fi.Sys().(*syscall.Stat_t); !ok || sys.Nlink != 1 {
 		return false
 	}
-	lf, err := elf.Open(local)
+	lf, err := os.OpenFile(local, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
-	localID := goBuildID(lf)
+	localID := ""
+	if ef, err := elf.NewFile(lf); err == nil {
+		localID = goBuildID(ef)
+	}
 	lf.Close()
 	if localID == "" {
 		return false
