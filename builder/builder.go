@@ -130,8 +130,10 @@ type Request struct {
 	// (os/arch). A multi-platform recipe still gives an image index, of
 	// these platforms only.
 	Platforms []string
-	// NoCache builds even when the cache has the images, and runs every
-	// validation program again (no memo is taken).
+	// NoCache builds even when the cache has the images, runs every
+	// validation program again (no memo is taken), reads every make
+	// result out of BuildKit and writes every layer again (nothing the
+	// last build left in the work folder is taken).
 	NoCache bool
 	// CheckReproducible builds twice, the second time with no BuildKit
 	// cache, and fails unless the image digests are equal.
