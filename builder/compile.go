@@ -212,9 +212,15 @@ func compileScript(r *recipes.Recipe, in *Inputs, arch, dest string) string {
 	fmt.Fprintf(&b, "find %s -type f -exec touch -h -d @0 {} +\n", makeOutDir)
 	release := path.Join("out", "linux_"+arch, "release")
 	if in.Envoy[arch] != nil {
+		// Envoy is where upstream's make downloads it to. When an earlier
+		// build left the same bytes there (out/ is a cache mount), it is
+		// compared rather than written again: a real Envoy is over 100 MB,
+		// twice. touch gives it the time a copy would have.
 		fmt.Fprintf(&b, "mkdir -p %s\n", shq(release))
-		fmt.Fprintf(&b, "cp %s/envoy %s\n", envoyInDir, shq(path.Join(release, "envoy-"+in.ProxySHA)))
-		fmt.Fprintf(&b, "cp %s/envoy %s\n", envoyInDir, shq(path.Join(release, "envoy")))
+		for _, name := range []string{"envoy-" + in.ProxySHA, "envoy"} {
+			dst := shq(path.Join(release, name))
+			fmt.Fprintf(&b, "if cmp -s %[1]s/envoy %[2]s; then touch %[2]s; else cp %[1]s/envoy %[2]s; fi\n", envoyInDir, dst)
+		}
 	}
 	// The go command links a binary in its work folder (GOTMPDIR) and
 	// renames it to the -o path when both are on one filesystem, else
