@@ -19,7 +19,7 @@ export SAILMAKER_BIN_DIR := $(BIN)
 GO_SOURCES := $(shell find . -name '*.go' -not -path './testdata/*' -not -path './tools/*' -not -path './bench/out/*') \
               $(shell find recipes -name '*.yaml' -o -name '*.patch') go.mod go.sum
 
-.PHONY: FORCE all build tools deps check-pins demo down status test test-unit bench fuzz lint clean images
+.PHONY: FORCE all build tools deps check-pins demo down status test test-space test-unit bench fuzz lint clean images
 
 all: build tools
 
@@ -111,9 +111,24 @@ status: build
 # All tests: unit and integration. Integration tests start their own buildkitd
 # (from bin/) and registries; they fail, not skip, when those cannot start.
 TEST_FLAGS ?=
-test: deps build tools
+test: test-space deps build tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 50m $(TEST_FLAGS) ./...
+
+# Room on disk for the tests, checked before anything is installed or
+# started: at their peak the integration tests hold about 10 GiB in /tmp
+# (each test's buildkitd state, registries, images), beside the Go caches,
+# the Debian packages `make deps` installs and the test cache in /var/tmp.
+# A disk that fills midway fails tests with "no space left on device" far
+# from the cause; this says it first.
+TEST_MIN_FREE_GIB ?= 20
+test-space:
+	@for d in /tmp /var/tmp; do \
+	  free=$$(df -Pk $$d | awk 'NR==2 {print int($$4/1048576)}'); \
+	  if [ "$$free" -lt $(TEST_MIN_FREE_GIB) ]; then \
+	    echo "make test: $$d has $$free GiB free, and the tests need about $(TEST_MIN_FREE_GIB) GiB (buildkitd state, registries, Go caches): free some (old state directories, 'go clean -cache', bench/out) or set TEST_MIN_FREE_GIB=N to try with less" >&2; exit 1; \
+	  fi; \
+	done
 
 # Unit tests only (no buildkitd, no mmdebstrap).
 test-unit:
