@@ -94,6 +94,7 @@ type buildRun struct {
 	bk        *client.Client
 	closeBK   func()
 	buildKit  string // buildkitd's version, for the provenance
+	native    string // the architecture buildkitd runs without emulation
 	toolchain *toolchain
 	platforms []platform
 	// bases are the base images by reference and platform (baseKey).
@@ -169,6 +170,7 @@ func (run *buildRun) connect(ctx context.Context) error {
 	} else {
 		run.buildKit = info.BuildkitVersion.Version
 	}
+	run.native = run.nativeArch(ctx)
 	return nil
 }
 
@@ -607,7 +609,7 @@ func (run *buildRun) compileAndAssemble(ctx context.Context, spec CompileSpec, w
 		})
 		if vr != nil {
 			g.Go(func() error {
-				if err := vr.plan(gctx, run, ref); err != nil {
+				if err := vr.plan(gctx, run, ref, tree); err != nil {
 					return err
 				}
 				out, err := ref.ToState()

@@ -71,6 +71,29 @@ type resultTree struct {
 	stats treeStats
 }
 
+// result is the regular file name (a path in the make results, as
+// resultPath gives it) of t, or nil if t has none.
+func (t *resultTree) result(name string) *resultFile {
+	return t.byPath[filepath.Join(t.dir, filepath.FromSlash(strings.TrimPrefix(name, "/")))]
+}
+
+// stat is what BuildKit listed of the file name of the results, or nil.
+func (t *resultTree) stat(name string) *fstypes.Stat {
+	if f := t.result(name); f != nil {
+		return f.stat
+	}
+	return nil
+}
+
+// kept is the path on this machine of the file name of the results when
+// the work folder held it already (the same bytes, see keep), else "".
+func (t *resultTree) kept(name string) string {
+	if f := t.result(name); f != nil && f.kept {
+		return f.local
+	}
+	return ""
+}
+
 // resultFile is one regular file of a resultTree.
 type resultFile struct {
 	stat  *fstypes.Stat

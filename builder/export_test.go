@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"io"
 	"io/fs"
@@ -19,6 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	fstypes "github.com/tonistiigi/fsutil/types"
+
+	"github.com/sailmaker/sailmaker/recipes"
 )
 
 // dirRef is a gateway.Reference over a folder of this machine, as
@@ -265,4 +268,83 @@ func TestRefReaderAt(t *testing.T) {
 	assert.Equal(t, "89", string(b[:n]))
 	_, err = r.ReadAt(b, 10)
 	assert.Equal(t, io.EOF, err)
+}
+
+// Validation's planning probes each result while the results are read out
+// of BuildKit: a Go binary's headers, build ID and build info take a few
+// block reads (not one request per header), and a binary the work folder
+// already holds (kept) is probed there, with no request at all. Either
+// way it finds what probing the file itself finds.
+func TestProbeFilesReadsBlocks(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	pl := platform{name: "linux/amd64", arch: "amd64"}
+	img := recipes.Image{Name: "img", Files: []recipes.File{{From: "build:out/tool", To: "/usr/local/bin/tool"}}}
+	name := pl.resultPath(recipes.FromBuild, "out/tool")
+	src := t.TempDir()
+	bin, err := os.ReadFile(exe)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, name), bin, 0o755))
+	ef, err := elf.Open(exe)
+	require.NoError(t, err)
+	defer ef.Close()
+	id := goBuildID(ef)
+	require.NotEmpty(t, id)
+
+	probe := func(reuse bool, dst string) (probed, int64, *resultTree) {
+		t.Helper()
+		ref := &dirRef{root: src}
+		tree, err := listTree(context.Background(), ref, dst, reuse)
+		require.NoError(t, err)
+		before := ref.reads.Load()
+		files, err := probeFiles(context.Background(), &buildRun{}, img, pl, ref, tree)
+		require.NoError(t, err)
+		reads := ref.reads.Load() - before
+		require.NoError(t, tree.read(context.Background(), ref))
+		return files["/usr/local/bin/tool"], reads, tree
+	}
+	dst := t.TempDir()
+	p, reads, tree := probe(false, dst)
+	assert.Empty(t, tree.kept(name))
+	assert.Equal(t, elf.EM_X86_64, p.machine)
+	assert.True(t, p.goBinary)
+	assert.Equal(t, "go:"+id, p.content)
+	assert.Equal(t, int64(len(bin)), p.size)
+	assert.Equal(t, os.FileMode(0o755), p.mode.Perm())
+	assert.LessOrEqual(t, reads, int64(5), "a handful of block reads for headers, build ID and build info")
+
+	// The next build's work folder holds the same binary: kept, and
+	// probed where it is.
+	p2, reads, tree := probe(true, dst)
+	assert.NotEmpty(t, tree.kept(name))
+	assert.Zero(t, reads)
+	assert.Equal(t, p, p2)
+}
+
+// blockReaderAt asks for each aligned block once, and reads across
+// blocks and up to the end as the reader under it does.
+func TestBlockReaderAt(t *testing.T) {
+	src := t.TempDir()
+	data := []byte("0123456789abcdefghij")
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), data, 0o644))
+	ref := &dirRef{root: src}
+	r := newBlockReaderAt(&refReaderAt{ctx: context.Background(), ref: ref, name: "/f", size: int64(len(data))}, int64(len(data)), 8)
+	b := make([]byte, 6)
+	n, err := r.ReadAt(b, 5)
+	require.NoError(t, err)
+	assert.Equal(t, "56789a", string(b[:n]), "across two blocks")
+	assert.Equal(t, int64(2), ref.reads.Load())
+	n, err = r.ReadAt(b[:3], 9)
+	require.NoError(t, err)
+	assert.Equal(t, "9ab", string(b[:n]))
+	assert.Equal(t, int64(2), ref.reads.Load(), "blocks already read are not asked for again")
+	n, err = r.ReadAt(b, 17)
+	assert.Equal(t, io.EOF, err)
+	assert.Equal(t, "hij", string(b[:n]), "the last, short block")
+	assert.Equal(t, int64(3), ref.reads.Load())
+	_, err = r.ReadAt(b, 20)
+	assert.Equal(t, io.EOF, err)
+	_, err = r.ReadAt(b, -1)
+	assert.Error(t, err)
 }

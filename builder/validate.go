@@ -159,7 +159,8 @@ func (run *buildRun) expected() attest.ExpectedVersion {
 }
 
 // nativeArch is the architecture buildkitd runs programs on without
-// emulation.
+// emulation (asked once, when the build connects: asked during the read
+// of the make results, it waited behind it).
 func (run *buildRun) nativeArch(ctx context.Context) string {
 	ws, err := run.bk.ListWorkers(ctx)
 	if err == nil && len(ws) > 0 && len(ws[0].Platforms) > 0 {
@@ -226,8 +227,8 @@ func (run *buildRun) newValidation() *validationRun {
 // is wrong without running anything, from the make results as BuildKit
 // holds them (ref: only headers are read, so planning need not wait for
 // the results to be read out) and the verified Envoy.
-func (vr *validationRun) plan(ctx context.Context, run *buildRun, ref gateway.Reference) error {
-	native := run.nativeArch(ctx)
+func (vr *validationRun) plan(ctx context.Context, run *buildRun, ref gateway.Reference, tree *resultTree) error {
+	native := run.native
 	for _, img := range run.recipe.Spec.Images {
 		for _, pl := range run.platforms {
 			pimg := imageFor(img, pl.arch)
@@ -240,7 +241,7 @@ func (vr *validationRun) plan(ctx context.Context, run *buildRun, ref gateway.Re
 			if err != nil {
 				return fmt.Errorf("image %s %s: reading the base's config: %w", img.Name, pl.name, err)
 			}
-			files, err := probeFiles(ctx, run, pimg, pl, ref)
+			files, err := probeFiles(ctx, run, pimg, pl, ref, tree)
 			if err != nil {
 				return err
 			}
@@ -275,9 +276,13 @@ type probed struct {
 	content string
 }
 
-// probeFiles probes img's files on platform pl: the make results' in ref,
-// Envoy in its verified folder.
-func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platform, ref gateway.Reference) (map[string]probed, error) {
+// probeFiles probes img's files on platform pl: the make results' in ref
+// (listed in tree; one the work folder already holds is read there, see
+// keep), Envoy in its verified folder. It runs while the results are read
+// out of BuildKit, so it asks BuildKit for whole blocks (blockReaderAt):
+// a few requests per binary rather than one per header debug/elf reads,
+// each waiting its turn behind the read.
+func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platform, ref gateway.Reference, tree *resultTree) (map[string]probed, error) {
 	out := map[string]probed{}
 	for _, f := range img.Files {
 		kind, rel := f.Source()
@@ -286,12 +291,25 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 		var p probed
 		switch kind {
 		case recipes.FromBuild, recipes.FromSource:
-			st, err := ref.StatFile(ctx, gateway.StatRequest{Path: name})
-			if err != nil {
-				return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
+			st := tree.stat(name)
+			if st == nil {
+				s, err := ref.StatFile(ctx, gateway.StatRequest{Path: name})
+				if err != nil {
+					return nil, fmt.Errorf("image %s: %s: %w (did the make targets produce it?)", img.Name, f.From, err)
+				}
+				st = s
 			}
 			p.mode, p.size = os.FileMode(st.Mode), st.Size
-			ra = &refReaderAt{ctx: ctx, ref: ref, name: name, size: st.Size}
+			if local := tree.kept(name); local != "" {
+				fh, err := os.Open(local)
+				if err != nil {
+					return nil, err
+				}
+				defer fh.Close()
+				ra = fh
+			} else {
+				ra = newBlockReaderAt(&refReaderAt{ctx: ctx, ref: ref, name: name, size: st.Size}, st.Size, probeBlock)
+			}
 		case recipes.FromInput:
 			e := run.inputs.Envoy[pl.arch]
 			if e == nil {
@@ -340,6 +358,51 @@ func probeFiles(ctx context.Context, run *buildRun, img recipes.Image, pl platfo
 		out[f.To] = p
 	}
 	return out, nil
+}
+
+// probeBlock is how much of a result probeFiles asks BuildKit for at a
+// time: the ELF header and program headers, the section headers, the Go
+// build ID note and build info each fit in one block.
+const probeBlock = 64 << 10
+
+// blockReaderAt reads through r in aligned blocks of size block, each
+// asked for once. It is for one goroutine.
+type blockReaderAt struct {
+	r      io.ReaderAt
+	size   int64
+	block  int64
+	blocks map[int64][]byte
+}
+
+func newBlockReaderAt(r io.ReaderAt, size, block int64) *blockReaderAt {
+	return &blockReaderAt{r: r, size: size, block: block, blocks: map[int64][]byte{}}
+}
+
+func (b *blockReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("negative offset %d", off)
+	}
+	n := 0
+	for n < len(p) {
+		at := off + int64(n)
+		if at >= b.size {
+			return n, io.EOF
+		}
+		start := at - at%b.block
+		data, ok := b.blocks[start]
+		if !ok {
+			data = make([]byte, min(b.block, b.size-start))
+			if m, err := b.r.ReadAt(data, start); m < len(data) {
+				if err == nil {
+					err = io.ErrUnexpectedEOF
+				}
+				return n, err
+			}
+			b.blocks[start] = data
+		}
+		n += copy(p[n:], data[at-start:])
+	}
+	return n, nil
 }
 
 // refReaderAt reads a file of a solved reference, range by range.
