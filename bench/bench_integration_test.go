@@ -104,6 +104,11 @@ func TestBenchIncrementalAllPaths(t *testing.T) {
 	assert.Equal(t, e.Config.Registry.Address, res.Settings.UserRegistry)
 	require.NotEmpty(t, res.Settings.Sandbox)
 	assert.NoDirExists(t, res.Settings.Sandbox)
+	// The paths' work trees go when the run ends: only what it reports stays.
+	assert.NoDirExists(t, filepath.Join(outDir, "floor"))
+	assert.NoDirExists(t, filepath.Join(outDir, "plain", "src"))
+	assert.FileExists(t, filepath.Join(outDir, "plain", "Dockerfile"))
+	assert.FileExists(t, filepath.Join(outDir, "results.json"))
 	assert.DirExists(t, filepath.Join(e.Config.CacheDir(), "gomod"))
 	assert.Positive(t, res.ModuleCache.Files)
 	assert.Positive(t, res.ModuleCache.Metadata)

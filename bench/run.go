@@ -101,6 +101,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	if e != nil {
 		e.close()
 	}
+	removeWorkTrees(out, o.Progress)
 	res.Finished = time.Now().UTC()
 	res.Machine.LoadEnd = loadAverage()
 	if err != nil {
@@ -110,6 +111,26 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		err = fmt.Errorf("writing %s: %w", resultsFile, serr)
 	}
 	return res, err
+}
+
+// workTrees are what the plain and floor paths build in, under the
+// benchmark's folder: checkouts, the floor's Go build cache and layers
+// (about 1.7 GB for Istio). They go when the run ends, so that runs do not
+// fill the disk; the results, logs, recipes and the Dockerfile stay.
+var workTrees = []string{"floor", filepath.Join("plain", "src")}
+
+func removeWorkTrees(out string, progress io.Writer) {
+	for _, w := range workTrees {
+		dir := filepath.Join(out, w)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Fprintf(progress, "bench: could not remove the work tree %s: %v (remove it by hand)\n", dir, err)
+			continue
+		}
+		fmt.Fprintf(progress, "bench: removed the work tree %s\n", dir)
+	}
 }
 
 var repoInvalid = regexp.MustCompile(`[^a-z0-9]+`)
