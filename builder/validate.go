@@ -256,10 +256,18 @@ func (vr *validationRun) plan(ctx context.Context, run *buildRun, ref gateway.Re
 			vr.problems = append(vr.problems, errs...)
 		}
 	}
-	for _, c := range vr.checks {
+	vr.index(vr.checks)
+	return nil
+}
+
+// index makes checks known to collect by their steps' names. collect
+// runs on the solve's status, which streams while the plan is made.
+func (vr *validationRun) index(checks []*check) {
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	for _, c := range checks {
 		vr.byName[c.name()] = c
 	}
-	return nil
 }
 
 // probed is what validation knows of one of an image's files: its mode

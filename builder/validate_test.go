@@ -2,8 +2,13 @@ package builder
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/stretchr/testify/assert"
 
@@ -56,4 +61,35 @@ func TestValidationVerdict(t *testing.T) {
 		stdout: []byte("envoy  version: " + sha + "/1.32.0-dev/Clean/RELEASE/BoringSSL\n")}
 	assert.Empty(t, e.verdict(clean, sha))
 	assert.Contains(t, e.verdict(clean, strings.Repeat("d", 40)), "does not name the PROXY_REPO_SHA "+strings.Repeat("d", 40))
+}
+
+// The plan's checks are indexed while the compile's status streams into
+// collect (a service build died of a concurrent map read and write when
+// planning got fast enough to overlap it): both take the lock, and a
+// program's output reaches its check.
+func TestValidationIndexWhileCollecting(t *testing.T) {
+	vr := &validationRun{byName: map[string]*check{}, vertex: map[string]*check{}}
+	var checks []*check
+	for i := range 200 {
+		checks = append(checks, &check{image: fmt.Sprintf("img%d", i), args: []string{"/bin/x", "version"}})
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range checks {
+			vr.index(checks[i : i+1])
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range 2000 {
+			vr.collect(&client.SolveStatus{Vertexes: []*client.Vertex{{Name: checks[i%len(checks)].name(), Digest: digest.FromString(fmt.Sprint(i % len(checks)))}}})
+		}
+	}()
+	wg.Wait()
+	last := checks[len(checks)-1]
+	d := digest.FromString("step")
+	vr.collect(&client.SolveStatus{Vertexes: []*client.Vertex{{Name: last.name(), Digest: d}}, Logs: []*client.VertexLog{{Vertex: d, Stream: 1, Data: []byte("1.0.0")}}})
+	assert.Equal(t, "1.0.0", string(last.stdout))
 }
